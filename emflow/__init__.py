@@ -1,0 +1,10 @@
+"""emflow: explicit neural mixture models (GenMM, LatMM) of normalizing flows, learned with EM."""
+from emflow import bijectors, latent
+from emflow.dequantize import Dequantizer
+from emflow.glow import Glow
+from emflow.latent import Latent
+from emflow.vector_flow import VectorFlow
+
+__version__ = "0.1.0"
+
+__all__ = ["Dequantizer", "Glow", "Latent", "VectorFlow", "bijectors", "latent"]

@@ -1,0 +1,16 @@
+"""Pure-function bijectors: ``init(key, x)``, ``forward(params, x)``, ``inverse(params, y)``."""
+from emflow.bijectors.actnorm import ActNorm
+from emflow.bijectors.base import Bijector, check_batch
+from emflow.bijectors.conditioners import ConvConditioner, MLPConditioner, ZeroConv
+from emflow.bijectors.coupling import Coupling
+from emflow.bijectors.flow_step import FlowStep, Repeat
+from emflow.bijectors.linear import InvertibleLinear, random_rotation
+from emflow.bijectors.permute import Reverse
+from emflow.bijectors.split import Split
+from emflow.bijectors.squeeze import Squeeze
+
+__all__ = [
+    "ActNorm", "Bijector", "ConvConditioner", "Coupling", "FlowStep", "InvertibleLinear",
+    "MLPConditioner", "Repeat", "Reverse", "Split", "Squeeze", "ZeroConv", "check_batch",
+    "random_rotation",
+]

@@ -1,0 +1,103 @@
+"""Coupling layers (NICE / RealNVP / Glow), eq. (9) of the paper.
+
+The input's channels (last axis) are split into ``x_a`` (the first
+``C // 2``) and ``x_b`` (the rest). ``x_a`` passes unchanged and conditions an
+element-wise map of ``x_b``:
+
+- affine (Glow):  ``y_b = (x_b + t(x_a)) * s(x_a)``, ``s = sigmoid(h + 2)``,
+  ``log|det| = sum log s``; ``t`` and ``h`` are the even and odd output
+  channels of the conditioner.
+- additive (NICE): ``y_b = x_b + t(x_a)``, ``log|det| = 0``.
+
+With a zero-initialised conditioner, an additive coupling starts as the
+identity and an affine one as the identity on ``x_a`` and the constant scaling
+``sigmoid(2) ~= 0.881`` on ``x_b`` (Glow's choice; ActNorm absorbs it).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Union
+
+import jax
+import jax.numpy as jnp
+
+from emflow.bijectors.base import Array, check_batch, sum_except_batch
+from emflow.bijectors.conditioners import ConvConditioner, MLPConditioner
+
+CouplingKind = Literal["affine", "additive"]
+Conditioner = Union[ConvConditioner, MLPConditioner]
+SCALE_OFFSET = 2.0  # Glow: scale = sigmoid(h + 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Coupling:
+    """Affine or additive coupling over the last axis.
+
+    Attributes:
+      event_shape: ``(H, W, C)`` with a ``ConvConditioner`` or ``(D,)`` with an
+        ``MLPConditioner``; ``C`` (or ``D``) must be at least 2.
+      kind: ``"affine"`` or ``"additive"``.
+      hidden: width of the conditioner's hidden layers.
+      num_hidden_layers: depth of an MLP conditioner (vectors only).
+
+    Params: the conditioner's params.
+    """
+
+    event_shape: tuple[int, ...]
+    kind: CouplingKind = "affine"
+    hidden: int = 512
+    num_hidden_layers: int = 2
+
+    def __post_init__(self):
+        if self.kind not in ("affine", "additive"):
+            raise ValueError(f"Coupling: kind must be 'affine' or 'additive', got {self.kind!r}")
+        if len(self.event_shape) not in (1, 3):
+            raise ValueError(f"Coupling: event_shape must be (H, W, C) or (D,), got {self.event_shape}")
+        if self.event_shape[-1] < 2:
+            raise ValueError(f"Coupling: needs at least 2 channels to split, got event_shape {self.event_shape}")
+
+    @property
+    def split_sizes(self) -> tuple[int, int]:
+        c = self.event_shape[-1]
+        return c // 2, c - c // 2
+
+    @property
+    def conditioner(self) -> Conditioner:
+        ca, cb = self.split_sizes
+        out = 2 * cb if self.kind == "affine" else cb
+        if len(self.event_shape) == 3:
+            return ConvConditioner(ca, out, self.hidden)
+        return MLPConditioner(ca, out, self.hidden, self.num_hidden_layers)
+
+    def init(self, key: Array, x: Array | None = None) -> dict:
+        if x is not None:
+            check_batch(x, self.event_shape, "Coupling.init")
+        return self.conditioner.init(key)
+
+    def _shift_and_log_scale(self, params: dict, x_a: Array) -> tuple[Array, Array | None]:
+        h = self.conditioner.apply(params, x_a).astype(x_a.dtype)
+        if self.kind == "additive":
+            return h, None
+        return h[..., 0::2], jax.nn.log_sigmoid(h[..., 1::2] + SCALE_OFFSET)
+
+    def forward(self, params: dict, x: Array) -> tuple[Array, Array]:
+        """``x: (B, *event_shape) -> (y, log_det: (B,))``."""
+        check_batch(x, self.event_shape, "Coupling.forward")
+        ca, _ = self.split_sizes
+        x_a, x_b = x[..., :ca], x[..., ca:]
+        shift, log_scale = self._shift_and_log_scale(params, x_a)
+        if log_scale is None:
+            return jnp.concatenate([x_a, x_b + shift], axis=-1), jnp.zeros(x.shape[:1], x.dtype)
+        y_b = (x_b + shift) * jnp.exp(log_scale)
+        return jnp.concatenate([x_a, y_b], axis=-1), sum_except_batch(log_scale)
+
+    def inverse(self, params: dict, y: Array) -> tuple[Array, Array]:
+        """``y: (B, *event_shape) -> (x, log_det: (B,))``."""
+        check_batch(y, self.event_shape, "Coupling.inverse")
+        ca, _ = self.split_sizes
+        y_a, y_b = y[..., :ca], y[..., ca:]
+        shift, log_scale = self._shift_and_log_scale(params, y_a)
+        if log_scale is None:
+            return jnp.concatenate([y_a, y_b - shift], axis=-1), jnp.zeros(y.shape[:1], y.dtype)
+        x_b = y_b * jnp.exp(-log_scale) - shift
+        return jnp.concatenate([y_a, x_b], axis=-1), -sum_except_batch(log_scale)

@@ -1,0 +1,136 @@
+"""Glow's flow step and a repeated stack of steps run through ``lax.scan``.
+
+A flow step is ActNorm -> invertible linear (1x1 conv / dense, or a fixed
+reversal) -> coupling. ``Repeat`` stacks ``num_steps`` identical steps: their
+params carry a leading ``(num_steps,)`` axis and the forward (inverse) pass is
+one ``lax.scan`` over it, so compile time does not grow with depth.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+from emflow.bijectors.actnorm import ActNorm
+from emflow.bijectors.base import Array, check_batch
+from emflow.bijectors.coupling import Coupling, CouplingKind
+from emflow.bijectors.linear import InvertibleLinear
+from emflow.bijectors.permute import Reverse
+
+LinearKind = Literal["plain", "lu", "reverse"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowStep:
+    """ActNorm -> invertible linear -> coupling, on ``(B, *event_shape)``.
+
+    Attributes:
+      event_shape: ``(H, W, C)`` (conv conditioner) or ``(D,)`` (MLP conditioner).
+      coupling: ``"affine"`` or ``"additive"``.
+      hidden: width of the coupling network.
+      linear: ``"plain"`` or ``"lu"`` invertible 1x1 conv / dense, or ``"reverse"``.
+      num_hidden_layers: depth of an MLP conditioner (vectors only).
+
+    Params: ``{"actnorm": ..., "linear": ..., "coupling": ...}``.
+    """
+
+    event_shape: tuple[int, ...]
+    coupling: CouplingKind = "affine"
+    hidden: int = 512
+    linear: LinearKind = "lu"
+    num_hidden_layers: int = 2
+
+    def __post_init__(self):
+        if self.linear not in ("plain", "lu", "reverse"):
+            raise ValueError(f"FlowStep: linear must be 'plain', 'lu' or 'reverse', got {self.linear!r}")
+
+    @property
+    def layers(self) -> dict:
+        shape = self.event_shape
+        mixer = Reverse(shape) if self.linear == "reverse" else InvertibleLinear(shape, self.linear)
+        return {
+            "actnorm": ActNorm(shape),
+            "linear": mixer,
+            "coupling": Coupling(shape, self.coupling, self.hidden, self.num_hidden_layers),
+        }
+
+    def init(self, key: Array, x: Array) -> dict:
+        """Initialise each layer in turn on the batch ``x`` as transformed so far."""
+        check_batch(x, self.event_shape, "FlowStep.init")
+        params = {}
+        for (name, layer), k in zip(self.layers.items(), jax.random.split(key, 3)):
+            params[name] = layer.init(k, x)
+            x, _ = layer.forward(params[name], x)
+        return params
+
+    def forward(self, params: dict, x: Array) -> tuple[Array, Array]:
+        """``x: (B, *event_shape) -> (y, log_det: (B,))``."""
+        log_det = jnp.zeros(x.shape[:1], x.dtype)
+        for name, layer in self.layers.items():
+            x, ld = layer.forward(params[name], x)
+            log_det = log_det + ld
+        return x, log_det
+
+    def inverse(self, params: dict, y: Array) -> tuple[Array, Array]:
+        """``y: (B, *event_shape) -> (x, log_det: (B,))``."""
+        log_det = jnp.zeros(y.shape[:1], y.dtype)
+        for name, layer in reversed(self.layers.items()):
+            y, ld = layer.inverse(params[name], y)
+            log_det = log_det + ld
+        return y, log_det
+
+
+@dataclasses.dataclass(frozen=True)
+class Repeat:
+    """``num_steps`` copies of ``step`` with their own params, applied through ``lax.scan``.
+
+    Params: the step's params with a leading ``(num_steps,)`` axis on every leaf.
+    """
+
+    step: FlowStep
+    num_steps: int
+
+    def __post_init__(self):
+        if self.num_steps < 1:
+            raise ValueError(f"Repeat: num_steps must be >= 1, got {self.num_steps}")
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return self.step.event_shape
+
+    def init(self, key: Array, x: Array) -> dict:
+        """Data-dependent init, step by step on the batch as transformed by the steps before."""
+        stacked = []
+        for k in jax.random.split(key, self.num_steps):
+            params = self.step.init(k, x)
+            x, _ = self.step.forward(params, x)
+            stacked.append(params)
+        return jax.tree.map(lambda *leaves: jnp.stack(leaves), *stacked)
+
+    def forward(self, params: dict, x: Array) -> tuple[Array, Array]:
+        """``x: (B, *event_shape) -> (y, log_det: (B,))``."""
+        check_batch(x, self.event_shape, "Repeat.forward")
+
+        def body(carry, step_params):
+            h, log_det = carry
+            h, ld = self.step.forward(step_params, h)
+            return (h, log_det + ld), None
+
+        (y, log_det), _ = jax.lax.scan(body, (x, jnp.zeros(x.shape[:1], x.dtype)), params)
+        return y, log_det
+
+    def inverse(self, params: dict, y: Array) -> tuple[Array, Array]:
+        """``y: (B, *event_shape) -> (x, log_det: (B,))``."""
+        check_batch(y, self.event_shape, "Repeat.inverse")
+
+        def body(carry, step_params):
+            h, log_det = carry
+            h, ld = self.step.inverse(step_params, h)
+            return (h, log_det + ld), None
+
+        (x, log_det), _ = jax.lax.scan(
+            body, (y, jnp.zeros(y.shape[:1], y.dtype)), params, reverse=True
+        )
+        return x, log_det

@@ -1,0 +1,86 @@
+"""Split: multi-scale factoring-out of half of the channels (RealNVP / Glow).
+
+``x: (B, H, W, C)`` becomes ``(kept, eps)`` with ``kept = x[..., :C//2]``
+continuing through the flow and ``z2 = x[..., C//2:]`` leaving it.
+
+- ``prior="conditional"`` (Glow's Split2d): ``z2 ~ N(mu(kept), exp(logs(kept))^2)``
+  with ``(mu, logs)`` from a zero-initialised 3x3 convolution. Written as the
+  bijection ``eps = (z2 - mu) * exp(-logs)``, ``log|det| = -sum(logs)``, so
+  that ``eps ~ N(0, I)`` exactly when ``z2`` follows the conditional Gaussian.
+- ``prior="standard"``: ``eps = z2 ~ N(0, I)``, ``log|det| = 0``.
+
+Either way the split-off part that leaves the flow is standard normal, which
+keeps the flow a bijection ``R^N -> R^N`` (the paper's Proposition 1).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import jax.numpy as jnp
+
+from emflow.bijectors.base import Array, check_batch, sum_except_batch
+from emflow.bijectors.conditioners import ZeroConv
+
+SplitPrior = Literal["conditional", "standard"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """Factor out the last ``C - C//2`` channels. Attributes: ``event_shape = (H, W, C)``, ``prior``.
+
+    Params: ``{}`` for a standard prior, else the ZeroConv's params.
+    """
+
+    event_shape: tuple[int, int, int]
+    prior: SplitPrior = "conditional"
+
+    def __post_init__(self):
+        if self.prior not in ("conditional", "standard"):
+            raise ValueError(f"Split: prior must be 'conditional' or 'standard', got {self.prior!r}")
+        if len(self.event_shape) != 3 or self.event_shape[-1] < 2:
+            raise ValueError(f"Split: event_shape must be (H, W, C) with C >= 2, got {self.event_shape}")
+
+    @property
+    def kept_shape(self) -> tuple[int, int, int]:
+        h, w, c = self.event_shape
+        return h, w, c // 2
+
+    @property
+    def split_shape(self) -> tuple[int, int, int]:
+        h, w, c = self.event_shape
+        return h, w, c - c // 2
+
+    @property
+    def _prior_net(self) -> ZeroConv:
+        return ZeroConv(self.kept_shape[-1], 2 * self.split_shape[-1])
+
+    def init(self, key: Array, x: Array | None = None) -> dict:
+        if x is not None:
+            check_batch(x, self.event_shape, "Split.init")
+        return self._prior_net.init(key) if self.prior == "conditional" else {}
+
+    def _mean_and_log_std(self, params: dict, kept: Array) -> tuple[Array, Array]:
+        h = self._prior_net.apply(params, kept).astype(kept.dtype)
+        return h[..., 0::2], h[..., 1::2]
+
+    def forward(self, params: dict, x: Array) -> tuple[tuple[Array, Array], Array]:
+        """``x: (B, H, W, C) -> ((kept: (B, H, W, C//2), eps: (B, H, W, C - C//2)), log_det: (B,))``."""
+        check_batch(x, self.event_shape, "Split.forward")
+        c = self.kept_shape[-1]
+        kept, z2 = x[..., :c], x[..., c:]
+        if self.prior == "standard":
+            return (kept, z2), jnp.zeros(x.shape[:1], x.dtype)
+        mean, log_std = self._mean_and_log_std(params, kept)
+        return (kept, (z2 - mean) * jnp.exp(-log_std)), -sum_except_batch(log_std)
+
+    def inverse(self, params: dict, y: tuple[Array, Array]) -> tuple[Array, Array]:
+        """``(kept, eps) -> (x: (B, H, W, C), log_det: (B,))``."""
+        kept, eps = y
+        check_batch(kept, self.kept_shape, "Split.inverse (kept part)")
+        check_batch(eps, self.split_shape, "Split.inverse (split-off part)")
+        if self.prior == "standard":
+            return jnp.concatenate([kept, eps], axis=-1), jnp.zeros(kept.shape[:1], kept.dtype)
+        mean, log_std = self._mean_and_log_std(params, kept)
+        z2 = eps * jnp.exp(log_std) + mean
+        return jnp.concatenate([kept, z2], axis=-1), sum_except_batch(log_std)

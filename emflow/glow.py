@@ -1,0 +1,149 @@
+"""Glow (Kingma & Dhariwal 2018): the multi-scale image flow of the paper's section IV-A.
+
+``num_levels`` levels, each: squeeze -> ``num_steps`` flow steps (ActNorm ->
+invertible 1x1 conv -> coupling) -> split (all levels but the last). It maps
+``x: (B, H, W, C)`` to a ``Latent`` holding exactly ``H * W * C`` numbers per
+example (the paper's Proposition 1): the top-level latent
+``(B, H / 2^L, W / 2^L, C * 2^(L+1))`` and one split-off part per lower level.
+
+    flow = Glow(image_shape=(32, 32, 1), num_levels=3, num_steps=4, hidden_channels=512)
+    params = flow.init(key, x_batch)            # data-dependent ActNorm init
+    latent, log_det = flow.forward(params, x)   # log|det dz/dx|, (B,)
+    log_px = flow.log_prob(params, x)           # N(0, I) on every latent part
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+from emflow.bijectors.base import Array, check_batch
+from emflow.bijectors.coupling import CouplingKind
+from emflow.bijectors.flow_step import FlowStep, LinearKind, Repeat
+from emflow.bijectors.split import Split, SplitPrior
+from emflow.bijectors.squeeze import Squeeze
+from emflow.flow import StandardNormalFlow
+from emflow.latent import Latent
+
+
+@dataclasses.dataclass(frozen=True)
+class Glow(StandardNormalFlow):
+    """Static configuration of a Glow flow, and its pure functions.
+
+    Attributes:
+      image_shape: ``(H, W, C)``; H and W divisible by ``2 ** num_levels``.
+      num_levels: number of squeeze/steps/split levels (L).
+      num_steps: flow steps per level (K in Glow's notation).
+      hidden_channels: width of the coupling networks.
+      coupling: ``"affine"`` (Glow, scale ``sigmoid(h + 2)``) or ``"additive"``.
+      linear: ``"lu"`` or ``"plain"`` invertible 1x1 conv, or ``"reverse"``.
+      split_prior: ``"conditional"`` (Glow's learned conditional Gaussian) or
+        ``"standard"`` (N(0, I)) for the split-off halves.
+
+    Params: ``{"levels": [{"steps": <stacked FlowStep params>, "split": ...}, ...]}``
+    (no ``"split"`` on the last level).
+    """
+
+    image_shape: tuple[int, int, int]
+    num_levels: int = 3
+    num_steps: int = 4
+    hidden_channels: int = 512
+    coupling: CouplingKind = "affine"
+    linear: LinearKind = "lu"
+    split_prior: SplitPrior = "conditional"
+
+    def __post_init__(self):
+        object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
+        if len(self.image_shape) != 3:
+            raise ValueError(f"Glow: image_shape must be (H, W, C), got {self.image_shape}")
+        for name in ("num_levels", "num_steps", "hidden_channels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Glow: {name} must be >= 1, got {getattr(self, name)}")
+        h, w, _ = self.image_shape
+        f = 2 ** self.num_levels
+        if h % f or w % f:
+            raise ValueError(
+                f"Glow: image_shape {self.image_shape} cannot be squeezed {self.num_levels} times: "
+                f"height and width must be divisible by 2**num_levels = {f}"
+            )
+        _ = self._levels  # builds every layer now, so a bad configuration fails here
+
+    @property
+    def event_shape(self) -> tuple[int, int, int]:
+        return self.image_shape
+
+    @property
+    def _levels(self) -> list[tuple[Squeeze, Repeat, Split | None]]:
+        levels, shape = [], self.image_shape
+        for level in range(self.num_levels):
+            squeeze = Squeeze(shape)
+            shape = squeeze.output_shape
+            step = FlowStep(shape, self.coupling, self.hidden_channels, self.linear)
+            split = Split(shape, self.split_prior) if level < self.num_levels - 1 else None
+            levels.append((squeeze, Repeat(step, self.num_steps), split))
+            if split is not None:
+                shape = split.kept_shape
+        return levels
+
+    @property
+    def latent_shapes(self) -> Latent:
+        """The event shapes of the latent's parts (a ``Latent`` of tuples)."""
+        levels = self._levels
+        splits = tuple(split.split_shape for _, _, split in levels if split is not None)
+        return Latent(levels[-1][1].event_shape, splits)
+
+    @property
+    def num_dims(self) -> int:
+        return math.prod(self.image_shape)
+
+    def init(self, key: Array, x: Array) -> dict:
+        """Random rotations and conditioners from ``key``; ActNorm statistics from ``x: (B, H, W, C)``."""
+        check_batch(x, self.image_shape, "Glow.init")
+        params = {"levels": []}
+        for (squeeze, steps, split), k in zip(self._levels, jax.random.split(key, self.num_levels)):
+            k_steps, k_split = jax.random.split(k)
+            x, _ = squeeze.forward({}, x)
+            level = {"steps": steps.init(k_steps, x)}
+            x, _ = steps.forward(level["steps"], x)
+            if split is not None:
+                level["split"] = split.init(k_split, x)
+                (x, _), _ = split.forward(level["split"], x)
+            params["levels"].append(level)
+        return params
+
+    def forward(self, params: dict, x: Array) -> tuple[Latent, Array]:
+        """``x: (B, H, W, C) -> (Latent, log|det dz/dx|: (B,))``."""
+        check_batch(x, self.image_shape, "Glow.forward")
+        log_det = jnp.zeros(x.shape[:1], x.dtype)
+        splits = []
+        for (squeeze, steps, split), level in zip(self._levels, params["levels"]):
+            x, _ = squeeze.forward({}, x)
+            x, ld = steps.forward(level["steps"], x)
+            log_det = log_det + ld
+            if split is not None:
+                (x, eps), ld = split.forward(level["split"], x)
+                log_det = log_det + ld
+                splits.append(eps)
+        return Latent(x, tuple(splits)), log_det
+
+    def inverse(self, params: dict, latent: Latent) -> tuple[Array, Array]:
+        """``Latent -> (x: (B, H, W, C), log|det dx/dz|: (B,))``."""
+        shapes = self.latent_shapes
+        if len(latent.splits) != len(shapes.splits):
+            raise ValueError(
+                f"Glow.inverse: expected {len(shapes.splits)} split-off parts, got {len(latent.splits)}"
+            )
+        x = latent.top
+        check_batch(x, shapes.top, "Glow.inverse (top-level latent)")
+        log_det = jnp.zeros(x.shape[:1], x.dtype)
+        splits = list(latent.splits)
+        for (squeeze, steps, split), level in reversed(list(zip(self._levels, params["levels"]))):
+            if split is not None:
+                x, ld = split.inverse(level["split"], (x, splits.pop()))
+                log_det = log_det + ld
+            x, ld = steps.inverse(level["steps"], x)
+            log_det = log_det + ld
+            x, _ = squeeze.inverse({}, x)
+        return x, log_det

@@ -1,0 +1,55 @@
+"""The latent of a flow: the top-level part and the parts split off on the way.
+
+``Latent(top, splits)`` is a pytree. ``top: (B, *top_shape)`` is the part a
+latent prior acts on (standard normal for a plain flow or GenMM, a Gaussian
+mixture for LatMM); each ``splits[i]: (B, *split_shape_i)`` was factored out
+by a multi-scale split and is standard normal by construction. Together they
+hold exactly ``N`` numbers for an ``N``-dimensional input.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+class Latent(NamedTuple):
+    """``top: (B, *top_shape)``; ``splits``: tuple of ``(B, *split_shape_i)``."""
+
+    top: Array
+    splits: tuple = ()
+
+
+def standard_normal_log_prob(x: Array) -> Array:
+    """``log N(x; 0, I)`` summed over all but the batch axis: ``(B, ...) -> (B,)``."""
+    x = x.reshape(x.shape[0], -1)
+    return -0.5 * jnp.sum(x * x, axis=1) - 0.5 * x.shape[1] * LOG_2PI
+
+
+def splits_log_prob(latent: Latent) -> Array:
+    """Standard-normal log-density of the split-off parts, ``(B,)`` (zeros if none)."""
+    total = jnp.zeros(latent.top.shape[:1], latent.top.dtype)
+    for part in latent.splits:
+        total = total + standard_normal_log_prob(part)
+    return total
+
+
+def flatten(latent: Latent) -> Array:
+    """All parts as one vector per example: ``(B, N)``, top first."""
+    b = latent.top.shape[0]
+    return jnp.concatenate([p.reshape(b, -1) for p in (latent.top, *latent.splits)], axis=1)
+
+
+def sample(key: Array, shapes: Latent, n: int, temperature: float = 1.0) -> Latent:
+    """Draw ``n`` standard-normal latents (scaled by ``temperature``) of the given part shapes."""
+    keys = jax.random.split(key, 1 + len(shapes.splits))
+    top = temperature * jax.random.normal(keys[0], (n, *shapes.top))
+    splits = tuple(
+        temperature * jax.random.normal(k, (n, *s)) for k, s in zip(keys[1:], shapes.splits)
+    )
+    return Latent(top, splits)

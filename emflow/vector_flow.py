@@ -1,0 +1,82 @@
+"""A RealNVP-style flow for vectors (tabular data, 2-D toys).
+
+``num_steps`` steps of ActNorm -> invertible dense layer (LU or plain) or a
+fixed reversal -> affine/additive coupling with an MLP conditioner, stacked
+through ``lax.scan``. ``x: (B, D) -> Latent(top=(B, D), splits=())``.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+
+from emflow.bijectors.base import Array, check_batch
+from emflow.bijectors.coupling import CouplingKind
+from emflow.bijectors.flow_step import FlowStep, LinearKind, Repeat
+from emflow.flow import StandardNormalFlow
+from emflow.latent import Latent
+
+
+@dataclasses.dataclass(frozen=True)
+class VectorFlow(StandardNormalFlow):
+    """Static configuration of a vector flow, and its pure functions.
+
+    Attributes:
+      num_features: D >= 2.
+      num_steps: number of flow steps.
+      hidden: width of the MLP conditioners.
+      num_hidden_layers: hidden layers per conditioner.
+      coupling: ``"affine"`` or ``"additive"``.
+      linear: ``"lu"``, ``"plain"`` or ``"reverse"``.
+
+    Params: ``{"steps": <FlowStep params stacked over num_steps>}``.
+    """
+
+    num_features: int
+    num_steps: int = 8
+    hidden: int = 64
+    num_hidden_layers: int = 2
+    coupling: CouplingKind = "affine"
+    linear: LinearKind = "lu"
+
+    def __post_init__(self):
+        if self.num_features < 2:
+            raise ValueError(f"VectorFlow: num_features must be >= 2, got {self.num_features}")
+        for name in ("num_steps", "hidden", "num_hidden_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"VectorFlow: {name} must be >= 1, got {getattr(self, name)}")
+        _ = self._steps  # builds every layer now, so a bad configuration fails here
+
+    @property
+    def event_shape(self) -> tuple[int]:
+        return (self.num_features,)
+
+    @property
+    def num_dims(self) -> int:
+        return self.num_features
+
+    @property
+    def latent_shapes(self) -> Latent:
+        return Latent(self.event_shape, ())
+
+    @property
+    def _steps(self) -> Repeat:
+        step = FlowStep(self.event_shape, self.coupling, self.hidden, self.linear, self.num_hidden_layers)
+        return Repeat(step, self.num_steps)
+
+    def init(self, key: Array, x: Array) -> dict:
+        """Random layers from ``key``; ActNorm statistics from ``x: (B, D)``."""
+        check_batch(x, self.event_shape, "VectorFlow.init")
+        return {"steps": self._steps.init(key, x)}
+
+    def forward(self, params: dict, x: Array) -> tuple[Latent, Array]:
+        """``x: (B, D) -> (Latent(top=(B, D)), log|det dz/dx|: (B,))``."""
+        check_batch(x, self.event_shape, "VectorFlow.forward")
+        z, log_det = self._steps.forward(params["steps"], x)
+        return Latent(z, ()), log_det
+
+    def inverse(self, params: dict, latent: Latent) -> tuple[Array, Array]:
+        """``Latent(top=(B, D)) -> (x: (B, D), log|det dx/dz|: (B,))``."""
+        check_batch(latent.top, self.event_shape, "VectorFlow.inverse")
+        if latent.splits:
+            raise ValueError(f"VectorFlow.inverse: expected no split-off parts, got {len(latent.splits)}")
+        return self._steps.inverse(params["steps"], latent.top)

@@ -1,0 +1,54 @@
+"""Affine and additive coupling with conv and MLP conditioners."""
+import chex
+import jax
+import numpy as np
+import pytest
+
+from checks import assert_bijection, assert_vmap_and_grad, perturb
+from emflow.bijectors import Coupling
+
+
+class CouplingTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    @pytest.mark.filterwarnings("ignore")
+    def test_bijection_and_log_det(self):
+        for kind in ("affine", "additive"):
+            for shape in [(4, 4, 4), (5,)]:
+                x = jax.random.normal(jax.random.PRNGKey(0), (3, *shape))
+                layer = Coupling(shape, kind, hidden=8)
+                params = perturb(layer.init(jax.random.PRNGKey(1)), jax.random.PRNGKey(2), scale=0.3)
+                _, log_det = assert_bijection(self.variant, layer, params, x)
+                if kind == "additive":
+                    np.testing.assert_array_equal(log_det, 0.0)
+                else:
+                    assert np.all(np.abs(log_det) > 1e-3)
+
+    def test_fresh_coupling_is_identity_up_to_glow_scale(self):
+        x = jax.random.normal(jax.random.PRNGKey(0), (3, 4, 4, 4))
+        for kind, scale in (("additive", 1.0), ("affine", float(jax.nn.sigmoid(2.0)))):
+            layer = Coupling((4, 4, 4), kind, hidden=8)
+            y, log_det = layer.forward(layer.init(jax.random.PRNGKey(1)), x)
+            np.testing.assert_allclose(y[..., :2], x[..., :2])
+            np.testing.assert_allclose(y[..., 2:], scale * x[..., 2:], rtol=1e-6)
+            np.testing.assert_allclose(log_det, 32 * np.log(scale), rtol=1e-5, atol=1e-6)
+
+    def test_first_half_passes_unchanged_and_conditions_the_second(self):
+        layer = Coupling((6,), "affine", hidden=8)
+        params = perturb(layer.init(jax.random.PRNGKey(1)), jax.random.PRNGKey(2), scale=0.5)
+        x = jax.random.normal(jax.random.PRNGKey(3), (2, 6))
+        jac = jax.jacfwd(lambda v: layer.forward(params, v[None])[0][0])(x[0])
+        np.testing.assert_allclose(jac[:3, :3], np.eye(3), atol=1e-6)
+        np.testing.assert_allclose(jac[:3, 3:], 0.0, atol=1e-6)  # lower block-triangular
+        assert np.abs(np.asarray(jac[3:, :3])).max() > 1e-3
+
+    def test_vmap_and_grad(self):
+        x = jax.random.normal(jax.random.PRNGKey(5), (4, 2, 2, 4))
+        layer = Coupling((2, 2, 4), "affine", hidden=8)
+        stack = jax.vmap(lambda k: perturb(layer.init(k), k, 0.3))(jax.random.split(jax.random.PRNGKey(6), 2))
+        assert_vmap_and_grad(layer, stack, x)
+
+    def test_bad_configuration(self):
+        with pytest.raises(ValueError, match="'affine' or 'additive'"):
+            Coupling((4,), "spline")
+        with pytest.raises(ValueError, match="at least 2 channels"):
+            Coupling((4, 4, 1))

@@ -1,0 +1,106 @@
+"""Glow: the whole multi-scale flow, its latent layout, log-det, jit/vmap/grad, float32 round trip, bad input."""
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from checks import assert_bijection, assert_vmap_and_grad, perturb
+from emflow import Glow, latent
+
+
+def _flow_and_params(flow, key, x, scale=0.05):
+    return perturb(jax.jit(flow.init)(key, x), jax.random.fold_in(key, 1), scale)
+
+
+class GlowTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    @pytest.mark.filterwarnings("ignore")
+    def test_three_level_flow_bijection_and_log_det(self):
+        flow = Glow((8, 8, 1), num_levels=3, num_steps=1, hidden_channels=4)
+        x = jax.random.uniform(jax.random.PRNGKey(0), (3, 8, 8, 1))
+        params = _flow_and_params(flow, jax.random.PRNGKey(1), x)
+        z, log_det = assert_bijection(self.variant, flow, params, x, atol=2e-4)
+        assert z.top.shape == (3, 1, 1, 16)
+        assert [s.shape for s in z.splits] == [(3, 4, 4, 2), (3, 2, 2, 4)]
+        assert latent.flatten(z).shape == (3, 64)
+
+    @pytest.mark.filterwarnings("ignore")
+    def test_other_layer_choices(self):
+        x = jax.random.uniform(jax.random.PRNGKey(0), (2, 4, 4, 2))
+        for kwargs in [dict(coupling="additive", linear="plain", split_prior="standard"),
+                       dict(coupling="affine", linear="reverse", split_prior="conditional")]:
+            flow = Glow((4, 4, 2), num_levels=2, num_steps=2, hidden_channels=4, **kwargs)
+            params = _flow_and_params(flow, jax.random.PRNGKey(2), x)
+            assert_bijection(jax.jit, flow, params, x, jacobian_examples=1)
+
+    @pytest.mark.filterwarnings("ignore")
+    def test_tabular_features_reshaped_to_images(self):
+        # The paper's Letter (16 -> 4x4x1) and Satimage (36 -> 6x6x1) flows: 1 level.
+        for side in (4, 6):
+            flow = Glow((side, side, 1), num_levels=1, num_steps=3, hidden_channels=8)
+            x = jax.random.uniform(jax.random.PRNGKey(side), (3, side, side, 1))
+            params = _flow_and_params(flow, jax.random.PRNGKey(3), x)
+            z, _ = assert_bijection(jax.jit, flow, params, x, jacobian_examples=1)
+            assert z.top.shape == (3, side // 2, side // 2, 4) and z.splits == ()
+
+    def test_init_normalises_the_first_actnorm(self):
+        flow = Glow((8, 8, 1), num_levels=2, num_steps=2, hidden_channels=4)
+        x = 0.3 + 0.1 * jax.random.normal(jax.random.PRNGKey(0), (32, 8, 8, 1))
+        params = flow.init(jax.random.PRNGKey(1), x)
+        first = jax.tree.map(lambda a: a[0], params["levels"][0]["steps"]["actnorm"])
+        squeezed = x.reshape(32, 4, 2, 4, 2, 1).transpose(0, 1, 3, 5, 2, 4).reshape(32, 4, 4, 4)
+        y = (squeezed + first["bias"]) * jnp.exp(first["log_scale"])
+        np.testing.assert_allclose(y.mean(axis=(0, 1, 2)), 0.0, atol=1e-5)
+        np.testing.assert_allclose(y.std(axis=(0, 1, 2)), 1.0, atol=1e-4)
+
+    def test_vmap_over_generators_and_grad(self):
+        flow = Glow((4, 4, 1), num_levels=2, num_steps=1, hidden_channels=4)
+        x = jax.random.uniform(jax.random.PRNGKey(0), (4, 4, 4, 1))
+        keys = jax.random.split(jax.random.PRNGKey(1), 3)
+        stack = jax.jit(jax.vmap(lambda k: perturb(flow.init(k, x), k, 0.05)))(keys)
+        assert_vmap_and_grad(flow, stack, x)
+
+    def test_generators_from_different_keys_differ(self):
+        flow = Glow((4, 4, 1), num_levels=1, num_steps=2, hidden_channels=4)
+        x = jax.random.uniform(jax.random.PRNGKey(0), (4, 4, 4, 1))
+        a, b = (flow.init(jax.random.PRNGKey(i), x) for i in (1, 2))
+        assert not np.allclose(flow.forward(a, x)[0].top, flow.forward(b, x)[0].top)
+
+    def test_float32_round_trip_on_mnist_sized_flow(self):
+        # A 28x28x1 Glow (2 levels: 28 -> 14 -> 7) with perturbed, i.e. non-identity, couplings.
+        flow = Glow((28, 28, 1), num_levels=2, num_steps=4, hidden_channels=32)
+        x = jax.random.uniform(jax.random.PRNGKey(0), (16, 28, 28, 1))
+        params = _flow_and_params(flow, jax.random.PRNGKey(1), x, scale=0.02)
+        z, log_det = jax.jit(flow.forward)(params, x)
+        x_back, inv_log_det = jax.jit(flow.inverse)(params, z)
+        err = float(jnp.max(jnp.abs(x_back - x)))
+        ld_err = float(jnp.max(jnp.abs(log_det + inv_log_det) / jnp.abs(log_det)))
+        print(f"28x28 Glow float32 round trip: max |x - f^-1(f(x))| = {err:.2e}, relative log-det error = {ld_err:.2e}")
+        assert err < 1e-4
+        assert ld_err < 1e-5
+
+    def test_sample_shape_and_temperature(self):
+        flow = Glow((4, 4, 1), num_levels=2, num_steps=1, hidden_channels=4)
+        x = jax.random.uniform(jax.random.PRNGKey(0), (4, 4, 4, 1))
+        params = _flow_and_params(flow, jax.random.PRNGKey(1), x)
+        s = flow.sample(params, jax.random.PRNGKey(2), 5)
+        assert s.shape == (5, 4, 4, 1) and np.all(np.isfinite(s))
+        zero = flow.sample(params, jax.random.PRNGKey(3), 2, temperature=0.0)
+        expected, _ = flow.inverse(params, latent.Latent(jnp.zeros((2, 1, 1, 8)), (jnp.zeros((2, 2, 2, 2)),)))
+        np.testing.assert_allclose(zero, expected, atol=1e-6)
+
+    def test_bad_configuration_and_input(self):
+        with pytest.raises(ValueError, match=r"\(28, 28, 1\) cannot be squeezed 3 times"):
+            Glow((28, 28, 1), num_levels=3)
+        with pytest.raises(ValueError, match="num_steps must be >= 1"):
+            Glow((8, 8, 1), num_steps=0)
+        flow = Glow((8, 8, 1), num_levels=2, num_steps=1, hidden_channels=4)
+        params = flow.init(jax.random.PRNGKey(0), jnp.ones((2, 8, 8, 1)) * jnp.arange(2.0)[:, None, None, None])
+        with pytest.raises(ValueError, match=r"Glow.forward: expected a batch of shape \(batch, 8, 8, 1\), got shape \(2, 8, 8, 3\)"):
+            jax.jit(flow.forward)(params, jnp.zeros((2, 8, 8, 3)))
+        with pytest.raises(ValueError, match=r"got shape \(8, 8, 1\)"):
+            flow.log_prob(params, jnp.zeros((8, 8, 1)))
+        z, _ = flow.forward(params, jnp.zeros((2, 8, 8, 1)))
+        with pytest.raises(ValueError, match="expected 1 split-off parts, got 0"):
+            flow.inverse(params, latent.Latent(z.top, ()))
