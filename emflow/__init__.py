@@ -1,10 +1,14 @@
 """emflow: explicit neural mixture models (GenMM, LatMM) of normalizing flows, learned with EM."""
-from emflow import bijectors, latent
+from emflow import bijectors, em, latent
 from emflow.dequantize import Dequantizer
+from emflow.genmm import GenMM
 from emflow.glow import Glow
+from emflow.latmm import LatMM
 from emflow.latent import Latent
 from emflow.vector_flow import VectorFlow
 
 __version__ = "0.1.0"
 
-__all__ = ["Dequantizer", "Glow", "Latent", "VectorFlow", "bijectors", "latent"]
+__all__ = [
+    "Dequantizer", "GenMM", "Glow", "LatMM", "Latent", "VectorFlow", "bijectors", "em", "latent",
+]

@@ -1,0 +1,129 @@
+"""LatMM: one flow whose top-level latent is a Gaussian mixture (the paper's section III).
+
+    p(x) = sum_k pi_k N(z_top; mu_k, diag(sigma_k^2)) N(z_splits; 0, I) |det dz/dx|,  z = f(x)   (eq. 21)
+
+Only the top-level latent carries the mixture; the parts split off by a
+multi-scale flow stay standard normal. The singularity of a component
+collapsing onto a point is guarded by a prior on the standard deviations:
+
+- ``"gamma"`` (eq. 26, the paper's setting): ``(1/K) sum_k log Gamma(sigma_k^-1; a, b)``
+  with shape ``a = 2`` and rate ``b = 1``, summed over the latent dimensions;
+- ``"l2"`` (eq. 27): ``-lambda sum_k ||1 - sigma_k||^2 / K``;
+- ``"none"``.
+
+The M-step loss adds minus that log-prior (``regularizer``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+
+from emflow import latent as latent_lib
+from emflow.bijectors.base import Array
+from emflow.latent import Latent
+from emflow.mixture import MixtureModel, check_num_components, sample_components, uniform_log_pi
+
+SigmaPrior = Literal["gamma", "l2", "none"]
+INIT_SCALE = 0.01  # the reference code starts the means and log-stds at N(0, 0.01^2)
+
+
+def diagonal_gaussian_log_prob(z: Array, means: Array, log_stds: Array) -> Array:
+    """``log N(z; mu_k, diag(exp(2 log_std_k)))`` for every component: ``z: (B, M)``, ``means: (K, M)`` -> ``(B, K)``."""
+    scaled = (z[:, None, :] - means[None]) * jnp.exp(-log_stds)[None]
+    m = z.shape[1]
+    return -0.5 * jnp.sum(scaled**2, axis=2) - jnp.sum(log_stds, axis=1)[None] - 0.5 * m * latent_lib.LOG_2PI
+
+
+@dataclasses.dataclass(frozen=True)
+class LatMM(MixtureModel):
+    """Latent mixture model.
+
+    Attributes:
+      flow: the shared flow (``Glow`` or ``VectorFlow``).
+      num_components: K >= 1.
+      sigma_prior: ``"gamma"``, ``"l2"`` or ``"none"``.
+      gamma_shape, gamma_rate: ``a`` and ``b`` of the Gamma prior on ``1/sigma``.
+      l2_weight: ``lambda`` of the l2 alternative.
+
+    Params: ``{"log_pi": (K,), "flow": <flow params>, "means": (K, M), "log_stds": (K, M)}``
+    with ``M`` the size of the top-level latent.
+    """
+
+    flow: Any
+    num_components: int
+    sigma_prior: SigmaPrior = "gamma"
+    gamma_shape: float = 2.0
+    gamma_rate: float = 1.0
+    l2_weight: float = 1.0
+
+    def __post_init__(self):
+        check_num_components("LatMM", self.num_components, None)
+        if self.sigma_prior not in ("gamma", "l2", "none"):
+            raise ValueError(f"LatMM: sigma_prior must be 'gamma', 'l2' or 'none', got {self.sigma_prior!r}")
+        if self.gamma_shape <= 0 or self.gamma_rate <= 0:
+            raise ValueError(
+                f"LatMM: the Gamma prior needs shape > 0 and rate > 0, got {self.gamma_shape}, {self.gamma_rate}"
+            )
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return self.flow.event_shape
+
+    @property
+    def top_size(self) -> int:
+        return math.prod(self.flow.latent_shapes.top)
+
+    def init(self, key: Array, x: Array) -> dict:
+        """Flow from ``key`` with ActNorm initialised on ``x``; means and log-stds ~ N(0, 0.01^2); pi uniform."""
+        self._check_input(x, "init")
+        k_flow, k_mu, k_sigma = jax.random.split(key, 3)
+        shape = (self.num_components, self.top_size)
+        return {
+            "log_pi": uniform_log_pi(self.num_components),
+            "flow": self.flow.init(k_flow, x),
+            "means": INIT_SCALE * jax.random.normal(k_mu, shape),
+            "log_stds": INIT_SCALE * jax.random.normal(k_sigma, shape),
+        }
+
+    def component_log_prob(self, params: dict, x: Array) -> Array:
+        """``log pi_k + log p_k(x)``: ``(B, *event_shape) -> (B, K)``."""
+        self._check_input(x, "component_log_prob")
+        latent, log_det = self.flow.forward(params["flow"], x)
+        z = latent.top.reshape(x.shape[0], -1)
+        shared = latent_lib.splits_log_prob(latent) + log_det
+        return (
+            params["log_pi"][None, :]
+            + diagonal_gaussian_log_prob(z, params["means"], params["log_stds"])
+            + shared[:, None]
+        )
+
+    def sigma_log_prior(self, params: dict) -> Array:
+        """The log-prior on the standard deviations (eq. 26 or 27; 0 for ``"none"``), a scalar."""
+        log_stds = params["log_stds"]
+        k = self.num_components
+        if self.sigma_prior == "gamma":
+            a, b = self.gamma_shape, self.gamma_rate
+            precision = jnp.exp(-log_stds)
+            log_gamma = a * math.log(b) - math.lgamma(a) + (a - 1.0) * (-log_stds) - b * precision
+            return jnp.sum(log_gamma) / k
+        if self.sigma_prior == "l2":
+            return -self.l2_weight * jnp.sum((1.0 - jnp.exp(log_stds)) ** 2) / k
+        return jnp.zeros((), log_stds.dtype)
+
+    def regularizer(self, params: dict) -> Array:
+        """Minus the log-prior on the standard deviations (added to the M-step loss)."""
+        return -self.sigma_log_prior(params)
+
+    def sample(self, params: dict, key: Array, n: int, temperature: float = 1.0) -> Array:
+        """``n`` samples ``(n, *event_shape)``: k ~ pi, z_top = mu_k + temperature sigma_k eps, x = g(z)."""
+        k_comp, k_lat = jax.random.split(key)
+        components = sample_components(k_comp, params["log_pi"], n)
+        eps = latent_lib.sample(k_lat, self.flow.latent_shapes, n, temperature)
+        top = params["means"][components] + jnp.exp(params["log_stds"][components]) * eps.top.reshape(n, -1)
+        latent = Latent(top.reshape(eps.top.shape), eps.splits)
+        x, _ = self.flow.inverse(params["flow"], latent)
+        return x

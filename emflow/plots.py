@@ -1,0 +1,53 @@
+"""Figures a person would rather look at than numbers: NLL curves and sample grids."""
+from __future__ import annotations
+
+import math
+import pathlib
+from typing import Mapping, Sequence
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def image_grid(images: np.ndarray, path: str | pathlib.Path, columns: int | None = None) -> None:
+    """Save uint8 images ``(n, H, W, C)`` (C = 1 or 3) as one tiled PNG."""
+    images = np.asarray(images)
+    n, h, w, c = images.shape
+    columns = columns or int(math.ceil(math.sqrt(n)))
+    rows = int(math.ceil(n / columns))
+    grid = np.zeros((rows * (h + 1) + 1, columns * (w + 1) + 1, c), np.uint8)
+    for i in range(n):
+        r, q = divmod(i, columns)
+        grid[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + q * (w + 1): 1 + q * (w + 1) + w] = images[i]
+    plt = _pyplot()
+    plt.imsave(str(path), grid[..., 0] if c == 1 else grid, cmap="gray" if c == 1 else None, vmin=0, vmax=255)
+
+
+def nll_curves(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    path: str | pathlib.Path,
+    ylabel: str = "NLL (nats/dim)",
+    title: str | None = None,
+) -> None:
+    """Plot ``{label: (epochs, values)}`` on one axis (the paper's Fig. 3 layout) and save a PNG."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for label, (epochs, values) in curves.items():
+        ax.plot(epochs, values, marker="o", markersize=3, label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(str(path))
+    plt.close(fig)

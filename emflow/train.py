@@ -1,0 +1,373 @@
+"""The EM trainer: Algorithm 1 with a jitted step, data resident on the device, checkpoints.
+
+    trainer state (EMState): Phi (params), Phi_old (old_params), optimizer state,
+                             step, and the epoch's accumulated responsibilities
+
+    every step:     gamma = E-step with Phi_old;  one Adam step on -Q(Phi, Phi_old)/n
+    every epoch:    test NLL, metrics line, NLL plot, checkpoint
+    every t_EM:     pi <- mean gamma of the epoch (eq. 16);  Phi_old <- Phi;  sample grid
+
+The data order of epoch ``e`` is ``permutation(fold_in(key_data, e))`` and the
+noise of step ``s`` is ``fold_in(key_noise, s)``, both from the seed: a resumed
+run sees the same batches and noise as an uninterrupted one and ends with the
+same parameters.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+import time
+from typing import Any, Callable
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from emflow import em, plots
+from emflow.checkpoint import Checkpointer, ConfigMismatchError, config_differences, to_json_config
+
+Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings; the defaults are the reference code's (see ``paper-notes.md``).
+
+    Attributes:
+      epochs: total epochs T.
+      batch_size: examples per gradient step (the last incomplete batch of an epoch is dropped).
+      em_every: t_EM, epochs between prior updates and Phi_old <- Phi.
+      learning_rate, warmup_steps, min_learning_rate: Adam's Noam-style schedule.
+      clip_value, clip_norm: gradient value clip, then global-norm clip.
+      seed: the one seed every key is derived from.
+      eval_batch_size: batch for test-set likelihoods.
+      init_batch_size: examples for the data-dependent ActNorm initialisation.
+      num_samples: samples in the grid drawn after each EM round (0: none).
+    """
+
+    epochs: int = 10
+    batch_size: int = 64
+    em_every: int = 5
+    learning_rate: float = 1e-3
+    warmup_steps: int = 1000
+    min_learning_rate: float = 1e-4
+    clip_value: float = 5.0
+    clip_norm: float = 100.0
+    seed: int = 0
+    eval_batch_size: int = 500
+    init_batch_size: int = 512
+    num_samples: int = 64
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "em_every", "eval_batch_size", "init_batch_size", "warmup_steps"):
+            value = getattr(self, name)
+            if int(value) != value or value < 1:
+                raise ValueError(f"TrainConfig: {name} must be an integer >= 1, got {value!r}")
+
+
+def learning_rate_schedule(config: TrainConfig) -> optax.Schedule:
+    """``lr * min(s / warmup, sqrt(warmup / s))`` with ``s = count + 1``, floored at ``min_learning_rate`` after warm-up."""
+
+    def schedule(count):
+        s = count + 1.0
+        w = float(config.warmup_steps)
+        lr = config.learning_rate * jnp.minimum(s / w, jnp.sqrt(w / s))
+        return jnp.where(count > w, jnp.maximum(lr, config.min_learning_rate), lr)
+
+    return schedule
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """Value clip -> global-norm clip -> Adam(0.9, 0.9999, 1e-8) on everything but ``log_pi`` (set by EM only)."""
+    train = optax.chain(
+        optax.clip(config.clip_value),
+        optax.clip_by_global_norm(config.clip_norm),
+        optax.adam(learning_rate_schedule(config), b1=0.9, b2=0.9999, eps=1e-8),
+    )
+    labels = lambda params: {k: ("fixed" if k == "log_pi" else "train") for k in params}
+    return optax.multi_transform({"train": train, "fixed": optax.set_to_zero()}, labels)
+
+
+@flax.struct.dataclass
+class EMState:
+    """Everything a run needs to continue; a pytree."""
+
+    params: Any           # Phi
+    old_params: Any       # Phi_old
+    opt_state: Any
+    step: Array           # gradient steps taken, int32 scalar
+    gamma_sum: Array      # (K,) responsibilities summed over this epoch
+    gamma_count: Array    # examples in gamma_sum, float32 scalar
+    nll_sum: Array        # -log p(x; Phi_old) summed over this epoch (nats), float32 scalar
+    nonfinite: Array      # a non-finite loss or gradient was met (that step was not applied)
+
+
+def init_state(model, optimizer: optax.GradientTransformation, params) -> EMState:
+    """Algorithm 1, line 6: Phi_old <- Phi."""
+    zero = jnp.zeros((), jnp.float32)
+    return EMState(
+        params=params, old_params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32),
+        gamma_sum=jnp.zeros((model.num_components,), jnp.float32), gamma_count=zero, nll_sum=zero,
+        nonfinite=jnp.zeros((), bool),
+    )
+
+
+def train_step(model, optimizer, state: EMState, x: Array) -> tuple[EMState, dict]:
+    """One EM iteration on a batch ``x: (B, *event_shape)`` (Algorithm 1, lines 9-13).
+
+    A non-finite loss or gradient leaves Phi and the optimizer untouched and sets ``state.nonfinite``.
+    """
+    gamma, old_log_px = em.posterior(model, state.old_params, x)
+    loss, grads = jax.value_and_grad(lambda p: em.m_step_loss(model, p, x, gamma))(state.params)
+    finite = jnp.isfinite(loss) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+    state = state.replace(
+        params=keep(params, state.params), opt_state=keep(opt_state, state.opt_state), step=state.step + 1,
+        gamma_sum=state.gamma_sum + jnp.sum(gamma, axis=0), gamma_count=state.gamma_count + x.shape[0],
+        nll_sum=state.nll_sum - jnp.sum(old_log_px), nonfinite=state.nonfinite | ~finite,
+    )
+    return state, {"loss": loss, "nll": -jnp.mean(old_log_px)}
+
+
+def em_update(state: EMState) -> EMState:
+    """Algorithm 1, lines 16-17: pi <- mean gamma over the epoch; Phi_old <- Phi."""
+    params = em.with_log_pi(state.params, em.update_prior(state.gamma_sum, state.gamma_count))
+    return state.replace(params=params, old_params=params)
+
+
+def start_epoch(state: EMState) -> EMState:
+    """Clear the per-epoch accumulators."""
+    zero = jnp.zeros((), jnp.float32)
+    return state.replace(gamma_sum=jnp.zeros_like(state.gamma_sum), gamma_count=zero, nll_sum=zero)
+
+
+# Settings a resumed run may change (the state's structure does not depend on them);
+# a run resumed with any of them changed no longer equals an uninterrupted one.
+RESUMABLE_CHANGES = tuple(
+    f"train.{name}" for name in
+    ("epochs", "learning_rate", "warmup_steps", "min_learning_rate", "clip_value", "clip_norm", "eval_batch_size")
+)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training met a NaN or Inf loss or gradient."""
+
+
+def check_finite_data(x: np.ndarray, name: str) -> None:
+    """Refuse data with NaN or Inf before any training starts."""
+    if np.issubdtype(np.asarray(x).dtype, np.floating) and not np.all(np.isfinite(x)):
+        bad = int(np.sum(~np.isfinite(x)))
+        raise ValueError(f"{name}: {bad} values are NaN or Inf; expected finite data")
+
+
+def identity_preprocess(key: Array, x: Array) -> Array:
+    """Use continuous data as they are."""
+    del key
+    return jnp.asarray(x, jnp.float32)
+
+
+def mean_log_prob(model, params, preprocess, data: Array, key: Array, batch_size: int, log_prob_fn=None) -> float:
+    """Mean continuous ``log p(x)`` over ``data`` (raw, preprocessed with a fixed ``key``), in batches."""
+    log_prob_fn = log_prob_fn or jax.jit(lambda p, raw, k: model.log_prob(p, preprocess(k, raw)))
+    n = data.shape[0]
+    total = 0.0
+    for i, start in enumerate(range(0, n, batch_size)):
+        chunk = data[start: start + batch_size]
+        if chunk.shape[0] < batch_size:  # pad to one compiled shape; padded rows are discarded
+            pad = jnp.repeat(chunk[:1], batch_size - chunk.shape[0], axis=0)
+            values = log_prob_fn(params, jnp.concatenate([chunk, pad]), jax.random.fold_in(key, i))[: chunk.shape[0]]
+        else:
+            values = log_prob_fn(params, chunk, jax.random.fold_in(key, i))
+        total += float(jnp.sum(values))
+    return total / n
+
+
+@dataclasses.dataclass
+class FitResult:
+    state: EMState
+    history: list[dict]
+    workdir: pathlib.Path | None
+
+
+def fit(
+    model,
+    config: TrainConfig,
+    preprocess: Callable,
+    x_train: np.ndarray,
+    x_test: np.ndarray | None = None,
+    *,
+    workdir: str | pathlib.Path | None = None,
+    resume: bool = False,
+    run_info: dict | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> FitResult:
+    """Train ``model`` with EM on raw ``x_train`` (e.g. uint8 images), evaluating on ``x_test`` each epoch.
+
+    Args:
+      model: a ``GenMM`` or ``LatMM``.
+      config: the ``TrainConfig``.
+      preprocess: ``preprocess(key, raw_batch) -> x`` (e.g. a ``Dequantizer``); its
+        ``nats_per_dim`` / ``bits_per_dim`` convert log-likelihoods when present.
+        ``None``: the data are used as they are (continuous, e.g. tabular features).
+      x_train, x_test: raw data, ``(N, *data_shape)``.
+      workdir: where metrics (``metrics.jsonl``), plots and checkpoints go; None keeps nothing.
+      resume: continue the run in ``workdir`` from its latest checkpoint.
+      run_info: extra JSON-able facts recorded with the configuration (dataset, scheme, ...).
+
+    Raises:
+      ValueError: non-finite data; ``ConfigMismatchError`` when resuming a different configuration.
+      FileExistsError: ``workdir`` holds checkpoints and ``resume`` is False.
+      NonFiniteLossError: a NaN/Inf loss; the last good checkpoint stays as it was.
+    """
+    if preprocess is None:
+        preprocess = identity_preprocess
+    check_finite_data(x_train, "x_train")
+    if x_test is not None:
+        check_finite_data(x_test, "x_test")
+    run_config = to_json_config({"model": model, "train": config, "run": run_info or {}})
+
+    key = jax.random.PRNGKey(config.seed)
+    key_init, key_data, key_noise, key_eval, key_sample = jax.random.split(key, 5)
+    optimizer = make_optimizer(config)
+    train_device = jnp.asarray(x_train)
+    test_device = None if x_test is None else jnp.asarray(x_test)
+    n = train_device.shape[0]
+    steps_per_epoch = n // config.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"fit: batch_size {config.batch_size} is larger than the training set ({n} examples)")
+
+    init_raw = train_device[jax.random.permutation(key_init, n)[: config.init_batch_size]]
+    params = jax.jit(model.init)(key_init, preprocess(jax.random.fold_in(key_init, 1), init_raw))
+    state = init_state(model, optimizer, params)
+
+    history: list[dict] = []
+    first_epoch = 0
+    checkpointer = None
+    workdir = pathlib.Path(workdir) if workdir is not None else None
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        checkpointer = Checkpointer(workdir)
+        latest = checkpointer.latest_epoch()
+        if latest is not None and not resume:
+            raise FileExistsError(
+                f"{workdir} already holds checkpoints of a run (latest epoch {latest + 1}); "
+                "pass --resume to continue it, or choose another --workdir"
+            )
+        if latest is not None:
+            saved = checkpointer.record(latest)
+            diffs = config_differences(saved["config"], run_config)
+            allowed = [d for d in diffs if d.split(":")[0] in RESUMABLE_CHANGES]
+            refused = [d for d in diffs if d not in allowed]
+            if refused:
+                raise ConfigMismatchError(
+                    f"refusing to resume {workdir}: its checkpoint is of a different configuration: "
+                    + "; ".join(refused)
+                )
+            for d in allowed:
+                log(f"resuming with a changed setting: {d}")
+            state, record = checkpointer.restore(state, latest)
+            first_epoch = record["epoch"] + 1
+            history = _read_history(workdir, up_to_epoch=record["epoch"])
+            log(f"resumed {workdir} after epoch {first_epoch} (step {int(state.step)})")
+        (workdir / "config.json").write_text(json.dumps(run_config, indent=2))
+
+    @jax.jit
+    def step_fn(state, perm, index, key):
+        idx = jax.lax.dynamic_slice_in_dim(perm, index * config.batch_size, config.batch_size)
+        return train_step(model, optimizer, state, preprocess(key, train_device[idx]))
+
+    log_prob_fn = jax.jit(lambda p, raw, k: model.log_prob(p, preprocess(k, raw)))
+    sample_fn = jax.jit(lambda p, k: model.sample(p, k, config.num_samples)) if config.num_samples else None
+    to_nats = getattr(preprocess, "nats_per_dim", lambda lp: -lp / math.prod(model.event_shape))
+    to_bits = getattr(preprocess, "bits_per_dim", lambda lp: to_nats(lp) / math.log(2.0))
+
+    try:
+        for epoch in range(first_epoch, config.epochs):
+            t0 = time.time()
+            state = start_epoch(state)
+            perm = jax.random.permutation(jax.random.fold_in(key_data, epoch), n)
+            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
+                       leave=False, dynamic_ncols=True)
+            for i in bar:
+                global_step = epoch * steps_per_epoch + i
+                state, metrics = step_fn(state, perm, i, jax.random.fold_in(key_noise, global_step))
+                if i % 20 == 0 or i == steps_per_epoch - 1:
+                    _raise_if_nonfinite(state, epoch, i)
+                    bar.set_postfix(loss=f"{float(metrics['loss']):.2f}",
+                                    nll=f"{float(to_nats(-metrics['nll'])):.4f} nats/dim")
+            _raise_if_nonfinite(state, epoch, steps_per_epoch - 1)
+            train_log_px = -float(state.nll_sum / state.gamma_count)
+            pi_epoch = np.asarray(state.gamma_sum / state.gamma_count)
+            em_round = (epoch + 1) % config.em_every == 0
+            if em_round:
+                state = em_update(state)
+            record = {
+                "epoch": epoch + 1, "step": int(state.step),
+                "train_nll_nats_per_dim": float(to_nats(train_log_px)),
+                "train_bits_per_dim": float(to_bits(train_log_px)),
+                "mean_gamma": [float(v) for v in pi_epoch],
+                "pi": [float(v) for v in np.exp(np.asarray(state.params["log_pi"]))],
+                "em_update": em_round,
+            }
+            if test_device is not None:
+                test_log_px = mean_log_prob(model, state.params, preprocess, test_device, key_eval,
+                                            config.eval_batch_size, log_prob_fn)
+                record["test_nll_nats_per_dim"] = float(to_nats(test_log_px))
+                record["test_bits_per_dim"] = float(to_bits(test_log_px))
+            record["seconds"] = round(time.time() - t0, 2)
+            history.append(record)
+            log(_format_record(record))
+            if workdir is not None:
+                _write_epoch_outputs(workdir, history, record)
+                if em_round and sample_fn is not None and hasattr(preprocess, "quantize") and len(model.event_shape) == 3:
+                    samples = preprocess.quantize(sample_fn(state.params, jax.random.fold_in(key_sample, epoch)))
+                    (workdir / "samples").mkdir(exist_ok=True)
+                    plots.image_grid(np.asarray(samples), workdir / "samples" / f"epoch_{epoch + 1:04d}.png")
+                checkpointer.save(epoch, state, {"epoch": epoch, "config": run_config, "seed": config.seed})
+    finally:
+        if checkpointer is not None:
+            checkpointer.close()
+    return FitResult(state, history, workdir)
+
+
+def _raise_if_nonfinite(state: EMState, epoch: int, index: int) -> None:
+    if bool(state.nonfinite):
+        raise NonFiniteLossError(
+            f"non-finite loss or gradient in epoch {epoch + 1} (by step {index + 1} of the epoch, global step "
+            f"{int(state.step)}); that update was skipped and training stopped. The last checkpoint is the "
+            "last good state: lower the learning rate or check the data, then --resume."
+        )
+
+
+def _format_record(r: dict) -> str:
+    text = f"epoch {r['epoch']:4d}  train NLL {r['train_nll_nats_per_dim']:.4f} nats/dim"
+    if "test_nll_nats_per_dim" in r:
+        text += f"  test NLL {r['test_nll_nats_per_dim']:.4f} nats/dim ({r['test_bits_per_dim']:.4f} bits/dim)"
+    text += "  pi " + " ".join(f"{p:.3f}" for p in r["pi"]) + (" [EM update]" if r["em_update"] else "")
+    return text + f"  {r['seconds']:.1f}s"
+
+
+def _read_history(workdir: pathlib.Path, up_to_epoch: int) -> list[dict]:
+    """Metrics lines of epochs <= up_to_epoch (0-based) — later ones belong to a run killed before its checkpoint."""
+    path = workdir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in records if r["epoch"] <= up_to_epoch + 1]
+
+
+def _write_epoch_outputs(workdir: pathlib.Path, history: list[dict], record: dict) -> None:
+    (workdir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
+    epochs = [r["epoch"] for r in history]
+    curves = {"train (Phi_old)": (epochs, [r["train_nll_nats_per_dim"] for r in history])}
+    if "test_nll_nats_per_dim" in record:
+        curves["test"] = (epochs, [r["test_nll_nats_per_dim"] for r in history])
+    plots.nll_curves(curves, workdir / "nll.png")

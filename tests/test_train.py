@@ -1,0 +1,108 @@
+"""The EM trainer: resume equals uninterrupted, NaN stops with the checkpoint intact, refusals."""
+import json
+
+import jax
+import numpy as np
+import pytest
+
+import emflow
+from emflow import train
+from emflow.checkpoint import Checkpointer, ConfigMismatchError
+
+
+def _toy(n=256, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.random(n) < 0.25
+    centres = np.where(labels[:, None], [-3.0, 0.0], [3.0, 0.0])
+    return (centres + 0.5 * rng.standard_normal((n, 2))).astype(np.float32)
+
+
+MODEL = emflow.GenMM(emflow.VectorFlow(2, num_steps=2, hidden=8), num_components=2)
+
+
+def _config(**kw):
+    return train.TrainConfig(**{**dict(epochs=4, batch_size=32, em_every=2, warmup_steps=10, seed=3), **kw})
+
+
+def _fit(workdir, resume=False, **kw):
+    return train.fit(MODEL, _config(**kw), None, _toy(), _toy(128, seed=1), workdir=workdir, resume=resume,
+                     progress=False, log=lambda s: None)
+
+
+def test_resume_ends_with_the_same_parameters_as_an_uninterrupted_run(tmp_path):
+    whole = _fit(tmp_path / "whole")
+    _fit(tmp_path / "killed", epochs=2)  # as if killed after the checkpoint of epoch 2
+    # A run killed after writing metrics of epoch 3 but before its checkpoint:
+    metrics = tmp_path / "killed" / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + json.dumps({"epoch": 3, "stale": True}) + "\n")
+    resumed = _fit(tmp_path / "killed", resume=True)
+    for a, b in zip(jax.tree.leaves(whole.state), jax.tree.leaves(resumed.state)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
+    assert [r["test_nll_nats_per_dim"] for r in resumed.history] == [r["test_nll_nats_per_dim"] for r in whole.history]
+    assert len(metrics.read_text().splitlines()) == 4 and "stale" not in metrics.read_text()
+    # The outputs a user looks at are there.
+    assert (tmp_path / "killed" / "nll.png").stat().st_size > 0
+    assert Checkpointer(tmp_path / "killed").latest_epoch() == 3
+
+
+def test_training_improves_the_likelihood_and_updates_pi_every_t_em_epochs(tmp_path):
+    result = _fit(tmp_path / "run", epochs=4, learning_rate=1e-2)
+    nll = [r["test_nll_nats_per_dim"] for r in result.history]
+    assert all(b < a for a, b in zip(nll, nll[1:])) and nll[-1] < nll[0] - 0.05, nll
+    assert [r["em_update"] for r in result.history] == [False, True, False, True]
+    pis = [r["pi"] for r in result.history]
+    assert pis[0] == pytest.approx([0.5, 0.5])  # no update before the first round ends
+    # pi after an EM round is the mean responsibility of that round's last epoch (eq. 16).
+    np.testing.assert_allclose(result.history[1]["pi"], result.history[1]["mean_gamma"], rtol=1e-5)
+    # Phi_old <- Phi after the last round.
+    for a, b in zip(jax.tree.leaves(result.state.params), jax.tree.leaves(result.state.old_params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    workdir = tmp_path / "run"
+    _fit(workdir, epochs=1)
+    good = Checkpointer(workdir)
+    before = good.restore(train.init_state(MODEL, train.make_optimizer(_config()), MODEL.init(
+        jax.random.PRNGKey(0), _toy()[:8])))[0]
+    good.close()
+    # Resumed with an absurd learning rate (a setting a resume may change), the flows overflow.
+    with pytest.raises(train.NonFiniteLossError, match="non-finite loss or gradient in epoch 2"):
+        _fit(workdir, resume=True, learning_rate=1e8, warmup_steps=1, epochs=3)
+    assert Checkpointer(workdir).latest_epoch() == 0
+    after = Checkpointer(workdir).restore(before)[0]
+    for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_refusals(tmp_path):
+    workdir = tmp_path / "run"
+    _fit(workdir, epochs=1)
+    with pytest.raises(FileExistsError, match="already holds checkpoints .* --resume"):
+        _fit(workdir, epochs=2)
+    with pytest.raises(ConfigMismatchError, match=r"train.batch_size: 32 \(saved\) != 16 \(now\)"):
+        _fit(workdir, resume=True, batch_size=16)
+    with pytest.raises(ConfigMismatchError, match=r"model.num_components: 2 \(saved\) != 3 \(now\)"):
+        train.fit(emflow.GenMM(MODEL.flow, 3), _config(), None, _toy(), workdir=workdir, resume=True,
+                  progress=False, log=lambda s: None)
+    bad = _toy()
+    bad[5, 1] = np.nan
+    with pytest.raises(ValueError, match="x_train: 1 values are NaN or Inf"):
+        train.fit(MODEL, _config(), None, bad, workdir=None, progress=False, log=lambda s: None)
+    with pytest.raises(ValueError, match="em_every must be an integer >= 1, got 0"):
+        _config(em_every=0)
+    with pytest.raises(ValueError, match="num_components must be an integer >= 1, got 0"):
+        emflow.GenMM(emflow.VectorFlow(2), 0)
+    with pytest.raises(ValueError, match="num_components must be an integer >= 1"):
+        emflow.LatMM(emflow.VectorFlow(2), -1)
+
+
+def test_learning_rate_schedule_matches_the_reference_formula():
+    schedule = train.learning_rate_schedule(train.TrainConfig(warmup_steps=1000))
+    for count in [0, 10, 999, 1000, 3000, 100000, 10**7]:
+        s = count + 1.0
+        expected = 1e-3 * 1000**0.5 * min(s * 1000**-1.5, s**-0.5)
+        if count > 1000:
+            expected = max(expected, 1e-4)
+        assert float(schedule(count)) == pytest.approx(expected, rel=1e-5)
