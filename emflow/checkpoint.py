@@ -78,8 +78,9 @@ def to_json_config(config: Any) -> dict:
 def _default(obj):
     import dataclasses
 
-    if dataclasses.is_dataclass(obj):
-        return {"__class__": type(obj).__name__, **{f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}}
+    if dataclasses.is_dataclass(obj):  # a device mesh is where a run executes, not what it is
+        fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.name != "mesh"}
+        return {"__class__": type(obj).__name__, **fields}
     if isinstance(obj, tuple):
         return list(obj)
     raise TypeError(f"not JSON serialisable: {obj!r}")

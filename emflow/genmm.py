@@ -36,6 +36,10 @@ class GenMM(MixtureModel):
       num_components: K >= 1.
       component_axis: ``"vmap"``, ``"unrolled"``, ``"scan"``, or ``None`` for the
         backend's default.
+      mesh: a ``jax.sharding.Mesh`` with a ``"components"`` axis
+        (``emflow.sharding.make_mesh``) to run the generators component parallel:
+        each device evaluates its K / n generators (``jax.shard_map`` over the
+        stacked parameters, vmap within a device). None: all on one device.
 
     Params: ``{"log_pi": (K,), "flows": <flow params, every leaf with a leading (K,) axis>}``.
     """
@@ -43,9 +47,14 @@ class GenMM(MixtureModel):
     flow: Any
     num_components: int
     component_axis: ComponentAxis | None = None
+    mesh: Any = None
 
     def __post_init__(self):
         check_num_components("GenMM", self.num_components, self.component_axis)
+        if self.mesh is not None:
+            n = self.mesh.shape.get("components", 1)
+            if self.num_components % n:
+                raise ValueError(f"GenMM: K = {self.num_components} cannot be split evenly over {n} devices")
 
     @property
     def event_shape(self) -> tuple[int, ...]:
@@ -64,6 +73,11 @@ class GenMM(MixtureModel):
 
     def _map_generators(self, fn, flows):
         """``fn(flow_params) -> pytree`` for every generator, results stacked on axis 0."""
+        if self.mesh is not None and self.mesh.shape.get("components", 1) > 1:
+            spec = jax.sharding.PartitionSpec("components")
+            local = jax.shard_map(lambda f: jax.vmap(fn)(f), mesh=self.mesh, in_specs=spec, out_specs=spec,
+                                  check_vma=False)
+            return local(flows)
         axis = resolve_component_axis(self.component_axis)
         if axis == "vmap":
             return jax.vmap(fn)(flows)

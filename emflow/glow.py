@@ -41,6 +41,9 @@ class Glow(StandardNormalFlow):
       linear: ``"lu"`` or ``"plain"`` invertible 1x1 conv, or ``"reverse"``.
       split_prior: ``"conditional"`` (Glow's learned conditional Gaussian) or
         ``"standard"`` (N(0, I)) for the split-off halves.
+      compute_dtype: ``"float32"``, or ``"bfloat16"`` for mixed precision: the coupling
+        and split-prior convolutions run in bfloat16 while parameters, activations
+        between layers, log-dets and accumulations stay float32.
 
     Params: ``{"levels": [{"steps": <stacked FlowStep params>, "split": ...}, ...]}``
     (no ``"split"`` on the last level).
@@ -53,6 +56,7 @@ class Glow(StandardNormalFlow):
     coupling: CouplingKind = "affine"
     linear: LinearKind = "lu"
     split_prior: SplitPrior = "conditional"
+    compute_dtype: str = "float32"
 
     def __post_init__(self):
         object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
@@ -80,8 +84,8 @@ class Glow(StandardNormalFlow):
         for level in range(self.num_levels):
             squeeze = Squeeze(shape)
             shape = squeeze.output_shape
-            step = FlowStep(shape, self.coupling, self.hidden_channels, self.linear)
-            split = Split(shape, self.split_prior) if level < self.num_levels - 1 else None
+            step = FlowStep(shape, self.coupling, self.hidden_channels, self.linear, compute_dtype=self.compute_dtype)
+            split = Split(shape, self.split_prior, self.compute_dtype) if level < self.num_levels - 1 else None
             levels.append((squeeze, Repeat(step, self.num_steps), split))
             if split is not None:
                 shape = split.kept_shape

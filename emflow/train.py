@@ -15,11 +15,12 @@ same parameters.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import pathlib
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import flax
 import jax
@@ -28,7 +29,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from emflow import em, plots
+from emflow import em, plots, sharding
 from emflow.checkpoint import Checkpointer, ConfigMismatchError, config_differences, to_json_config
 
 Array = jax.Array
@@ -48,6 +49,13 @@ class TrainConfig:
       eval_batch_size: batch for test-set likelihoods.
       init_batch_size: examples for the data-dependent ActNorm initialisation.
       num_samples: samples in the grid drawn after each EM round (0: none).
+      sample_temperature: latent temperature of those samples (Glow's convention: 0.7).
+      train_eval_size: training examples (the first ones) whose NLL under the current
+        Phi is reported each epoch, beside the running NLL under Phi_old.
+      e_step: ``"per_batch"`` (Algorithm 1: Phi_old evaluated on every batch) or
+        ``"cached"``: Phi_old is fixed for an EM round, so every training example's
+        responsibilities are computed once per round (one forward pass over the
+        data, with that round's own dequantization noise) and looked up by the steps.
     """
 
     epochs: int = 10
@@ -62,8 +70,13 @@ class TrainConfig:
     eval_batch_size: int = 500
     init_batch_size: int = 512
     num_samples: int = 64
+    sample_temperature: float = 0.7
+    train_eval_size: int = 2000
+    e_step: Literal["per_batch", "cached"] = "per_batch"
 
     def __post_init__(self):
+        if self.e_step not in ("per_batch", "cached"):
+            raise ValueError(f"TrainConfig: e_step must be 'per_batch' or 'cached', got {self.e_step!r}")
         for name in ("epochs", "batch_size", "em_every", "eval_batch_size", "init_batch_size", "warmup_steps"):
             value = getattr(self, name)
             if int(value) != value or value < 1:
@@ -105,24 +118,31 @@ class EMState:
     gamma_count: Array    # examples in gamma_sum, float32 scalar
     nll_sum: Array        # -log p(x; Phi_old) summed over this epoch (nats), float32 scalar
     nonfinite: Array      # a non-finite loss or gradient was met (that step was not applied)
+    gamma_cache: Array | None = None   # (N, K) responsibilities of every training example under Phi_old (cached E-step)
+    log_px_cache: Array | None = None  # (N,) log p(x; Phi_old) of every training example (cached E-step)
 
 
-def init_state(model, optimizer: optax.GradientTransformation, params) -> EMState:
-    """Algorithm 1, line 6: Phi_old <- Phi."""
+def init_state(model, optimizer: optax.GradientTransformation, params, cache_size: int = 0) -> EMState:
+    """Algorithm 1, line 6: Phi_old <- Phi. ``cache_size``: training examples for a cached E-step."""
     zero = jnp.zeros((), jnp.float32)
+    k = model.num_components
     return EMState(
         params=params, old_params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32),
-        gamma_sum=jnp.zeros((model.num_components,), jnp.float32), gamma_count=zero, nll_sum=zero,
+        gamma_sum=jnp.zeros((k,), jnp.float32), gamma_count=zero, nll_sum=zero,
         nonfinite=jnp.zeros((), bool),
+        gamma_cache=jnp.zeros((cache_size, k), jnp.float32) if cache_size else None,
+        log_px_cache=jnp.zeros((cache_size,), jnp.float32) if cache_size else None,
     )
 
 
-def train_step(model, optimizer, state: EMState, x: Array) -> tuple[EMState, dict]:
+def train_step(model, optimizer, state: EMState, x: Array, posterior=None) -> tuple[EMState, dict]:
     """One EM iteration on a batch ``x: (B, *event_shape)`` (Algorithm 1, lines 9-13).
 
+    ``posterior``: ``(gamma: (B, K), log p(x; Phi_old): (B,))`` of this batch when
+    already known (a cached E-step); else computed here from ``state.old_params``.
     A non-finite loss or gradient leaves Phi and the optimizer untouched and sets ``state.nonfinite``.
     """
-    gamma, old_log_px = em.posterior(model, state.old_params, x)
+    gamma, old_log_px = em.posterior(model, state.old_params, x) if posterior is None else posterior
     loss, grads = jax.value_and_grad(lambda p: em.m_step_loss(model, p, x, gamma))(state.params)
     finite = jnp.isfinite(loss) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -173,20 +193,24 @@ def identity_preprocess(key: Array, x: Array) -> Array:
     return jnp.asarray(x, jnp.float32)
 
 
+def map_batches(fn, params, data: Array, key: Array, batch_size: int):
+    """``fn(params, raw_batch, key_i)`` over ``data`` in batches of one compiled shape, outputs concatenated."""
+    n = data.shape[0]
+    outputs = []
+    for i, start in enumerate(range(0, n, batch_size)):
+        chunk = data[start: start + batch_size]
+        size = chunk.shape[0]
+        if size < batch_size:  # pad to the compiled shape; padded rows are discarded
+            chunk = jnp.concatenate([chunk, jnp.repeat(chunk[:1], batch_size - size, axis=0)])
+        out = fn(params, chunk, jax.random.fold_in(key, i))
+        outputs.append(jax.tree.map(lambda a, size=size: a[:size], out))
+    return jax.tree.map(lambda *parts: jnp.concatenate(parts), *outputs)
+
+
 def mean_log_prob(model, params, preprocess, data: Array, key: Array, batch_size: int, log_prob_fn=None) -> float:
     """Mean continuous ``log p(x)`` over ``data`` (raw, preprocessed with a fixed ``key``), in batches."""
     log_prob_fn = log_prob_fn or jax.jit(lambda p, raw, k: model.log_prob(p, preprocess(k, raw)))
-    n = data.shape[0]
-    total = 0.0
-    for i, start in enumerate(range(0, n, batch_size)):
-        chunk = data[start: start + batch_size]
-        if chunk.shape[0] < batch_size:  # pad to one compiled shape; padded rows are discarded
-            pad = jnp.repeat(chunk[:1], batch_size - chunk.shape[0], axis=0)
-            values = log_prob_fn(params, jnp.concatenate([chunk, pad]), jax.random.fold_in(key, i))[: chunk.shape[0]]
-        else:
-            values = log_prob_fn(params, chunk, jax.random.fold_in(key, i))
-        total += float(jnp.sum(values))
-    return total / n
+    return float(jnp.mean(map_batches(log_prob_fn, params, data, key, batch_size)))
 
 
 @dataclasses.dataclass
@@ -206,6 +230,7 @@ def fit(
     workdir: str | pathlib.Path | None = None,
     resume: bool = False,
     run_info: dict | None = None,
+    mesh=None,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> FitResult:
@@ -221,6 +246,8 @@ def fit(
       workdir: where metrics (``metrics.jsonl``), plots and checkpoints go; None keeps nothing.
       resume: continue the run in ``workdir`` from its latest checkpoint.
       run_info: extra JSON-able facts recorded with the configuration (dataset, scheme, ...).
+      mesh: a ``jax.sharding.Mesh`` from ``emflow.sharding.make_mesh`` to train data
+        parallel and/or component parallel; None: one device.
 
     Raises:
       ValueError: non-finite data; ``ConfigMismatchError`` when resuming a different configuration.
@@ -229,15 +256,17 @@ def fit(
     """
     if preprocess is None:
         preprocess = identity_preprocess
-    check_finite_data(x_train, "x_train")
-    if x_test is not None:
-        check_finite_data(x_test, "x_test")
+    for name, data in (("x_train", x_train), ("x_test", x_test)):
+        if data is not None:
+            check_finite_data(data, name)
+            if hasattr(preprocess, "check"):  # e.g. Dequantizer: uint8 of the expected shape
+                preprocess.check(data)
     run_config = to_json_config({"model": model, "train": config, "run": run_info or {}})
 
     key = jax.random.PRNGKey(config.seed)
-    key_init, key_data, key_noise, key_eval, key_sample = jax.random.split(key, 5)
+    key_init, key_data, key_noise, key_eval, key_sample, key_cache = jax.random.split(key, 6)
     optimizer = make_optimizer(config)
-    train_device = jnp.asarray(x_train)
+    train_device = jnp.asarray(x_train) if mesh is None else jax.device_put(x_train, sharding.replicated(mesh))
     test_device = None if x_test is None else jnp.asarray(x_test)
     n = train_device.shape[0]
     steps_per_epoch = n // config.batch_size
@@ -246,7 +275,8 @@ def fit(
 
     init_raw = train_device[jax.random.permutation(key_init, n)[: config.init_batch_size]]
     params = jax.jit(model.init)(key_init, preprocess(jax.random.fold_in(key_init, 1), init_raw))
-    state = init_state(model, optimizer, params)
+    cached = config.e_step == "cached"
+    state = init_state(model, optimizer, params, cache_size=n if cached else 0)
 
     history: list[dict] = []
     first_epoch = 0
@@ -279,13 +309,28 @@ def fit(
             log(f"resumed {workdir} after epoch {first_epoch} (step {int(state.step)})")
         (workdir / "config.json").write_text(json.dumps(run_config, indent=2))
 
-    @jax.jit
+    if mesh is not None:
+        model = sharding.for_mesh(model, mesh)
+        state = sharding.shard_tree(state, mesh, model.num_components)
+        out_shardings = (sharding.tree_shardings(state, mesh, model.num_components), sharding.replicated(mesh))
+    else:
+        out_shardings = None
+
+    @functools.partial(jax.jit, out_shardings=out_shardings)
     def step_fn(state, perm, index, key):
         idx = jax.lax.dynamic_slice_in_dim(perm, index * config.batch_size, config.batch_size)
-        return train_step(model, optimizer, state, preprocess(key, train_device[idx]))
+        posterior = (state.gamma_cache[idx], state.log_px_cache[idx]) if cached else None
+        x = preprocess(key, train_device[idx])
+        if mesh is not None:
+            x = jax.lax.with_sharding_constraint(x, sharding.batch_sharding(mesh, x.ndim))
+        return train_step(model, optimizer, state, x, posterior)
+
+    posterior_fn = jax.jit(lambda p, raw, k: em.posterior(model, p, preprocess(k, raw)))
 
     log_prob_fn = jax.jit(lambda p, raw, k: model.log_prob(p, preprocess(k, raw)))
-    sample_fn = jax.jit(lambda p, k: model.sample(p, k, config.num_samples)) if config.num_samples else None
+    sample_fn = (jax.jit(lambda p, k: model.sample(p, k, config.num_samples, config.sample_temperature))
+                 if config.num_samples else None)
+    train_eval = train_device[: config.train_eval_size]
     to_nats = getattr(preprocess, "nats_per_dim", lambda lp: -lp / math.prod(model.event_shape))
     to_bits = getattr(preprocess, "bits_per_dim", lambda lp: to_nats(lp) / math.log(2.0))
 
@@ -293,6 +338,10 @@ def fit(
         for epoch in range(first_epoch, config.epochs):
             t0 = time.time()
             state = start_epoch(state)
+            if cached and epoch % config.em_every == 0:  # a new EM round: Phi_old is fixed until its end
+                gamma, log_px = map_batches(posterior_fn, state.old_params, train_device,
+                                            jax.random.fold_in(key_cache, epoch), config.eval_batch_size)
+                state = state.replace(gamma_cache=gamma, log_px_cache=log_px)
             perm = jax.random.permutation(jax.random.fold_in(key_data, epoch), n)
             bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
                        leave=False, dynamic_ncols=True)
@@ -309,10 +358,13 @@ def fit(
             em_round = (epoch + 1) % config.em_every == 0
             if em_round:
                 state = em_update(state)
+            train_eval_log_px = mean_log_prob(model, state.params, preprocess, train_eval, key_eval,
+                                              config.eval_batch_size, log_prob_fn)
             record = {
                 "epoch": epoch + 1, "step": int(state.step),
-                "train_nll_nats_per_dim": float(to_nats(train_log_px)),
-                "train_bits_per_dim": float(to_bits(train_log_px)),
+                "train_nll_nats_per_dim": float(to_nats(train_eval_log_px)),
+                "train_bits_per_dim": float(to_bits(train_eval_log_px)),
+                "train_nll_old_nats_per_dim": float(to_nats(train_log_px)),
                 "mean_gamma": [float(v) for v in pi_epoch],
                 "pi": [float(v) for v in np.exp(np.asarray(state.params["log_pi"]))],
                 "em_update": em_round,
@@ -348,7 +400,7 @@ def _raise_if_nonfinite(state: EMState, epoch: int, index: int) -> None:
 
 
 def _format_record(r: dict) -> str:
-    text = f"epoch {r['epoch']:4d}  train NLL {r['train_nll_nats_per_dim']:.4f} nats/dim"
+    text = f"epoch {r['epoch']:4d}  train NLL {r['train_nll_nats_per_dim']:.4f}"
     if "test_nll_nats_per_dim" in r:
         text += f"  test NLL {r['test_nll_nats_per_dim']:.4f} nats/dim ({r['test_bits_per_dim']:.4f} bits/dim)"
     text += "  pi " + " ".join(f"{p:.3f}" for p in r["pi"]) + (" [EM update]" if r["em_update"] else "")
@@ -367,7 +419,7 @@ def _read_history(workdir: pathlib.Path, up_to_epoch: int) -> list[dict]:
 def _write_epoch_outputs(workdir: pathlib.Path, history: list[dict], record: dict) -> None:
     (workdir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
     epochs = [r["epoch"] for r in history]
-    curves = {"train (Phi_old)": (epochs, [r["train_nll_nats_per_dim"] for r in history])}
+    curves = {"train": (epochs, [r["train_nll_nats_per_dim"] for r in history])}
     if "test_nll_nats_per_dim" in record:
         curves["test"] = (epochs, [r["test_nll_nats_per_dim"] for r in history])
     plots.nll_curves(curves, workdir / "nll.png")

@@ -27,6 +27,7 @@ class VectorFlow(StandardNormalFlow):
       num_hidden_layers: hidden layers per conditioner.
       coupling: ``"affine"`` or ``"additive"``.
       linear: ``"lu"``, ``"plain"`` or ``"reverse"``.
+      compute_dtype: dtype of the conditioner MLPs' arithmetic (mixed precision).
 
     Params: ``{"steps": <FlowStep params stacked over num_steps>}``.
     """
@@ -37,6 +38,7 @@ class VectorFlow(StandardNormalFlow):
     num_hidden_layers: int = 2
     coupling: CouplingKind = "affine"
     linear: LinearKind = "lu"
+    compute_dtype: str = "float32"
 
     def __post_init__(self):
         if self.num_features < 2:
@@ -60,7 +62,8 @@ class VectorFlow(StandardNormalFlow):
 
     @property
     def _steps(self) -> Repeat:
-        step = FlowStep(self.event_shape, self.coupling, self.hidden, self.linear, self.num_hidden_layers)
+        step = FlowStep(self.event_shape, self.coupling, self.hidden, self.linear, self.num_hidden_layers,
+                        self.compute_dtype)
         return Repeat(step, self.num_steps)
 
     def init(self, key: Array, x: Array) -> dict:

@@ -21,7 +21,8 @@ MODEL = emflow.GenMM(emflow.VectorFlow(2, num_steps=2, hidden=8), num_components
 
 
 def _config(**kw):
-    return train.TrainConfig(**{**dict(epochs=4, batch_size=32, em_every=2, warmup_steps=10, seed=3), **kw})
+    defaults = dict(epochs=4, batch_size=32, em_every=2, warmup_steps=10, seed=3, learning_rate=1e-2)
+    return train.TrainConfig(**{**defaults, **kw})
 
 
 def _fit(workdir, resume=False, **kw):
@@ -29,8 +30,13 @@ def _fit(workdir, resume=False, **kw):
                      progress=False, log=lambda s: None)
 
 
-def test_resume_ends_with_the_same_parameters_as_an_uninterrupted_run(tmp_path):
-    whole = _fit(tmp_path / "whole")
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    """An uninterrupted 4-epoch run, shared by the tests below."""
+    return _fit(tmp_path_factory.mktemp("whole") / "run")
+
+
+def test_resume_ends_with_the_same_parameters_as_an_uninterrupted_run(tmp_path, whole):
     _fit(tmp_path / "killed", epochs=2)  # as if killed after the checkpoint of epoch 2
     # A run killed after writing metrics of epoch 3 but before its checkpoint:
     metrics = tmp_path / "killed" / "metrics.jsonl"
@@ -46,8 +52,8 @@ def test_resume_ends_with_the_same_parameters_as_an_uninterrupted_run(tmp_path):
     assert Checkpointer(tmp_path / "killed").latest_epoch() == 3
 
 
-def test_training_improves_the_likelihood_and_updates_pi_every_t_em_epochs(tmp_path):
-    result = _fit(tmp_path / "run", epochs=4, learning_rate=1e-2)
+def test_training_improves_the_likelihood_and_updates_pi_every_t_em_epochs(whole):
+    result = whole
     nll = [r["test_nll_nats_per_dim"] for r in result.history]
     assert all(b < a for a, b in zip(nll, nll[1:])) and nll[-1] < nll[0] - 0.05, nll
     assert [r["em_update"] for r in result.history] == [False, True, False, True]
@@ -58,6 +64,18 @@ def test_training_improves_the_likelihood_and_updates_pi_every_t_em_epochs(tmp_p
     # Phi_old <- Phi after the last round.
     for a, b in zip(jax.tree.leaves(result.state.params), jax.tree.leaves(result.state.old_params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_cached_e_step_equals_the_per_batch_e_step(whole):
+    # Without dequantization noise, responsibilities looked up from the once-per-round pass
+    # are those the per-batch E-step computes: the runs agree to float32 rounding.
+    cached = train.fit(MODEL, _config(e_step="cached"), None, _toy(), _toy(128, seed=1),
+                       progress=False, log=lambda s: None)
+    assert cached.state.gamma_cache.shape == (256, 2)
+    for a, b in zip(jax.tree.leaves(whole.state.params), jax.tree.leaves(cached.state.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose([r["test_nll_nats_per_dim"] for r in cached.history],
+                               [r["test_nll_nats_per_dim"] for r in whole.history], rtol=1e-5)
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -39,6 +39,8 @@ class Coupling:
       kind: ``"affine"`` or ``"additive"``.
       hidden: width of the conditioner's hidden layers.
       num_hidden_layers: depth of an MLP conditioner (vectors only).
+      compute_dtype: dtype of the conditioner's arithmetic (``"bfloat16"`` for mixed
+        precision); parameters, the coupled values and the log-det stay float32.
 
     Params: the conditioner's params.
     """
@@ -47,8 +49,11 @@ class Coupling:
     kind: CouplingKind = "affine"
     hidden: int = 512
     num_hidden_layers: int = 2
+    compute_dtype: str = "float32"
 
     def __post_init__(self):
+        if self.compute_dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"Coupling: compute_dtype must be float32, bfloat16 or float16, got {self.compute_dtype!r}")
         if self.kind not in ("affine", "additive"):
             raise ValueError(f"Coupling: kind must be 'affine' or 'additive', got {self.kind!r}")
         if len(self.event_shape) not in (1, 3):
@@ -75,7 +80,7 @@ class Coupling:
         return self.conditioner.init(key)
 
     def _shift_and_log_scale(self, params: dict, x_a: Array) -> tuple[Array, Array | None]:
-        h = self.conditioner.apply(params, x_a).astype(x_a.dtype)
+        h = self.conditioner.apply(params, x_a.astype(self.compute_dtype)).astype(x_a.dtype)
         if self.kind == "additive":
             return h, None
         return h[..., 0::2], jax.nn.log_sigmoid(h[..., 1::2] + SCALE_OFFSET)

@@ -32,6 +32,7 @@ class FlowStep:
       hidden: width of the coupling network.
       linear: ``"plain"`` or ``"lu"`` invertible 1x1 conv / dense, or ``"reverse"``.
       num_hidden_layers: depth of an MLP conditioner (vectors only).
+      compute_dtype: dtype of the coupling network's arithmetic (mixed precision).
 
     Params: ``{"actnorm": ..., "linear": ..., "coupling": ...}``.
     """
@@ -41,6 +42,7 @@ class FlowStep:
     hidden: int = 512
     linear: LinearKind = "lu"
     num_hidden_layers: int = 2
+    compute_dtype: str = "float32"
 
     def __post_init__(self):
         if self.linear not in ("plain", "lu", "reverse"):
@@ -53,7 +55,7 @@ class FlowStep:
         return {
             "actnorm": ActNorm(shape),
             "linear": mixer,
-            "coupling": Coupling(shape, self.coupling, self.hidden, self.num_hidden_layers),
+            "coupling": Coupling(shape, self.coupling, self.hidden, self.num_hidden_layers, self.compute_dtype),
         }
 
     def init(self, key: Array, x: Array) -> dict:

@@ -34,6 +34,7 @@ class Split:
 
     event_shape: tuple[int, int, int]
     prior: SplitPrior = "conditional"
+    compute_dtype: str = "float32"  # of the prior network's convolution
 
     def __post_init__(self):
         if self.prior not in ("conditional", "standard"):
@@ -61,7 +62,7 @@ class Split:
         return self._prior_net.init(key) if self.prior == "conditional" else {}
 
     def _mean_and_log_std(self, params: dict, kept: Array) -> tuple[Array, Array]:
-        h = self._prior_net.apply(params, kept).astype(kept.dtype)
+        h = self._prior_net.apply(params, kept.astype(self.compute_dtype)).astype(kept.dtype)
         return h[..., 0::2], h[..., 1::2]
 
     def forward(self, params: dict, x: Array) -> tuple[tuple[Array, Array], Array]:

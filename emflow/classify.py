@@ -1,0 +1,525 @@
+"""Maximum-likelihood classification with one GenMM / LatMM per class (the paper's section IV-D).
+
+    fit:      Phi_y  <- EM on the training examples of class y, for every class y
+    predict:  argmax_y  log p(x; Phi_y) + log P(y)
+
+All classes share one model configuration, so their parameters are stacked on a
+leading class axis ``(C, ...)`` and trained as one jitted program: every
+gradient step draws one batch of the same size from *each* class and applies
+``emflow.train.train_step`` to every class through ``jax.vmap``; an epoch is one
+``lax.scan`` over ``ceil(max_class_size / batch_size)`` steps (a smaller class
+wraps around its own permutation, so every class sees every one of its
+examples at least once per epoch). The EM prior update of each class uses that
+class's own responsibilities. ``add_class`` trains a new stack of one class
+with the same program and appends it: the other classes' parameters are not
+touched.
+
+    clf = MixtureClassifier(model="genmm", num_components=4, epochs=60)
+    clf.fit(x_train, y_train)                      # x: (N, D) numbers, y: (N,) labels
+    clf.predict(x_test)                            # (n,) labels from clf.classes_
+    clf.log_likelihood(x_test)                     # (n, C) log p(x; Phi_y), nats
+    clf.add_class(x_new, "new label")              # trains only the new class
+
+Features go through a ``FeaturePreprocessor`` fitted on the whole training set
+(shared by every class, fixed by ``fit``; ``add_class`` reuses it), see there.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Callable, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from emflow import train
+from emflow.genmm import GenMM
+from emflow.glow import Glow
+from emflow.latmm import LatMM
+from emflow.vector_flow import VectorFlow
+
+Array = jax.Array
+Preprocessing = Literal["dequantize", "standardize", "none"]
+
+
+class NotFittedError(ValueError, AttributeError):
+    """The classifier was used before ``fit`` (the same bases as scikit-learn's)."""
+
+
+# ---------------------------------------------------------------------------
+# Features
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FeaturePreprocessor:
+    """Raw features -> the flows' input, ``z = (x + u - mean) / scale``, fitted on a training set.
+
+    Modes:
+      ``"dequantize"``: integer features; ``u ~ U[0, noise)`` while training (uniform
+        dequantization: the flow then models the probability mass of each integer
+        cell), and at prediction ``u = noise / 2`` (the cell's centre) or, with
+        ``eval_samples = S > 0``, ``log p`` averaged in probability over S draws of ``u``
+        (a Monte-Carlo estimate of the cell's mass, the same draws for every class).
+      ``"standardize"``: ``u = 0``.
+      ``"none"``: ``u = 0``, ``mean = 0``, ``scale = 1``.
+
+    ``mean`` and ``scale`` are the training set's (after adding ``noise / 2`` where
+    dequantizing). ``log_det = -sum(log scale)`` converts a density of ``z`` back to
+    one of the original features, ``log p(x) = log p(z) + log_det``; it is the same
+    for every class (one preprocessor for all), so it never changes a prediction,
+    but it keeps ``log_likelihood`` in the units of the original features.
+
+    Attributes:
+      mode: ``"dequantize"``, ``"standardize"`` or ``"none"``.
+      mean, scale: ``(D,)`` float32.
+      noise: width of the dequantization noise, in feature units (1 for integers).
+    """
+
+    mode: Preprocessing
+    mean: np.ndarray
+    scale: np.ndarray
+    noise: float = 1.0
+
+    @classmethod
+    def fit(cls, x: np.ndarray, mode: Preprocessing = "dequantize", noise: float = 1.0) -> "FeaturePreprocessor":
+        """Statistics of ``x: (N, D)``."""
+        if mode not in ("dequantize", "standardize", "none"):
+            raise ValueError(f"FeaturePreprocessor: mode must be 'dequantize', 'standardize' or 'none', got {mode!r}")
+        x = np.asarray(x, np.float64)
+        d = x.shape[1]
+        if mode == "none":
+            return cls(mode, np.zeros(d, np.float32), np.ones(d, np.float32), 0.0)
+        shift = noise / 2 if mode == "dequantize" else 0.0
+        # Var(x + u) = Var(x) + noise^2 / 12 for the dequantized features.
+        var = x.var(axis=0) + (noise**2 / 12 if mode == "dequantize" else 0.0)
+        scale = np.sqrt(np.maximum(var, 1e-12))
+        return cls(mode, (x.mean(axis=0) + shift).astype(np.float32), scale.astype(np.float32),
+                   float(noise) if mode == "dequantize" else 0.0)
+
+    @property
+    def num_features(self) -> int:
+        return int(self.mean.shape[0])
+
+    @property
+    def log_det(self) -> float:
+        """``log |dz/dx|`` of the affine map, a constant."""
+        return float(-np.sum(np.log(self.scale.astype(np.float64))))
+
+    def train_transform(self, key: Array, x: Array) -> Array:
+        """``(B, D)`` raw -> ``(B, D)`` flow input with fresh noise."""
+        u = self.noise * jax.random.uniform(key, x.shape) if self.mode == "dequantize" else 0.0
+        return (x + u - self.mean) / self.scale
+
+    def eval_transform(self, x: Array, u: Array | float | None = None) -> Array:
+        """``(B, D)`` raw -> flow input at the noise ``u`` (default: the cell centres)."""
+        if u is None:
+            u = self.noise / 2
+        if self.mode != "dequantize":
+            u = 0.0
+        return (x + u - self.mean) / self.scale
+
+
+# ---------------------------------------------------------------------------
+# Batched per-class EM
+# ---------------------------------------------------------------------------
+
+
+def class_permutation(key: Array, n: Array, size: int) -> Array:
+    """``(size,)`` int32 whose first ``n`` entries are a random permutation of ``0..n-1`` (``n`` traced)."""
+    u = jax.random.uniform(key, (size,))
+    u = jnp.where(jnp.arange(size) < n, u, 2.0)
+    return jnp.argsort(u).astype(jnp.int32)
+
+
+@dataclasses.dataclass(frozen=True)
+class StackTrainer:
+    """Trains C models of one configuration at once, each on its own class's data.
+
+    Attributes:
+      model: a ``GenMM`` or ``LatMM`` on ``event_shape``.
+      config: the ``TrainConfig`` (epochs, batch_size, em_every, learning rate schedule, ...).
+      preprocessor: the fitted ``FeaturePreprocessor``.
+
+    Data: ``x: (C, N_max, D)`` float32, class ``c``'s examples in rows ``< counts[c]``
+    (the rest padding, never read), ``counts: (C,)`` int32 >= 1.
+    """
+
+    model: Any
+    config: train.TrainConfig
+    preprocessor: FeaturePreprocessor
+
+    @property
+    def optimizer(self):
+        return train.make_optimizer(self.config)
+
+    def steps_per_epoch(self, n_max: int) -> int:
+        return int(math.ceil(n_max / self.config.batch_size))
+
+    def _to_event(self, x: Array) -> Array:
+        return x.reshape(x.shape[:-1] + tuple(self.model.event_shape))
+
+    def init(self, keys: Array, x: Array, counts: Array) -> train.EMState:
+        """Stacked ``EMState`` ``(C, ...)``; class ``c`` from ``keys[c]``, ActNorm on its own examples."""
+        size = min(self.config.init_batch_size, x.shape[1])
+
+        def one(key, xc, n):
+            k_perm, k_init, k_noise = jax.random.split(key, 3)
+            idx = class_permutation(k_perm, n, x.shape[1])[jnp.arange(size) % n]
+            batch = self._to_event(self.preprocessor.train_transform(k_noise, xc[idx]))
+            params = self.model.init(k_init, batch)
+            return train.init_state(self.model, self.optimizer, params)
+
+        # lax.map, not vmap, over the classes: a vmapped init batches the LU layers' QR
+        # factorisations over classes x components x steps, and jaxlib's CPU LAPACK kernel
+        # (ParallelBatchMap) deadlocks its own thread pool on large batches (seen here at
+        # 26 x 4 x 6 = 624 matrices; 26 x 1 x 6 ran). Init runs once, so sequential is cheap.
+        return jax.lax.map(lambda args: one(*args), (keys, x, counts))
+
+    def epoch(self, state: train.EMState, keys: Array, x: Array, counts: Array, epoch: Array
+              ) -> tuple[train.EMState, Array]:
+        """One epoch for every class: ``steps_per_epoch`` vmapped ``train_step``s in one ``lax.scan``.
+
+        Returns the new state and ``(C,)`` the epoch's mean ``-log p(z; Phi_old)`` per class.
+        Ends with an EM update (pi <- mean gamma, Phi_old <- Phi) every ``em_every`` epochs and
+        after the last epoch.
+        """
+        cfg = self.config
+        num_classes, n_max = x.shape[:2]
+        batch = cfg.batch_size
+        optimizer = self.optimizer
+        state = jax.vmap(train.start_epoch)(state)
+        data_keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, 1), epoch))(keys)
+        noise_keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, 2), epoch))(keys)
+        perms = jax.vmap(lambda k, n: class_permutation(k, n, n_max))(data_keys, counts)  # (C, N_max)
+        rows = jnp.arange(num_classes)[:, None]
+
+        def body(state, i):
+            positions = (i * batch + jnp.arange(batch))[None, :] % counts[:, None]  # (C, B)
+            raw = x[rows, perms[rows, positions]]                                    # (C, B, D)
+            step_keys = jax.vmap(lambda k: jax.random.fold_in(k, i))(noise_keys)
+            inputs = self._to_event(jax.vmap(self.preprocessor.train_transform)(step_keys, raw))
+            state, metrics = jax.vmap(lambda s, xb: train.train_step(self.model, optimizer, s, xb))(state, inputs)
+            return state, metrics["nll"]
+
+        state, _ = jax.lax.scan(body, state, jnp.arange(self.steps_per_epoch(n_max)))
+        mean_nll = state.nll_sum / state.gamma_count
+        em_round = ((epoch + 1) % cfg.em_every == 0) | (epoch + 1 == cfg.epochs)
+        state = jax.lax.cond(em_round, jax.vmap(train.em_update), lambda s: s, state)
+        return state, mean_nll
+
+    def fit(self, keys: Array, x: np.ndarray, counts: np.ndarray, log: Callable[[str], None] | None = None
+            ) -> tuple[train.EMState, list[np.ndarray]]:
+        """Train the stack for ``config.epochs`` epochs: one compiled epoch program, called once per epoch.
+
+        Returns the final stacked state and the per-epoch ``(C,)`` mean training NLL (nats per
+        flow-input dimension, of the standardized features).
+
+        Raises:
+          NonFiniteLossError: a class met a NaN/Inf loss or gradient.
+        """
+        x = jnp.asarray(x, jnp.float32)
+        counts = jnp.asarray(counts, jnp.int32)
+        state = jax.jit(self.init)(keys, x, counts)
+        epoch_fn = jax.jit(self.epoch)
+        dims = self.preprocessor.num_features
+        history = []
+        t0 = time.time()
+        for e in range(self.config.epochs):
+            state, nll = epoch_fn(state, keys, x, counts, jnp.asarray(e, jnp.int32))
+            history.append(np.asarray(nll) / dims)
+            if log is not None and (e == 0 or (e + 1) % max(1, self.config.epochs // 10) == 0):
+                log(f"epoch {e + 1}/{self.config.epochs}: train NLL (nats/dim, standardized) "
+                    f"mean over classes {float(np.mean(history[-1])):.4f}  {time.time() - t0:.1f}s")
+        bad = np.flatnonzero(np.asarray(state.nonfinite))
+        if bad.size:
+            raise train.NonFiniteLossError(
+                f"non-finite loss or gradient while training class index(es) {bad.tolist()}: lower the "
+                "learning rate or check the data")
+        return state, history
+
+
+# ---------------------------------------------------------------------------
+# The estimator
+# ---------------------------------------------------------------------------
+
+
+def glow_image_shape(num_features: int) -> tuple[int, int, int]:
+    """``D -> (s, s, 1)`` for a square ``D = s^2`` with even ``s`` (4x4x1 for Letter, 6x6x1 for Satimage)."""
+    s = int(round(math.sqrt(num_features)))
+    if s * s != num_features or s % 2:
+        raise ValueError(
+            f"flow='glow' reshapes the features to an (s, s, 1) image with even s; {num_features} features "
+            "is not such a square (use flow='vector')")
+    return (s, s, 1)
+
+
+class MixtureClassifier:
+    """Generative classifier: one GenMM or LatMM per class, ``argmax_y log p(x; Phi_y) + log P(y)``.
+
+    scikit-learn's conventions: ``fit(X, y)``, ``predict``, ``predict_proba``, ``score``,
+    fitted attributes ending in ``_``, constructor arguments stored as given. scikit-learn
+    itself is not needed.
+
+    Args:
+      model: ``"genmm"`` or ``"latmm"``.
+      num_components: K.
+      flow: ``"vector"`` (``VectorFlow`` on the D features) or ``"glow"`` (1-level ``Glow`` on
+        the features reshaped to ``(s, s, 1)``, the paper's choice: 4x4x1 for Letter, 6x6x1 for
+        Satimage).
+      flow_steps, hidden: depth and width of the flow (defaults: vector 6 x 64, glow 12 x 8 as
+        the paper's code).
+      image_shape, glow_levels: the Glow's ``(H, W, C)`` (default: the square ``(s, s, 1)``; NORB:
+        ``(32, 64, 1)``) and number of levels.
+      class_prior: ``"frequency"`` (training frequencies) or ``"uniform"``.
+      preprocessing, noise: see ``FeaturePreprocessor``.
+      eval_samples: noise draws per example at prediction (0: the cell centre).
+      epochs, batch_size, learning_rate, warmup_steps, min_learning_rate, em_every: EM training
+        (``emflow.train.TrainConfig``); ``batch_size`` examples of *each* class per step.
+      component_axis: how GenMM maps over its K generators (default ``"vmap"``: the fastest
+        compile for large K).
+      eval_batch_size: examples per compiled likelihood evaluation.
+      seed: every random number comes from it.
+      verbose: print training progress.
+
+    Fitted attributes: ``classes_`` (C,), ``class_counts_`` (C,), ``preprocessor_``, ``model_``
+    (the per-class model), ``params_`` (its params with a leading (C,) axis), ``history_``.
+    """
+
+    def __init__(self, model: str = "genmm", num_components: int = 1, flow: str = "vector",
+                 flow_steps: int | None = None, hidden: int | None = None,
+                 image_shape: tuple[int, int, int] | None = None, glow_levels: int = 1, class_prior: str = "frequency",
+                 preprocessing: Preprocessing = "dequantize", noise: float = 1.0, eval_samples: int = 0,
+                 epochs: int = 60, batch_size: int = 64, learning_rate: float = 2e-3, warmup_steps: int = 100,
+                 min_learning_rate: float = 1e-4, em_every: int = 5, component_axis: str | None = "vmap",
+                 eval_batch_size: int = 1000, seed: int = 0, verbose: bool = False):
+        self.model = model
+        self.num_components = num_components
+        self.flow = flow
+        self.flow_steps = flow_steps
+        self.hidden = hidden
+        self.image_shape = image_shape
+        self.glow_levels = glow_levels
+        self.class_prior = class_prior
+        self.preprocessing = preprocessing
+        self.noise = noise
+        self.eval_samples = eval_samples
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.warmup_steps = warmup_steps
+        self.min_learning_rate = min_learning_rate
+        self.em_every = em_every
+        self.component_axis = component_axis
+        self.eval_batch_size = eval_batch_size
+        self.seed = seed
+        self.verbose = verbose
+
+    # -- configuration ------------------------------------------------------
+
+    def get_params(self, deep: bool = True) -> dict:
+        del deep
+        names = self.__init__.__code__.co_varnames[1: self.__init__.__code__.co_argcount]
+        return {name: getattr(self, name) for name in names}
+
+    def set_params(self, **params) -> "MixtureClassifier":
+        valid = self.get_params()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"MixtureClassifier: unknown parameter {name!r}; valid: {sorted(valid)}")
+            setattr(self, name, value)
+        return self
+
+    def _build_model(self, num_features: int):
+        if self.model not in ("genmm", "latmm"):
+            raise ValueError(f"MixtureClassifier: model must be 'genmm' or 'latmm', got {self.model!r}")
+        if self.class_prior not in ("frequency", "uniform"):
+            raise ValueError(
+                f"MixtureClassifier: class_prior must be 'frequency' or 'uniform', got {self.class_prior!r}")
+        if self.flow == "vector":
+            flow = VectorFlow(num_features, num_steps=self.flow_steps or 6, hidden=self.hidden or 64)
+        elif self.flow == "glow":
+            shape = tuple(self.image_shape) if self.image_shape is not None else glow_image_shape(num_features)
+            if math.prod(shape) != num_features:
+                raise ValueError(f"MixtureClassifier: image_shape {shape} holds {math.prod(shape)} values, "
+                                 f"but X has {num_features} features")
+            flow = Glow(shape, num_levels=self.glow_levels, num_steps=self.flow_steps or 12,
+                        hidden_channels=self.hidden or 8)
+        else:
+            raise ValueError(f"MixtureClassifier: flow must be 'vector' or 'glow', got {self.flow!r}")
+        if self.model == "genmm":
+            return GenMM(flow, self.num_components, component_axis=self.component_axis)
+        return LatMM(flow, self.num_components)
+
+    def _train_config(self) -> train.TrainConfig:
+        return train.TrainConfig(
+            epochs=self.epochs, batch_size=self.batch_size, em_every=self.em_every,
+            learning_rate=self.learning_rate, warmup_steps=self.warmup_steps,
+            min_learning_rate=self.min_learning_rate, seed=self.seed, num_samples=0,
+        )
+
+    # -- validation ---------------------------------------------------------
+
+    def _check_fitted(self, where: str) -> None:
+        if not hasattr(self, "params_"):
+            raise NotFittedError(f"MixtureClassifier.{where}: this classifier is not fitted yet; call fit(X, y) first")
+
+    def _check_x(self, x, where: str, num_features: int | None = None) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim != 2:
+            raise ValueError(f"MixtureClassifier.{where}: X must be 2-D (n_samples, n_features), got shape {x.shape}")
+        if x.shape[0] < 1:
+            raise ValueError(f"MixtureClassifier.{where}: X has no rows")
+        if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+            raise ValueError(f"MixtureClassifier.{where}: X must be numeric, got dtype {x.dtype}")
+        if num_features is not None and x.shape[1] != num_features:
+            raise ValueError(
+                f"MixtureClassifier.{where}: X has {x.shape[1]} features, but the classifier was fitted "
+                f"with {num_features}")
+        x = x.astype(np.float32)
+        if not np.all(np.isfinite(x)):
+            raise ValueError(
+                f"MixtureClassifier.{where}: X holds {int(np.sum(~np.isfinite(x)))} NaN or Inf values; "
+                "expected finite numbers")
+        return x
+
+    def _check_label_kind(self, labels: np.ndarray, where: str) -> None:
+        fitted, given = self.classes_.dtype, np.asarray(labels).dtype
+        kind = lambda dt: "number" if (np.issubdtype(dt, np.number) or dt == bool) else (
+            "string" if dt.kind in "US" else dt.kind)
+        if kind(fitted) != kind(given):
+            raise TypeError(
+                f"MixtureClassifier.{where}: labels of dtype {given} do not match the labels the classifier "
+                f"was fitted with (dtype {fitted}, classes {self.classes_.tolist()[:10]})")
+
+    # -- training -----------------------------------------------------------
+
+    def _train_classes(self, x: np.ndarray, codes: np.ndarray, class_ids: np.ndarray):
+        """Train one stack on ``x`` with class codes ``codes`` in ``range(len(class_ids))``;
+        class ``j``'s key is ``fold_in(seed, class_ids[j])``."""
+        num = len(class_ids)
+        counts = np.bincount(codes, minlength=num).astype(np.int32)
+        padded = np.zeros((num, counts.max(), x.shape[1]), np.float32)
+        for j in range(num):
+            padded[j, : counts[j]] = x[codes == j]
+        root = jax.random.PRNGKey(self.seed)
+        keys = jnp.stack([jax.random.fold_in(root, int(c)) for c in class_ids])
+        trainer = StackTrainer(self.model_, self._train_config(), self.preprocessor_)
+        log = print if self.verbose else None
+        state, history = trainer.fit(keys, padded, counts, log=log)
+        return state.params, counts, history
+
+    def fit(self, X, y) -> "MixtureClassifier":
+        """Fit the preprocessor on ``X: (N, D)`` and one mixture per distinct label of ``y: (N,)``."""
+        x = self._check_x(X, "fit")
+        y = np.asarray(y)
+        if y.ndim != 1 or y.shape[0] != x.shape[0]:
+            raise ValueError(f"MixtureClassifier.fit: y must have shape ({x.shape[0]},), got {y.shape}")
+        classes, codes = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(f"MixtureClassifier.fit: need at least 2 classes, got {classes.tolist()}")
+        for name in ("params_", "classes_"):
+            self.__dict__.pop(name, None)
+        self.n_features_in_ = x.shape[1]
+        self.preprocessor_ = FeaturePreprocessor.fit(x, self.preprocessing, self.noise)
+        self.model_ = self._build_model(x.shape[1])
+        t0 = time.time()
+        params, counts, history = self._train_classes(x, codes.astype(np.int32), np.arange(len(classes)))
+        self.fit_seconds_ = time.time() - t0
+        self.classes_ = classes
+        self.class_counts_ = counts
+        self.history_ = history
+        self.params_ = params
+        self._log_prob_fn = None
+        return self
+
+    def add_class(self, X_new, label) -> "MixtureClassifier":
+        """Train a model for a new class on ``X_new: (n, D)`` alone; every other class's parameters stay as they are.
+
+        The preprocessor is the one fitted by ``fit`` (so the old models still see the same
+        inputs); the class prior is recomputed from the counts with the new class.
+        """
+        self._check_fitted("add_class")
+        x = self._check_x(X_new, "add_class", self.n_features_in_)
+        label_arr = np.asarray([label])
+        self._check_label_kind(label_arr, "add_class")
+        if label in self.classes_.tolist():
+            raise ValueError(f"MixtureClassifier.add_class: label {label!r} is already a class")
+        new_id = len(self.classes_)
+        params, counts, history = self._train_classes(x, np.zeros(len(x), np.int32), np.asarray([new_id]))
+        self.params_ = jax.tree.map(lambda old, new: jnp.concatenate([old, new]), self.params_, params)
+        self.classes_ = np.concatenate([self.classes_, label_arr.astype(self.classes_.dtype)
+                                        if self.classes_.dtype.kind != "U" else label_arr])
+        self.class_counts_ = np.concatenate([self.class_counts_, counts])
+        self.added_history_ = {**getattr(self, "added_history_", {}), label: history}
+        return self
+
+    # -- prediction ---------------------------------------------------------
+
+    @property
+    def class_log_prior_(self) -> np.ndarray:
+        """``(C,)`` log P(y)."""
+        self._check_fitted("class_log_prior_")
+        if self.class_prior == "uniform":
+            return np.full(len(self.classes_), -np.log(len(self.classes_)))
+        counts = self.class_counts_.astype(np.float64)
+        return np.log(counts / counts.sum())
+
+    def _batch_log_prob(self):
+        model, pre, samples = self.model_, self.preprocessor_, int(self.eval_samples)
+        event = tuple(model.event_shape)
+
+        def per_class(params, raw, key):
+            if samples <= 0 or pre.mode != "dequantize":
+                z = pre.eval_transform(raw).reshape((-1,) + event)
+                return model.log_prob(params, z)
+            u = pre.noise * jax.random.uniform(key, (samples,) + raw.shape)
+            z = jax.vmap(lambda us: pre.eval_transform(raw, us))(u).reshape((-1,) + event)
+            lp = model.log_prob(params, z).reshape(samples, raw.shape[0])
+            return jax.nn.logsumexp(lp, axis=0) - math.log(samples)
+
+        return jax.jit(lambda params, raw, key: jax.vmap(per_class, in_axes=(0, None, None))(params, raw, key).T)
+
+    def log_likelihood(self, X) -> np.ndarray:
+        """``(n, C)`` log p(x; Phi_y) in nats, density of the original features (see ``FeaturePreprocessor``)."""
+        self._check_fitted("log_likelihood")
+        x = self._check_x(X, "log_likelihood", self.n_features_in_)
+        if getattr(self, "_log_prob_fn", None) is None:
+            self._log_prob_fn = self._batch_log_prob()
+        key = jax.random.fold_in(jax.random.PRNGKey(self.seed), 10**6)
+        b = self.eval_batch_size
+        out = []
+        for i, start in enumerate(range(0, len(x), b)):
+            chunk = x[start: start + b]
+            n = len(chunk)
+            if n < b:  # one compiled shape; padded rows are discarded
+                chunk = np.concatenate([chunk, np.repeat(chunk[:1], b - n, axis=0)])
+            out.append(np.asarray(self._log_prob_fn(self.params_, jnp.asarray(chunk), jax.random.fold_in(key, i)))[:n])
+        return np.concatenate(out).astype(np.float64) + self.preprocessor_.log_det
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """``(n, C)`` log P(y | x)."""
+        joint = self.log_likelihood(X) + self.class_log_prior_[None, :]
+        m = joint.max(axis=1, keepdims=True)
+        return joint - (m + np.log(np.sum(np.exp(joint - m), axis=1, keepdims=True)))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """``(n, C)`` P(y | x), columns in the order of ``classes_``; rows sum to 1."""
+        return np.exp(self.predict_log_proba(X))
+
+    def predict(self, X) -> np.ndarray:
+        """``(n,)`` the most probable labels."""
+        joint = self.log_likelihood(X) + self.class_log_prior_[None, :]
+        return self.classes_[np.argmax(joint, axis=1)]
+
+    def score(self, X, y) -> float:
+        """Accuracy on ``(X, y)``."""
+        self._check_fitted("score")
+        y = np.asarray(y)
+        self._check_label_kind(y, "score")
+        pred = self.predict(X)
+        if y.shape != pred.shape:
+            raise ValueError(f"MixtureClassifier.score: y must have shape {pred.shape}, got {y.shape}")
+        return float(np.mean(pred == y))
