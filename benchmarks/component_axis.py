@@ -11,26 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import jax
-import jax.numpy as jnp
 
 import emflow
-from emflow import train
-
-
-def time_step(model, config, x, repeats: int) -> float:
-    optimizer = train.make_optimizer(config)
-    state = train.init_state(model, optimizer, jax.jit(model.init)(jax.random.PRNGKey(0), x))
-    step = jax.jit(lambda s, xb: train.train_step(model, optimizer, s, xb))
-    state, m = step(state, x)  # compile
-    jax.block_until_ready(m)
-    t = time.perf_counter()
-    for _ in range(repeats):
-        state, m = step(state, x)
-    jax.block_until_ready(m)
-    return (time.perf_counter() - t) / repeats * 1e3
+from benchmarks.throughput import time_emflow
 
 
 def main(argv=None):
@@ -46,11 +31,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     flow = emflow.Glow((args.size, args.size, 1), args.levels, args.steps, args.hidden)
     x = jax.random.uniform(jax.random.PRNGKey(1), (args.batch, args.size, args.size, 1))
-    config = train.TrainConfig()
     rows = []
     print(f"backend {jax.default_backend()}, Glow {args.levels}x{args.steps}x{args.hidden} on {args.size}x{args.size}, batch {args.batch}")
     for k in [int(v) for v in args.components.split(",")]:
-        times = {axis: time_step(emflow.GenMM(flow, k, component_axis=axis), config, x, args.repeats)
+        times = {axis: 1e3 * time_emflow(emflow.GenMM(flow, k, component_axis=axis), x, args.repeats)[0]
                  for axis in ("vmap", "unrolled", "scan")}
         best = min(times.values())
         for axis, ms in times.items():

@@ -93,6 +93,7 @@ class GenMM(MixtureModel):
 
     def component_log_prob(self, params: dict, x: Array) -> Array:
         """``log pi_k + log p_k(x)``: ``(B, *event_shape) -> (B, K)``."""
+        self._check_log_pi(params)
         return params["log_pi"][None, :] + self.generator_log_prob(params, x)
 
     def sample(self, params: dict, key: Array, n: int, temperature: float = 1.0) -> Array:

@@ -64,6 +64,8 @@ class LatMM(MixtureModel):
         check_num_components("LatMM", self.num_components, None)
         if self.sigma_prior not in ("gamma", "l2", "none"):
             raise ValueError(f"LatMM: sigma_prior must be 'gamma', 'l2' or 'none', got {self.sigma_prior!r}")
+        if self.l2_weight < 0:
+            raise ValueError(f"LatMM: l2_weight must be >= 0, got {self.l2_weight}")
         if self.gamma_shape <= 0 or self.gamma_rate <= 0:
             raise ValueError(
                 f"LatMM: the Gamma prior needs shape > 0 and rate > 0, got {self.gamma_shape}, {self.gamma_rate}"
@@ -92,6 +94,7 @@ class LatMM(MixtureModel):
     def component_log_prob(self, params: dict, x: Array) -> Array:
         """``log pi_k + log p_k(x)``: ``(B, *event_shape) -> (B, K)``."""
         self._check_input(x, "component_log_prob")
+        self._check_log_pi(params)
         latent, log_det = self.flow.forward(params["flow"], x)
         z = latent.top.reshape(x.shape[0], -1)
         shared = latent_lib.splits_log_prob(latent) + log_det

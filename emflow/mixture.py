@@ -35,7 +35,7 @@ def resolve_component_axis(component_axis: ComponentAxis | None) -> ComponentAxi
 
 
 def check_num_components(model_name: str, num_components: int, component_axis) -> None:
-    if int(num_components) != num_components or num_components < 1:
+    if not isinstance(num_components, (int, np.integer)) or isinstance(num_components, bool) or num_components < 1:
         raise ValueError(f"{model_name}: num_components must be an integer >= 1, got {num_components!r}")
     if component_axis is not None and component_axis not in COMPONENT_AXES:
         raise ValueError(
@@ -71,6 +71,13 @@ class MixtureModel:
 
     def _check_input(self, x: Array, where: str) -> None:
         check_batch(x, self.flow.event_shape, f"{type(self).__name__}.{where}")
+
+    def _check_log_pi(self, params) -> None:
+        shape = tuple(jnp.shape(params["log_pi"]))
+        if shape != (self.num_components,):
+            raise ValueError(
+                f"{type(self).__name__}: params['log_pi'] must have shape (K,) = ({self.num_components},), got {shape}"
+            )
 
 
 def sample_components(key: Array, log_pi: Array, n: int) -> Array:

@@ -67,9 +67,9 @@ def assert_vmap_and_grad(bijector, params_stack, x):
     ys, lds = jax.vmap(bijector.forward, in_axes=(0, None))(params_stack, x)
     n = jax.tree.leaves(params_stack)[0].shape[0]
     for k in range(n):
-        p_k = jax.tree.map(lambda a: a[k], params_stack)
+        p_k = jax.tree.map(lambda a, k=k: a[k], params_stack)
         y_k, ld_k = bijector.forward(p_k, x)
-        np.testing.assert_allclose(as_vector(jax.tree.map(lambda a: a[k], ys)), as_vector(y_k), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(as_vector(jax.tree.map(lambda a, k=k: a[k], ys)), as_vector(y_k), rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(lds[k], ld_k, rtol=1e-5, atol=1e-5)
 
     params = jax.tree.map(lambda a: a[0], params_stack)
