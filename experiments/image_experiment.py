@@ -14,7 +14,6 @@ import pathlib
 import time
 
 import jax
-import numpy as np
 
 import emflow
 from emflow import data as data_lib
