@@ -36,13 +36,17 @@ PAPER_TABLE2 = {
 
 # Settings per dataset, chosen on a validation split of the training set (see the README).
 PRESETS = {
-    "letter": dict(flow="vector", flow_steps=6, hidden=64, preprocessing="dequantize", epochs=40, batch_size=64,
+    "letter": dict(flow="vector", flow_steps=6, hidden=64, preprocessing="dequantize", noise=1.0, epochs=80,
+                   batch_size=64,
                    learning_rate=2e-3, warmup_steps=100, em_every=5),
-    "satimage": dict(flow="vector", flow_steps=6, hidden=64, preprocessing="dequantize", epochs=60, batch_size=64,
+    # Noise of width 16 (feature units; the features span 27..157, std ~ 20) smooths the densities:
+    # validation accuracy 0.754 at width 1, 0.873 at 4, 0.902 at 8, 0.905 at 16 and 24 (K = 1).
+    "satimage": dict(flow="vector", flow_steps=6, hidden=64, preprocessing="dequantize", noise=16.0, epochs=30,
+                     batch_size=64,
                      learning_rate=2e-3, warmup_steps=100, em_every=5),
     # The paper's NORB Glow (paper-notes.md): 32x64x1, 3 levels x 6 steps x 64 channels. Untested here.
     "norb": dict(flow="glow", image_shape=(32, 64, 1), glow_levels=3, flow_steps=6, hidden=64,
-                 preprocessing="dequantize", epochs=40, batch_size=32, learning_rate=1e-3, warmup_steps=200,
+                 preprocessing="dequantize", noise=1.0, epochs=40, batch_size=32, learning_rate=1e-3, warmup_steps=200,
                  em_every=5),
 }
 
@@ -136,6 +140,7 @@ def main(argv=None) -> dict:
     p.add_argument("--flow_steps", type=int)
     p.add_argument("--hidden", type=int)
     p.add_argument("--preprocessing", choices=["dequantize", "standardize", "none"])
+    p.add_argument("--noise", type=float, help="dequantization noise width, feature units")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch_size", type=int)
     p.add_argument("--lr", type=float, dest="learning_rate")
@@ -150,7 +155,7 @@ def main(argv=None) -> dict:
     root = pathlib.Path(args.workdir)
     root.mkdir(parents=True, exist_ok=True)
     settings = dict(PRESETS[args.dataset])
-    for name in ("flow", "flow_steps", "hidden", "preprocessing", "epochs", "batch_size", "learning_rate",
+    for name in ("flow", "flow_steps", "hidden", "preprocessing", "noise", "epochs", "batch_size", "learning_rate",
                  "em_every"):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
