@@ -283,31 +283,7 @@ def fit(
     checkpointer = None
     workdir = pathlib.Path(workdir) if workdir is not None else None
     if workdir is not None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        checkpointer = Checkpointer(workdir)
-        latest = checkpointer.latest_epoch()
-        if latest is not None and not resume:
-            raise FileExistsError(
-                f"{workdir} already holds checkpoints of a run (latest epoch {latest + 1}); "
-                "pass --resume to continue it, or choose another --workdir"
-            )
-        if latest is not None:
-            saved = checkpointer.record(latest)
-            diffs = config_differences(saved["config"], run_config)
-            allowed = [d for d in diffs if d.split(":")[0] in RESUMABLE_CHANGES]
-            refused = [d for d in diffs if d not in allowed]
-            if refused:
-                raise ConfigMismatchError(
-                    f"refusing to resume {workdir}: its checkpoint is of a different configuration: "
-                    + "; ".join(refused)
-                )
-            for d in allowed:
-                log(f"resuming with a changed setting: {d}")
-            state, record = checkpointer.restore(state, latest)
-            first_epoch = record["epoch"] + 1
-            history = _read_history(workdir, up_to_epoch=record["epoch"])
-            log(f"resumed {workdir} after epoch {first_epoch} (step {int(state.step)})")
-        (workdir / "config.json").write_text(json.dumps(run_config, indent=2))
+        checkpointer, state, first_epoch, history = _open_workdir(workdir, resume, run_config, state, log)
 
     if mesh is not None:
         model = sharding.for_mesh(model, mesh)
@@ -388,6 +364,38 @@ def fit(
         if checkpointer is not None:
             checkpointer.close()
     return FitResult(state, history, workdir)
+
+
+def _open_workdir(workdir: pathlib.Path, resume: bool, run_config: dict, state: EMState, log):
+    """Bind ``workdir`` to this run: refuse to overwrite, or restore a compatible checkpoint.
+
+    Returns ``(checkpointer, state, first_epoch, history)``.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    checkpointer = Checkpointer(workdir)
+    latest = checkpointer.latest_epoch()
+    first_epoch, history = 0, []
+    if latest is not None and not resume:
+        raise FileExistsError(
+            f"{workdir} already holds checkpoints of a run (latest epoch {latest + 1}); "
+            "pass --resume to continue it, or choose another --workdir"
+        )
+    if latest is not None:
+        diffs = config_differences(checkpointer.record(latest)["config"], run_config)
+        allowed = [d for d in diffs if d.split(":")[0] in RESUMABLE_CHANGES]
+        refused = [d for d in diffs if d not in allowed]
+        if refused:
+            raise ConfigMismatchError(
+                f"refusing to resume {workdir}: its checkpoint is of a different configuration: " + "; ".join(refused)
+            )
+        for d in allowed:
+            log(f"resuming with a changed setting: {d}")
+        state, record = checkpointer.restore(state, latest)
+        first_epoch = record["epoch"] + 1
+        history = _read_history(workdir, up_to_epoch=record["epoch"])
+        log(f"resumed {workdir} after epoch {first_epoch} (step {int(state.step)})")
+    (workdir / "config.json").write_text(json.dumps(run_config, indent=2))
+    return checkpointer, state, first_epoch, history
 
 
 def _raise_if_nonfinite(state: EMState, epoch: int, index: int) -> None:
