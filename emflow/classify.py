@@ -172,11 +172,17 @@ class StackTrainer:
             params = self.model.init(k_init, batch)
             return train.init_state(self.model, self.optimizer, params)
 
-        # lax.map, not vmap, over the classes: a vmapped init batches the LU layers' QR
-        # factorisations over classes x components x steps, and jaxlib's CPU LAPACK kernel
-        # (ParallelBatchMap) deadlocks its own thread pool on large batches (seen here at
-        # 26 x 4 x 6 = 624 matrices; 26 x 1 x 6 ran). Init runs once, so sequential is cheap.
-        return jax.lax.map(lambda args: one(*args), (keys, x, counts))
+        # Eagerly (jax.disable_jit), one class at a time, not as one compiled program: compiled,
+        # the LU layers' random rotations become batched QR custom calls, and jaxlib's CPU LAPACK
+        # kernel (ParallelBatchMap) deadlocked its own thread pool here, all threads idle for good:
+        # under vmap over 26 x 4 x 6 matrices, and under lax.map over classes with two QR calls
+        # running concurrently (Satimage, K = 10). Op by op, each QR runs alone, from the main
+        # thread. Init runs once per fit, so the eager cost (seconds) does not matter.
+        states = []
+        with jax.disable_jit():
+            for c in range(keys.shape[0]):
+                states.append(one(keys[c], x[c], counts[c]))
+        return jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
 
     def epoch(self, state: train.EMState, keys: Array, x: Array, counts: Array, epoch: Array
               ) -> tuple[train.EMState, Array]:
@@ -222,7 +228,7 @@ class StackTrainer:
         """
         x = jnp.asarray(x, jnp.float32)
         counts = jnp.asarray(counts, jnp.int32)
-        state = jax.jit(self.init)(keys, x, counts)
+        state = self.init(keys, x, counts)
         epoch_fn = jax.jit(self.epoch)
         dims = self.preprocessor.num_features
         history = []
