@@ -5,11 +5,24 @@ function); JAX's persistent compilation cache, keyed by the compiled program,
 lets later identical compilations load instead of recompiling.
 """
 import os
+import pathlib
 import tempfile
 
 import jax
+import pytest
 
 jax.config.update("jax_compilation_cache_dir", os.environ.get(
     "EMFLOW_TEST_JAX_CACHE", os.path.join(tempfile.gettempdir(), "emflow-test-jax-cache")))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> pathlib.Path:
+    """The real data: ``$EMFLOW_DATA_DIR``, else ``<repo>/../shared/data``; the test is skipped without it."""
+    env = os.environ.get("EMFLOW_DATA_DIR")
+    d = pathlib.Path(env) if env else pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    if not d.is_dir():
+        pytest.skip(f"real data not found at {d}: set EMFLOW_DATA_DIR or provide <repo>/../shared/data "
+                    "(mnist/, fashion_mnist/, letter/, satimage/)")
+    return d

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import pathlib
 import struct
 import time
@@ -43,23 +42,6 @@ LETTER_COUNTS = dict(
     W=752, X=787, Y=786, Z=734)
 SAT_TRAIN_COUNTS = {1: 1072, 2: 479, 3: 961, 4: 415, 5: 470, 7: 1038}
 SAT_TEST_COUNTS = {1: 461, 2: 224, 3: 397, 4: 211, 5: 237, 7: 470}
-
-
-def _find_data_dir() -> pathlib.Path | None:
-    env = os.environ.get("EMFLOW_DATA_DIR")
-    if env:
-        return pathlib.Path(env)
-    fallback = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    return fallback if fallback.is_dir() else None
-
-
-@pytest.fixture(scope="module")
-def data_dir() -> pathlib.Path:
-    d = _find_data_dir()
-    if d is None or not d.is_dir():
-        pytest.skip("real data not found: set EMFLOW_DATA_DIR or provide "
-                    "<repo>/../shared/data (mnist/, fashion_mnist/, letter/, satimage/)")
-    return d
 
 
 @pytest.fixture(scope="module")
