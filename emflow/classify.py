@@ -336,6 +336,7 @@ class MixtureClassifier:
             if name not in valid:
                 raise ValueError(f"MixtureClassifier: unknown parameter {name!r}; valid: {sorted(valid)}")
             setattr(self, name, value)
+        self._log_prob_fn = None  # compiled for the old settings (e.g. eval_samples)
         return self
 
     def _build_model(self, num_features: int):

@@ -52,9 +52,7 @@ class MixtureModel:
     """Mixin: log-density and responsibilities from ``component_log_prob``."""
 
     num_components: int
-
-    def component_log_prob(self, params, x: Array) -> Array:  # pragma: no cover - interface
-        raise NotImplementedError
+    # A subclass defines component_log_prob(params, x) -> (B, K) = log pi_k + log p_k(x).
 
     def log_prob(self, params, x: Array) -> Array:
         """``log p(x)`` in nats: ``(B, *event_shape) -> (B,)``."""

@@ -41,6 +41,10 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
     p.add_argument("--scheme", choices=["uniform", "paper"], help="dequantization: uniform 28x28, or the paper's 32x32")
     p.add_argument("--linear", choices=["lu", "plain"], help="1x1 convolution parametrisation")
     p.add_argument("--component_axis", choices=["vmap", "unrolled", "scan"], help="GenMM: how the K generators run")
+    p.add_argument("--e_step", choices=["per_batch", "cached"], default="per_batch",
+                   help="responsibilities on every batch, or once per EM round")
+    p.add_argument("--compute_dtype", choices=["float32", "bfloat16"], default="float32",
+                   help="dtype of the coupling networks' arithmetic (mixed precision)")
     p.add_argument("--learning_rate", type=float, default=1e-3)
     p.add_argument("--warmup_steps", type=int, help="learning-rate warm-up steps (paper: 1000)")
     p.add_argument("--data_dir", help="folder with mnist/ and fashion_mnist/ (default: $EMFLOW_DATA_DIR, else TFDS)")
@@ -81,13 +85,14 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
     x_test = ds.x_test[: args.num_test] if args.num_test else ds.x_test
     dequantizer = emflow.Dequantizer(ds.x_train.shape[1:], scheme=args.scheme)
     flow = emflow.Glow(dequantizer.model_shape, num_levels=args.levels, num_steps=args.steps,
-                       hidden_channels=args.hidden, linear=args.linear)
+                       hidden_channels=args.hidden, linear=args.linear, compute_dtype=args.compute_dtype)
     if model == "genmm":
         mixture = emflow.GenMM(flow, args.components, component_axis=args.component_axis)
     else:
         mixture = emflow.LatMM(flow, args.components)
     config = train.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, em_every=args.em_every,
-                               learning_rate=args.learning_rate, warmup_steps=args.warmup_steps, seed=args.seed)
+                               learning_rate=args.learning_rate, warmup_steps=args.warmup_steps, seed=args.seed,
+                               e_step=args.e_step)
     unit = ("nats per pixel of the 32x32 resized input (the paper's protocol; not comparable with 28x28 bits/dim)"
             if args.scheme == "paper" else "per pixel of the original 28x28 image")
     print(f"{model.upper()} K={args.components} on {dataset}: {len(x_train)} training / {len(x_test)} test images, "
@@ -104,6 +109,7 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
         "epochs": args.epochs, "num_train": len(x_train), "num_test": len(x_test), "scheme": args.scheme, "nll_unit": unit,
         "glow": {"levels": args.levels, "steps": args.steps, "hidden": args.hidden, "linear": args.linear},
         "batch_size": args.batch_size, "em_every": args.em_every, "warmup_steps": args.warmup_steps, "seed": args.seed,
+        "e_step": args.e_step, "compute_dtype": args.compute_dtype,
         "best_test_nll_nats_per_dim": best["test_nll_nats_per_dim"],
         "best_test_bits_per_dim": best["test_bits_per_dim"], "best_epoch": best["epoch"],
         "final_test_nll_nats_per_dim": history[-1]["test_nll_nats_per_dim"],

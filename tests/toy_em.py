@@ -229,3 +229,12 @@ def cluster_agreement(responsibilities: np.ndarray, labels: np.ndarray) -> float
     pred = np.argmax(np.asarray(responsibilities), axis=1)
     agree = float(np.mean(pred == labels))
     return max(agree, 1.0 - agree)
+
+
+def assert_toy_recovered(params, gamma: np.ndarray, labels: np.ndarray) -> None:
+    """The clusters are separated (> 95% agreement) and pi matches WEIGHTS within 0.05, in cluster order."""
+    assert cluster_agreement(gamma, labels) > 0.95
+    first = int(np.argmax(gamma[labels == 0].mean(axis=0)))  # the component that took cluster 0
+    pi = np.exp(np.asarray(params["log_pi"], np.float64))
+    np.testing.assert_allclose(pi.sum(), 1.0, atol=1e-5)
+    np.testing.assert_allclose([pi[first], pi[1 - first]], WEIGHTS, atol=0.05)
