@@ -1,9 +1,9 @@
-"""Glow's flow step and a repeated stack of steps run through ``lax.scan``.
+"""Glow's flow step and a repeated stack of steps with stacked parameters.
 
 A flow step is ActNorm -> invertible linear (1x1 conv / dense, or a fixed
 reversal) -> coupling. ``Repeat`` stacks ``num_steps`` identical steps: their
-params carry a leading ``(num_steps,)`` axis and the forward (inverse) pass is
-one ``lax.scan`` over it, so compile time does not grow with depth.
+params carry a leading ``(num_steps,)`` axis, applied step by step (default) or
+as one ``lax.scan`` over it (``unroll=False``: compile time independent of depth).
 """
 from __future__ import annotations
 
@@ -88,11 +88,18 @@ class FlowStep:
 class Repeat:
     """``num_steps`` copies of ``step`` with their own params, applied through ``lax.scan``.
 
+    ``unroll=True`` (default) applies the steps as straight-line code, slicing each
+    step's params off the stack; ``unroll=False`` runs one ``lax.scan`` body, for very
+    deep flows where compile time matters more. On XLA:CPU the backward pass through
+    the scan was 3-7x slower than through the unrolled steps (a 2-level x 2-step Glow:
+    122 ms vs 18 ms per gradient at batch 64), so unrolled is the default.
+
     Params: the step's params with a leading ``(num_steps,)`` axis on every leaf.
     """
 
     step: FlowStep
     num_steps: int
+    unroll: bool = True
 
     def __post_init__(self):
         if self.num_steps < 1:
@@ -115,24 +122,28 @@ class Repeat:
         """``x: (B, *event_shape) -> (y, log_det: (B,))``."""
         check_batch(x, self.event_shape, "Repeat.forward")
 
-        def body(carry, step_params):
-            h, log_det = carry
-            h, ld = self.step.forward(step_params, h)
-            return (h, log_det + ld), None
-
-        (y, log_det), _ = jax.lax.scan(body, (x, jnp.zeros(x.shape[:1], x.dtype)), params)
-        return y, log_det
+        return self._run(self.step.forward, params, x, reverse=False)
 
     def inverse(self, params: dict, y: Array) -> tuple[Array, Array]:
         """``y: (B, *event_shape) -> (x, log_det: (B,))``."""
         check_batch(y, self.event_shape, "Repeat.inverse")
 
+        return self._run(self.step.inverse, params, y, reverse=True)
+
+    def _run(self, apply, params: dict, h: Array, reverse: bool) -> tuple[Array, Array]:
+        """``apply`` every step in turn (last to first when ``reverse``), summing the log-dets."""
+        log_det = jnp.zeros(h.shape[:1], h.dtype)
+        if self.unroll:
+            order = range(self.num_steps - 1, -1, -1) if reverse else range(self.num_steps)
+            for i in order:
+                h, ld = apply(jax.tree.map(lambda a, i=i: a[i], params), h)
+                log_det = log_det + ld
+            return h, log_det
+
         def body(carry, step_params):
             h, log_det = carry
-            h, ld = self.step.inverse(step_params, h)
+            h, ld = apply(step_params, h)
             return (h, log_det + ld), None
 
-        (x, log_det), _ = jax.lax.scan(
-            body, (y, jnp.zeros(y.shape[:1], y.dtype)), params, reverse=True
-        )
-        return x, log_det
+        (h, log_det), _ = jax.lax.scan(body, (h, log_det), params, reverse=reverse)
+        return h, log_det
