@@ -1,13 +1,12 @@
 """A RealNVP-style flow for vectors (tabular data, 2-D toys).
 
 ``num_steps`` steps of ActNorm -> invertible dense layer (LU or plain) or a
-fixed reversal -> affine/additive coupling with an MLP conditioner, stacked
-through ``lax.scan``. ``x: (B, D) -> Latent(top=(B, D), splits=())``.
+fixed reversal -> affine/additive coupling with an MLP conditioner, with their
+params stacked (``Repeat``). ``x: (B, D) -> Latent(top=(B, D), splits=())``.
 """
 from __future__ import annotations
 
 import dataclasses
-
 
 from emflow.bijectors.base import Array, check_batch
 from emflow.bijectors.coupling import CouplingKind
