@@ -4,7 +4,8 @@
   steps x 512 hidden channels on 32x32 inputs (the paper's resize + Gaussian
   dequantization protocol), GenMM batch 64, LatMM batch 256, 400 epochs, t_EM 5,
   10,000 training images (Table I / Fig. 3).
-- ``cpu``: about 15 minutes on a 2-core CPU for GenMM K = 3 with a real, falling NLL:
+- ``cpu``: 6.6 minutes on a 2-core CPU for GenMM K = 3 (25 epochs) with a real, falling NLL
+  (4.41 -> 2.79 nats/dim on MNIST):
   a small Glow on the original 28x28 images with uniform dequantization, and a
   100-step learning-rate warm-up (1000 would outlast such a short run).
 """
@@ -16,7 +17,7 @@ PRESETS: dict[str, dict] = {
         batch_size={"genmm": 64, "latmm": 256}, latmm_components=10, linear="plain", warmup_steps=1000,
     ),
     "cpu": dict(
-        levels=2, steps=2, hidden=32, scheme="uniform", epochs=10, em_every=2, num_train=10000,
+        levels=2, steps=2, hidden=32, scheme="uniform", epochs=25, em_every=2, num_train=10000,
         batch_size={"genmm": 64, "latmm": 64}, latmm_components=3, linear="lu", warmup_steps=100,
     ),
 }
