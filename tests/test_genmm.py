@@ -5,15 +5,13 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 import scipy.special
 
 from emflow import GenMM, Glow, Latent, VectorFlow, em
 from toy_em import (
-    SMALL_FLOW, TINIEST_FLOW, TINY_GLOW, assert_toy_recovered, evaluate_toy, fit_em,
-    glow_batch, init_flow,
-    np_perturb, random_flow_params, seeded_genmm_init, small_flow_batch, stack, two_clusters,
+    SMALL_FLOW, TINIEST_FLOW, TINY_GLOW, assert_toy_recovered, glow_batch, init_flow, train_toy,
+    np_perturb, random_flow_params, seeded_genmm_init, small_flow_batch, stack,
 )
 
 ONE_LEVEL_GLOW = Glow((4, 4, 1), num_levels=1, num_steps=1, hidden_channels=4)
@@ -217,14 +215,8 @@ TOY_ROUNDS, TOY_T_EM = 20, 5
 
 
 def train_toy_genmm(seed):
-    x, labels = two_clusters()
     model = GenMM(VectorFlow(2, num_steps=2, hidden=16), num_components=2)
-    init = seeded_genmm_init(model, jax.random.PRNGKey(seed), x, seed)
-    schedule = optax.cosine_decay_schedule(1e-2, TOY_ROUNDS * TOY_T_EM, alpha=0.05)
-    params, history = fit_em(model, x, jax.random.PRNGKey(seed + 1), num_rounds=TOY_ROUNDS, t_em=TOY_T_EM,
-                             batch_size=len(x), learning_rate=schedule, params=init, track=True)
-    gamma, mass = evaluate_toy(model, params, x)
-    return params, history, gamma, mass, labels
+    return train_toy(model, seeded_genmm_init, seed, rounds=TOY_ROUNDS, t_em=TOY_T_EM, track=True)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 import scipy.special
 import scipy.stats
@@ -13,9 +12,8 @@ from sklearn.mixture import GaussianMixture
 
 from emflow import LatMM, VectorFlow
 from toy_em import (
-    SMALL_FLOW, TINIEST_FLOW, TINY_GLOW, assert_toy_recovered, evaluate_toy, fit_em,
-    glow_batch, init_flow,
-    np_perturb, random_flow_params, seeded_latmm_init, small_flow_batch, two_clusters,
+    SMALL_FLOW, TINIEST_FLOW, TINY_GLOW, assert_toy_recovered, glow_batch, init_flow, train_toy,
+    np_perturb, random_flow_params, seeded_latmm_init, small_flow_batch,
 )
 
 
@@ -188,13 +186,8 @@ TOY_ROUNDS, TOY_T_EM = 20, 5
 
 
 def train_toy_latmm(seed):
-    x, labels = two_clusters()
     model = LatMM(VectorFlow(2, num_steps=2, hidden=16), num_components=2)
-    init = seeded_latmm_init(model, jax.random.PRNGKey(seed), x, seed)
-    schedule = optax.cosine_decay_schedule(1e-2, TOY_ROUNDS * TOY_T_EM, alpha=0.05)
-    params, _ = fit_em(model, x, jax.random.PRNGKey(seed + 1), num_rounds=TOY_ROUNDS, t_em=TOY_T_EM,
-                       batch_size=len(x), learning_rate=schedule, params=init)
-    gamma, mass = evaluate_toy(model, params, x)
+    params, _, gamma, mass, labels = train_toy(model, seeded_latmm_init, seed, rounds=TOY_ROUNDS, t_em=TOY_T_EM)
     return params, gamma, mass, labels
 
 

@@ -238,3 +238,18 @@ def assert_toy_recovered(params, gamma: np.ndarray, labels: np.ndarray) -> None:
     pi = np.exp(np.asarray(params["log_pi"], np.float64))
     np.testing.assert_allclose(pi.sum(), 1.0, atol=1e-5)
     np.testing.assert_allclose([pi[first], pi[1 - first]], WEIGHTS, atol=0.05)
+
+
+def train_toy(model, seeded_init, seed: int, *, rounds: int = 20, t_em: int = 5, track: bool = False):
+    """The toy run both model tests use: ``model`` on ``two_clusters()``, started from ``seeded_init``,
+    full-batch Adam with a cosine learning rate 1e-2 -> 5e-4, ``rounds`` EM rounds of ``t_em`` epochs.
+
+    Returns ``(params, history, gamma, mass, labels)``.
+    """
+    x, labels = two_clusters()
+    init = seeded_init(model, jax.random.PRNGKey(seed), x, seed)
+    schedule = optax.cosine_decay_schedule(1e-2, rounds * t_em, alpha=0.05)
+    params, history = fit_em(model, x, jax.random.PRNGKey(seed + 1), num_rounds=rounds, t_em=t_em,
+                             batch_size=len(x), learning_rate=schedule, params=init, track=track)
+    gamma, mass = evaluate_toy(model, params, x)
+    return params, history, gamma, mass, labels
