@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emflow import train
+from emflow import data, train
 from emflow.genmm import GenMM
 from emflow.glow import Glow
 from emflow.latmm import LatMM
@@ -134,7 +134,7 @@ def class_permutation(key: Array, n: Array, size: int) -> Array:
     return jnp.argsort(u).astype(jnp.int32)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class StackTrainer:
     """Trains C models of one configuration at once, each on its own class's data.
 
@@ -142,6 +142,13 @@ class StackTrainer:
       model: a ``GenMM`` or ``LatMM`` on ``event_shape``.
       config: the ``TrainConfig`` (epochs, batch_size, em_every, learning rate schedule, ...).
       preprocessor: the fitted ``FeaturePreprocessor``.
+      symmetries: ``(G, D)`` feature permutations the class densities should be invariant
+        to, or None; every training example is permuted by one of them drawn at random
+        (data augmentation), see ``MixtureClassifier``'s ``feature_symmetries``.
+      ema_decay: 0 (off) or the decay ``d`` of an exponential moving average of the flows'
+        parameters over the gradient steps (Polyak averaging), used for prediction. Step
+        ``t`` (from 0) uses ``min(d, (1 + t) / (10 + t))``, so the average forgets the
+        initial parameters quickly. The mixture weights are EM's own, never averaged.
 
     Data: ``x: (C, N_max, D)`` float32, class ``c``'s examples in rows ``< counts[c]``
     (the rest padding, never read), ``counts: (C,)`` int32 >= 1.
@@ -150,6 +157,8 @@ class StackTrainer:
     model: Any
     config: train.TrainConfig
     preprocessor: FeaturePreprocessor
+    symmetries: np.ndarray | None = None
+    ema_decay: float = 0.0
 
     @property
     def optimizer(self):
@@ -161,14 +170,24 @@ class StackTrainer:
     def _to_event(self, x: Array) -> Array:
         return x.reshape(x.shape[:-1] + tuple(self.model.event_shape))
 
+    def _random_symmetry(self, key: Array, raw: Array) -> Array:
+        """``raw: (..., D)`` with every row permuted by a random one of ``symmetries`` (unchanged if None)."""
+        if self.symmetries is None:
+            return raw
+        perms = jnp.asarray(self.symmetries)
+        g = jax.random.randint(key, raw.shape[:-1], 0, perms.shape[0])
+        return jnp.take_along_axis(raw, perms[g], axis=-1)
+
     def init(self, keys: Array, x: Array, counts: Array) -> train.EMState:
         """Stacked ``EMState`` ``(C, ...)``; class ``c`` from ``keys[c]``, ActNorm on its own examples."""
         size = min(self.config.init_batch_size, x.shape[1])
 
         def one(key, xc, n):
             k_perm, k_init, k_noise = jax.random.split(key, 3)
+            k_sym = jax.random.fold_in(key, 7919)
             idx = class_permutation(k_perm, n, x.shape[1])[jnp.arange(size) % n]
-            batch = self._to_event(self.preprocessor.train_transform(k_noise, xc[idx]))
+            raw = self._random_symmetry(k_sym, xc[idx])
+            batch = self._to_event(self.preprocessor.train_transform(k_noise, raw))
             params = self.model.init(k_init, batch)
             return train.init_state(self.model, self.optimizer, params)
 
@@ -184,13 +203,20 @@ class StackTrainer:
                 states.append(one(keys[c], x[c], counts[c]))
         return jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
 
-    def epoch(self, state: train.EMState, keys: Array, x: Array, counts: Array, epoch: Array
-              ) -> tuple[train.EMState, Array]:
+    def _update_average(self, average: dict, params: dict, step: Array) -> dict:
+        """One step of the parameters' moving average (``ema_decay``; a no-op when it is 0)."""
+        if not self.ema_decay:
+            return average
+        d = jnp.minimum(self.ema_decay, (1.0 + step) / (10.0 + step))
+        return jax.tree.map(lambda a, p: d * a + (1.0 - d) * p, average, params)
+
+    def epoch(self, state: train.EMState, average: dict, keys: Array, x: Array, counts: Array, epoch: Array
+              ) -> tuple[train.EMState, dict, Array]:
         """One epoch for every class: ``steps_per_epoch`` vmapped ``train_step``s in one ``lax.scan``.
 
-        Returns the new state and ``(C,)`` the epoch's mean ``-log p(z; Phi_old)`` per class.
-        Ends with an EM update (pi <- mean gamma, Phi_old <- Phi) every ``em_every`` epochs and
-        after the last epoch.
+        Returns the new state, the parameters' moving average (``ema_decay``) and ``(C,)`` the
+        epoch's mean ``-log p(z; Phi_old)`` per class. Ends with an EM update (pi <- mean gamma,
+        Phi_old <- Phi) every ``em_every`` epochs and after the last epoch.
         """
         cfg = self.config
         num_classes, n_max = x.shape[:2]
@@ -202,26 +228,30 @@ class StackTrainer:
         perms = jax.vmap(lambda k, n: class_permutation(k, n, n_max))(data_keys, counts)  # (C, N_max)
         rows = jnp.arange(num_classes)[:, None]
 
-        def body(state, i):
+        def body(carry, i):
+            state, average = carry
             positions = (i * batch + jnp.arange(batch))[None, :] % counts[:, None]  # (C, B)
             raw = x[rows, perms[rows, positions]]                                    # (C, B, D)
             step_keys = jax.vmap(lambda k: jax.random.fold_in(k, i))(noise_keys)
+            raw = jax.vmap(self._random_symmetry)(jax.vmap(lambda k: jax.random.fold_in(k, 7919))(step_keys), raw)
             inputs = self._to_event(jax.vmap(self.preprocessor.train_transform)(step_keys, raw))
             state, metrics = jax.vmap(lambda s, xb: train.train_step(self.model, optimizer, s, xb))(state, inputs)
-            return state, metrics["nll"]
+            average = self._update_average(average, state.params, epoch * self.steps_per_epoch(n_max) + i)
+            return (state, average), metrics["nll"]
 
-        state, _ = jax.lax.scan(body, state, jnp.arange(self.steps_per_epoch(n_max)))
+        (state, average), _ = jax.lax.scan(body, (state, average), jnp.arange(self.steps_per_epoch(n_max)))
         mean_nll = state.nll_sum / state.gamma_count
         em_round = ((epoch + 1) % cfg.em_every == 0) | (epoch + 1 == cfg.epochs)
         state = jax.lax.cond(em_round, jax.vmap(train.em_update), lambda s: s, state)
-        return state, mean_nll
+        return state, average, mean_nll
 
     def fit(self, keys: Array, x: np.ndarray, counts: np.ndarray, log: Callable[[str], None] | None = None
-            ) -> tuple[train.EMState, list[np.ndarray]]:
+            ) -> tuple[train.EMState, dict, list[np.ndarray]]:
         """Train the stack for ``config.epochs`` epochs: one compiled epoch program, called once per epoch.
 
-        Returns the final stacked state and the per-epoch ``(C,)`` mean training NLL (nats per
-        flow-input dimension, of the standardized features).
+        Returns the final stacked state, the parameters to predict with (``state.params``, or
+        with ``ema_decay`` their moving average with EM's final ``log_pi``) and the per-epoch
+        ``(C,)`` mean training NLL (nats per flow-input dimension, of the standardized features).
 
         Raises:
           NonFiniteLossError: a class met a NaN/Inf loss or gradient.
@@ -229,12 +259,13 @@ class StackTrainer:
         x = jnp.asarray(x, jnp.float32)
         counts = jnp.asarray(counts, jnp.int32)
         state = self.init(keys, x, counts)
+        average = state.params if self.ema_decay else {}
         epoch_fn = jax.jit(self.epoch)
         dims = self.preprocessor.num_features
         history = []
         t0 = time.time()
         for e in range(self.config.epochs):
-            state, nll = epoch_fn(state, keys, x, counts, jnp.asarray(e, jnp.int32))
+            state, average, nll = epoch_fn(state, average, keys, x, counts, jnp.asarray(e, jnp.int32))
             history.append(np.asarray(nll) / dims)
             if log is not None and (e == 0 or (e + 1) % max(1, self.config.epochs // 10) == 0):
                 log(f"epoch {e + 1}/{self.config.epochs}: train NLL (nats/dim, standardized) "
@@ -244,12 +275,18 @@ class StackTrainer:
             raise train.NonFiniteLossError(
                 f"non-finite loss or gradient while training class index(es) {bad.tolist()}: lower the "
                 "learning rate or check the data")
-        return state, history
+        params = {**average, "log_pi": state.params["log_pi"]} if self.ema_decay else state.params
+        return state, params, history
 
 
 # ---------------------------------------------------------------------------
 # The estimator
 # ---------------------------------------------------------------------------
+
+# Named feature symmetries for ``MixtureClassifier(feature_symmetries=...)``: name -> () -> (G, D) permutations.
+SYMMETRIES: dict[str, Callable[[], np.ndarray]] = {
+    "satimage_dihedral": data.satimage_dihedral_permutations,
+}
 
 
 def glow_image_shape(num_features: int) -> tuple[int, int, int]:
@@ -282,6 +319,16 @@ class MixtureClassifier:
       class_prior: ``"frequency"`` (training frequencies) or ``"uniform"``.
       preprocessing, noise: see ``FeaturePreprocessor``.
       eval_samples: noise draws per example at prediction (0: the cell centre).
+      feature_symmetries: None, a ``(G, D)`` integer array whose rows are permutations of the
+        D features (row 0 the identity) under which each class's distribution is known to be
+        invariant, or a name from ``SYMMETRIES`` (``"satimage_dihedral"``: rotations and
+        mirrors of Satimage's 3x3 pixel neighbourhood). Training permutes every example by a
+        random one of them (augmentation; the preprocessor's statistics are those of the
+        augmented set), and the class density is the symmetrised
+        ``p_sym(x) = (1/G) sum_g p(x[perm_g])``, a proper density because a permutation has
+        unit Jacobian, and exactly invariant when the rows form a group.
+      ema_decay: 0, or predict with a moving average of the flows' parameters over the
+        gradient steps (Polyak averaging; see ``StackTrainer``), e.g. 0.99.
       epochs, batch_size, learning_rate, warmup_steps, min_learning_rate, em_every: EM training
         (``emflow.train.TrainConfig``); ``batch_size`` examples of *each* class per step.
       component_axis: how GenMM maps over its K generators (default ``"vmap"``: the fastest
@@ -298,6 +345,7 @@ class MixtureClassifier:
                  flow_steps: int | None = None, hidden: int | None = None,
                  image_shape: tuple[int, int, int] | None = None, glow_levels: int = 1, class_prior: str = "frequency",
                  preprocessing: Preprocessing = "dequantize", noise: float = 1.0, eval_samples: int = 0,
+                 feature_symmetries: str | np.ndarray | None = None, ema_decay: float = 0.0,
                  epochs: int = 60, batch_size: int = 64, learning_rate: float = 2e-3, warmup_steps: int = 100,
                  min_learning_rate: float = 1e-4, em_every: int = 5, component_axis: str | None = "vmap",
                  eval_batch_size: int = 1000, seed: int = 0, verbose: bool = False):
@@ -312,6 +360,8 @@ class MixtureClassifier:
         self.preprocessing = preprocessing
         self.noise = noise
         self.eval_samples = eval_samples
+        self.feature_symmetries = feature_symmetries
+        self.ema_decay = ema_decay
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -359,6 +409,26 @@ class MixtureClassifier:
         if self.model == "genmm":
             return GenMM(flow, self.num_components, component_axis=self.component_axis)
         return LatMM(flow, self.num_components)
+
+    def _resolve_symmetries(self, num_features: int) -> np.ndarray | None:
+        """``feature_symmetries`` as a checked ``(G, D)`` int32 array of permutations, or None."""
+        sym = self.feature_symmetries
+        if sym is None:
+            return None
+        if isinstance(sym, str):
+            if sym not in SYMMETRIES:
+                raise ValueError(f"MixtureClassifier: unknown feature_symmetries {sym!r}; known: {sorted(SYMMETRIES)}")
+            sym = SYMMETRIES[sym]()
+        perms = np.asarray(sym)
+        if perms.ndim != 2 or perms.shape[1] != num_features or not np.issubdtype(perms.dtype, np.integer):
+            raise ValueError(
+                f"MixtureClassifier: feature_symmetries must be integer permutations of shape (G, {num_features}), "
+                f"got {perms.dtype} of shape {perms.shape}")
+        bad = [g for g, row in enumerate(perms) if not np.array_equal(np.sort(row), np.arange(num_features))]
+        if bad:
+            raise ValueError(f"MixtureClassifier: feature_symmetries rows {bad[:5]} are not permutations of "
+                             f"0..{num_features - 1}")
+        return perms.astype(np.int32)
 
     def _train_config(self) -> train.TrainConfig:
         return train.TrainConfig(
@@ -413,10 +483,11 @@ class MixtureClassifier:
             padded[j, : counts[j]] = x[codes == j]
         root = jax.random.PRNGKey(self.seed)
         keys = jnp.stack([jax.random.fold_in(root, int(c)) for c in class_ids])
-        trainer = StackTrainer(self.model_, self._train_config(), self.preprocessor_)
+        trainer = StackTrainer(self.model_, self._train_config(), self.preprocessor_, self.symmetries_,
+                               float(self.ema_decay))
         log = print if self.verbose else None
-        state, history = trainer.fit(keys, padded, counts, log=log)
-        return state.params, counts, history
+        _, params, history = trainer.fit(keys, padded, counts, log=log)
+        return params, counts, history
 
     def fit(self, X, y) -> "MixtureClassifier":
         """Fit the preprocessor on ``X: (N, D)`` and one mixture per distinct label of ``y: (N,)``."""
@@ -430,7 +501,9 @@ class MixtureClassifier:
         for name in ("params_", "classes_"):
             self.__dict__.pop(name, None)
         self.n_features_in_ = x.shape[1]
-        self.preprocessor_ = FeaturePreprocessor.fit(x, self.preprocessing, self.noise)
+        self.symmetries_ = self._resolve_symmetries(x.shape[1])
+        orbit = x if self.symmetries_ is None else np.concatenate([x[:, perm] for perm in self.symmetries_])
+        self.preprocessor_ = FeaturePreprocessor.fit(orbit, self.preprocessing, self.noise)
         self.model_ = self._build_model(x.shape[1])
         t0 = time.time()
         params, counts, history = self._train_classes(x, codes.astype(np.int32), np.arange(len(classes)))
@@ -477,8 +550,9 @@ class MixtureClassifier:
     def _batch_log_prob(self):
         model, pre, samples = self.model_, self.preprocessor_, int(self.eval_samples)
         event = tuple(model.event_shape)
+        perms = None if self.symmetries_ is None else jnp.asarray(self.symmetries_)
 
-        def per_class(params, raw, key):
+        def unsymmetrised(params, raw, key):
             if samples <= 0 or pre.mode != "dequantize":
                 z = pre.eval_transform(raw).reshape((-1,) + event)
                 return model.log_prob(params, z)
@@ -486,6 +560,12 @@ class MixtureClassifier:
             z = jax.vmap(lambda us: pre.eval_transform(raw, us))(u).reshape((-1,) + event)
             lp = model.log_prob(params, z).reshape(samples, raw.shape[0])
             return jax.nn.logsumexp(lp, axis=0) - math.log(samples)
+
+        def per_class(params, raw, key):
+            if perms is None:
+                return unsymmetrised(params, raw, key)
+            lp = jax.vmap(lambda perm: unsymmetrised(params, raw[:, perm], key))(perms)  # (G, n)
+            return jax.nn.logsumexp(lp, axis=0) - math.log(perms.shape[0])
 
         return jax.jit(lambda params, raw, key: jax.vmap(per_class, in_axes=(0, None, None))(params, raw, key).T)
 

@@ -73,6 +73,7 @@ __all__ = [
     "load_fashion_mnist",
     "load_letter",
     "load_satimage",
+    "satimage_dihedral_permutations",
     "load_smallnorb",
     "preprocess_smallnorb",
     "load_dataset",
@@ -554,6 +555,27 @@ def load_satimage(data_dir: str | os.PathLike | None = None) -> Dataset:
     x_test, y_test = _read_satimage_file(tst)
     return Dataset(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
                    name="satimage", class_names=SATIMAGE_CLASS_NAMES)
+
+
+def satimage_dihedral_permutations() -> np.ndarray:
+    """``(8, 36)`` int32: the 8 symmetries of Satimage's 3x3 pixel neighbourhood as feature permutations.
+
+    A Satimage row is 9 pixels x 4 spectral bands, pixel-major, the pixels read
+    left-to-right, top-to-bottom (UCI documentation: "the four spectral values for the
+    top-left pixel are given first followed by the four spectral values for the
+    top-middle pixel ..."); the label is the central pixel's class. Rotating or
+    mirroring the neighbourhood (the dihedral group D4) moves the pixels, keeps each
+    pixel's 4 bands together and in order, and leaves the central pixel, so the label
+    is unchanged. Row ``g`` maps a row ``x`` to ``x[perm[g]]``; row 0 is the identity.
+    """
+    grid = np.arange(9).reshape(3, 3)
+    perms = []
+    for quarter_turns in range(4):
+        for mirrored in (False, True):
+            g = np.rot90(grid, quarter_turns)
+            pixels = (g[:, ::-1] if mirrored else g).reshape(-1)
+            perms.append((pixels[:, None] * 4 + np.arange(4)[None, :]).reshape(-1))
+    return np.asarray(perms, np.int32)
 
 
 # ---------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from emflow import data
-from emflow.classify import MixtureClassifier
+from emflow.classify import SYMMETRIES, MixtureClassifier
 
 # The paper's Table II (test accuracy) and the state of the art it quotes.
 PAPER_TABLE2 = {
@@ -36,14 +36,18 @@ PAPER_TABLE2 = {
 
 # Settings per dataset, chosen on a validation split of the training set (see the README).
 PRESETS = {
+    # Unit noise dequantizes the integer cells; predicting with a moving average of the parameters
+    # (ema_decay 0.99) raised the mean validation accuracy over 3 splits from 0.9686 to 0.9710.
     "letter": dict(flow="vector", flow_steps=6, hidden=64, preprocessing="dequantize", noise=1.0, epochs=80,
-                   batch_size=64,
-                   learning_rate=2e-3, warmup_steps=100, em_every=5),
-    # Noise of width 16 (feature units; the features span 27..157, std ~ 20) smooths the densities:
-    # validation accuracy 0.754 at width 1, 0.873 at 4, 0.902 at 8, 0.905 at 16 and 24 (K = 1).
-    "satimage": dict(flow="vector", flow_steps=6, hidden=64, preprocessing="dequantize", noise=16.0, epochs=30,
-                     batch_size=64,
-                     learning_rate=2e-3, warmup_steps=100, em_every=5),
+                   batch_size=64, learning_rate=2e-3, warmup_steps=100, em_every=5, ema_decay=0.99),
+    # The label is the central pixel's class of a 3x3 neighbourhood, so rotations and mirrors of the
+    # neighbourhood are symmetries: training on them and symmetrising the density raised the mean validation
+    # accuracy over 3 splits from 0.9075 (K = 1, noise 16, no symmetries) to 0.9166 (K = 1) and 0.9199 (K = 4),
+    # with noise 8 and 120 epochs. Noise wider than the integer cell (features span 27..157, std ~ 20) smooths
+    # the densities of the 400-1,000 examples per class.
+    "satimage": dict(flow="vector", flow_steps=6, hidden=64, preprocessing="dequantize", noise=8.0, epochs=120,
+                     batch_size=64, learning_rate=2e-3, warmup_steps=100, em_every=5,
+                     feature_symmetries="satimage_dihedral"),
     # The paper's NORB Glow (paper-notes.md): 32x64x1, 3 levels x 6 steps x 64 channels. Untested here.
     "norb": dict(flow="glow", image_shape=(32, 64, 1), glow_levels=3, flow_steps=6, hidden=64,
                  preprocessing="dequantize", noise=1.0, epochs=40, batch_size=32, learning_rate=1e-3, warmup_steps=200,
@@ -57,8 +61,14 @@ def load(dataset: str, data_dir: str | None):
     return flat(ds.x_train), ds.y_train, flat(ds.x_test), ds.y_test
 
 
-def run_baselines(x_train, y_train, x_test, y_test, seed: int, log=print) -> dict:
-    """scikit-learn baselines: {name: {"accuracy", "seconds", "params"}}."""
+def run_baselines(x_train, y_train, x_test, y_test, seed: int, symmetries: np.ndarray | None = None,
+                  log=print) -> dict:
+    """scikit-learn baselines: {name: {"accuracy", "seconds", "params"}}.
+
+    With ``symmetries`` (``(G, D)`` feature permutations, as given to the classifier), every
+    baseline is fitted a second time on the training set augmented with all G permuted
+    copies, so that a model using the symmetries is also compared like for like.
+    """
     from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.model_selection import GridSearchCV
     from sklearn.neighbors import KNeighborsClassifier
@@ -78,14 +88,21 @@ def run_baselines(x_train, y_train, x_test, y_test, seed: int, log=print) -> dic
             make_pipeline(StandardScaler(), KNeighborsClassifier()),
             {"kneighborsclassifier__n_neighbors": [1, 3, 5, 7]}, cv=3, n_jobs=1),
     }
+    from sklearn.base import clone
+
+    training_sets = {"": (x_train, y_train)}
+    if symmetries is not None:
+        training_sets[f" + augmentation ({len(symmetries)} symmetries)"] = (
+            np.concatenate([x_train[:, perm] for perm in symmetries]), np.tile(y_train, len(symmetries)))
     out = {}
-    for name, model in models.items():
-        t0 = time.time()
-        model.fit(x_train, y_train)
-        acc = float(np.mean(model.predict(x_test) == y_test))
-        params = {k.split("__")[-1]: v for k, v in getattr(model, "best_params_", {}).items()}
-        out[name] = {"accuracy": acc, "seconds": round(time.time() - t0, 1), "params": params}
-        log(f"baseline {name}: {acc:.4f}  {params or ''}  {out[name]['seconds']}s")
+    for suffix, (x_fit, y_fit) in training_sets.items():
+        for name, model in models.items():
+            t0 = time.time()
+            model = clone(model).fit(x_fit, y_fit)
+            acc = float(np.mean(model.predict(x_test) == y_test))
+            params = {k.split("__")[-1]: v for k, v in getattr(model, "best_params_", {}).items()}
+            out[name + suffix] = {"accuracy": acc, "seconds": round(time.time() - t0, 1), "params": params}
+            log(f"baseline {name + suffix}: {acc:.4f}  {params or ''}  {out[name + suffix]['seconds']}s")
     return out
 
 
@@ -145,6 +162,8 @@ def main(argv=None) -> dict:
     p.add_argument("--batch_size", type=int)
     p.add_argument("--lr", type=float, dest="learning_rate")
     p.add_argument("--em_every", type=int)
+    p.add_argument("--feature_symmetries", help="a name from emflow.classify.SYMMETRIES, or 'none'")
+    p.add_argument("--ema_decay", type=float, help="predict with a moving average of the parameters (0: off)")
     p.add_argument("--class_prior", default="frequency", choices=["frequency", "uniform"])
     p.add_argument("--no_baselines", action="store_true")
     p.add_argument("--data_dir")
@@ -156,9 +175,11 @@ def main(argv=None) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     settings = dict(PRESETS[args.dataset])
     for name in ("flow", "flow_steps", "hidden", "preprocessing", "noise", "epochs", "batch_size", "learning_rate",
-                 "em_every"):
+                 "em_every", "feature_symmetries", "ema_decay"):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
+    if settings.get("feature_symmetries") == "none":
+        settings["feature_symmetries"] = None
     settings.update(model=args.model, class_prior=args.class_prior, seed=args.seed)
 
     t0 = time.time()
@@ -179,7 +200,8 @@ def main(argv=None) -> dict:
         result["seconds"] = time.time() - t0
         write_outputs(root, args.dataset, args.model, result)
     if not args.no_baselines:
-        result["baselines"] = run_baselines(x_train, y_train, x_test, y_test, args.seed)
+        symmetries = SYMMETRIES[settings["feature_symmetries"]]() if settings.get("feature_symmetries") else None
+        result["baselines"] = run_baselines(x_train, y_train, x_test, y_test, args.seed, symmetries)
     result["seconds"] = time.time() - t0
     write_outputs(root, args.dataset, args.model, result)
     print((root / f"table2_{args.dataset}_{args.model}.md").read_text())

@@ -36,21 +36,27 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", required=True, choices=["letter", "satimage"])
     p.add_argument("--data_dir")
+    p.add_argument("--splits", type=int, default=1,
+                   help="repeat over this many different 80/20 splits (seeds 0..n-1); report the mean")
     p.add_argument("settings", nargs="+", help="JSON dicts of MixtureClassifier arguments")
     args = p.parse_args(argv)
     ds = data.load_dataset(args.dataset, args.data_dir)
-    tr, va = stratified_split(ds.y_train)
+    splits = [stratified_split(ds.y_train, seed=seed) for seed in range(args.splits)]
     for spec in args.settings:
         kw = json.loads(spec)
         eval_samples = kw.pop("eval_list", [0])
         t = time.time()
-        clf = MixtureClassifier(**kw).fit(ds.x_train[tr], ds.y_train[tr])
-        fit_s = time.time() - t
-        scores = {}
-        for s in eval_samples:
-            clf.set_params(eval_samples=s)
-            scores[s] = round(clf.score(ds.x_train[va], ds.y_train[va]), 4)
-        print(json.dumps({"dataset": args.dataset, **kw, "val_acc": scores, "fit_s": round(fit_s, 1)}), flush=True)
+        per_split = {s: [] for s in eval_samples}
+        for tr, va in splits:
+            clf = MixtureClassifier(**kw).fit(ds.x_train[tr], ds.y_train[tr])
+            for s in eval_samples:
+                clf.set_params(eval_samples=s)
+                per_split[s].append(round(clf.score(ds.x_train[va], ds.y_train[va]), 4))
+        scores = {s: round(float(np.mean(v)), 4) for s, v in per_split.items()}
+        out = {"dataset": args.dataset, **kw, "val_acc": scores, "seconds": round(time.time() - t, 1)}
+        if args.splits > 1:
+            out["per_split"] = per_split
+        print(json.dumps(out), flush=True)
 
 
 if __name__ == "__main__":

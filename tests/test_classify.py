@@ -125,3 +125,68 @@ def test_glow_on_the_reshaped_features_trains(letter):
     clf = _small(flow="glow", num_components=1, flow_steps=2, hidden=8, epochs=4).fit(x, y)
     assert clf.model_.flow.image_shape == (4, 4, 1)
     assert clf.score(x_test, y_test) > 0.6
+
+
+def test_satimage_dihedral_permutations_are_the_symmetries_of_the_3x3_neighbourhood():
+    perms = data.satimage_dihedral_permutations()
+    assert perms.shape == (8, 36) and perms.dtype == np.int32
+    np.testing.assert_array_equal(perms[0], np.arange(36))
+    assert len({tuple(p) for p in perms}) == 8
+    rows = {tuple(p) for p in perms}
+    for a in perms:  # a group: closed under composition
+        for b in perms:
+            assert tuple(a[b]) in rows
+    for p in perms:
+        np.testing.assert_array_equal(p[16:20], np.arange(16, 20))   # the central pixel (the label's) stays
+        np.testing.assert_array_equal(p.reshape(9, 4) % 4, np.tile(np.arange(4), (9, 1)))  # bands stay together
+    # A quarter turn of the pixel grid [[0,1,2],[3,4,5],[6,7,8]] (numpy's rot90: counter-clockwise).
+    np.testing.assert_array_equal(perms[2].reshape(9, 4)[:, 0] // 4, [2, 5, 8, 1, 4, 7, 0, 3, 6])
+
+
+def test_symmetrised_likelihood_is_invariant_and_a_mixture_over_the_permutations(letter):
+    x, y, x_test, _, _ = letter
+    # A 4-element group on Letter's 16 features (no meaning for Letter, only for the algebra):
+    # swapping features 0<->1 and 2<->3 independently.
+    ident = np.arange(16)
+    a, b = ident.copy(), ident.copy()
+    a[[0, 1]] = [1, 0]
+    b[[2, 3]] = [3, 2]
+    group = np.stack([ident, a, b, a[b]])
+    clf = _small(num_components=1, epochs=2, feature_symmetries=group).fit(x, y)
+    ll = clf.log_likelihood(x_test[:50])
+    for perm in group:
+        np.testing.assert_allclose(clf.log_likelihood(x_test[:50, perm]), ll, rtol=1e-5, atol=1e-4)
+    # Independently: (1/G) sum_g p(x[perm_g]) from the unsymmetrised classifier with the same parameters.
+    plain = _small(num_components=1, epochs=2).fit(x[:64], y[:64])
+    for name in ("params_", "preprocessor_", "model_", "classes_", "class_counts_"):
+        setattr(plain, name, getattr(clf, name))
+    plain._log_prob_fn = None
+    per_g = np.stack([plain.log_likelihood(x_test[:50, perm]) for perm in group])
+    expected = np.log(np.mean(np.exp(per_g - per_g.max(0)), axis=0)) + per_g.max(0)
+    np.testing.assert_allclose(ll, expected, rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match=r"rows \[1\] are not permutations of 0..15"):
+        _small(feature_symmetries=np.stack([ident, np.zeros(16, int)])).fit(x, y)
+    with pytest.raises(ValueError, match=r"shape \(G, 16\), got int64 of shape \(8, 36\)"):
+        _small(feature_symmetries=data.satimage_dihedral_permutations().astype(np.int64)).fit(x, y)
+    with pytest.raises(ValueError, match="unknown feature_symmetries 'cube'"):
+        _small(feature_symmetries="cube").fit(x, y)
+
+
+def test_parameter_average_follows_its_recurrence_and_leaves_training_alone(letter, fitted):
+    pre = FeaturePreprocessor.fit(np.eye(3), "none")
+    trainer = StackTrainer(None, train.TrainConfig(), pre, ema_decay=0.9)
+    rng = np.random.default_rng(0)
+    steps = rng.normal(size=(40, 3))
+    average, expected = {"w": np.zeros(3)}, np.zeros(3)
+    for t, p in enumerate(steps):
+        average = trainer._update_average(average, {"w": p}, t)
+        d = min(0.9, (1 + t) / (10 + t))
+        expected = d * expected + (1 - d) * p
+    np.testing.assert_allclose(np.asarray(average["w"]), expected, rtol=1e-5, atol=1e-6)  # float32
+    # Training itself is unchanged by the average: same seed, same EM priors, different flow parameters.
+    x, y, x_test, y_test, _ = letter
+    averaged = _small(ema_decay=0.95).fit(x, y)
+    np.testing.assert_array_equal(np.asarray(averaged.params_["log_pi"]), np.asarray(fitted.params_["log_pi"]))
+    a, b = jax.tree.leaves(averaged.params_["flows"]), jax.tree.leaves(fitted.params_["flows"])
+    assert any(not np.allclose(u, v) for u, v in zip(a, b))
+    assert averaged.score(x_test, y_test) > 0.93
