@@ -122,6 +122,15 @@ class FeaturePreprocessor:
         return (x + u - self.mean) / self.scale
 
 
+def orbit(x: np.ndarray, perms: np.ndarray) -> np.ndarray:
+    """``x: (N, D)`` -> ``(G * N, D)``: every row permuted by each of ``perms: (G, D)`` (augmentation)."""
+    return np.concatenate([x[:, perm] for perm in perms])
+
+
+# A PRNG stream of its own for the random symmetries (fold_in index), so the other streams are
+# the same with and without symmetries.
+_SYMMETRY_STREAM = 7919
+
 # ---------------------------------------------------------------------------
 # Batched per-class EM
 # ---------------------------------------------------------------------------
@@ -184,7 +193,7 @@ class StackTrainer:
 
         def one(key, xc, n):
             k_perm, k_init, k_noise = jax.random.split(key, 3)
-            k_sym = jax.random.fold_in(key, 7919)
+            k_sym = jax.random.fold_in(key, _SYMMETRY_STREAM)
             idx = class_permutation(k_perm, n, x.shape[1])[jnp.arange(size) % n]
             raw = self._random_symmetry(k_sym, xc[idx])
             batch = self._to_event(self.preprocessor.train_transform(k_noise, raw))
@@ -233,7 +242,7 @@ class StackTrainer:
             positions = (i * batch + jnp.arange(batch))[None, :] % counts[:, None]  # (C, B)
             raw = x[rows, perms[rows, positions]]                                    # (C, B, D)
             step_keys = jax.vmap(lambda k: jax.random.fold_in(k, i))(noise_keys)
-            raw = jax.vmap(self._random_symmetry)(jax.vmap(lambda k: jax.random.fold_in(k, 7919))(step_keys), raw)
+            raw = jax.vmap(self._random_symmetry)(jax.vmap(lambda k: jax.random.fold_in(k, _SYMMETRY_STREAM))(step_keys), raw)
             inputs = self._to_event(jax.vmap(self.preprocessor.train_transform)(step_keys, raw))
             state, metrics = jax.vmap(lambda s, xb: train.train_step(self.model, optimizer, s, xb))(state, inputs)
             average = self._update_average(average, state.params, epoch * self.steps_per_epoch(n_max) + i)
@@ -502,8 +511,8 @@ class MixtureClassifier:
             self.__dict__.pop(name, None)
         self.n_features_in_ = x.shape[1]
         self.symmetries_ = self._resolve_symmetries(x.shape[1])
-        orbit = x if self.symmetries_ is None else np.concatenate([x[:, perm] for perm in self.symmetries_])
-        self.preprocessor_ = FeaturePreprocessor.fit(orbit, self.preprocessing, self.noise)
+        augmented = x if self.symmetries_ is None else orbit(x, self.symmetries_)
+        self.preprocessor_ = FeaturePreprocessor.fit(augmented, self.preprocessing, self.noise)
         self.model_ = self._build_model(x.shape[1])
         t0 = time.time()
         params, counts, history = self._train_classes(x, codes.astype(np.int32), np.arange(len(classes)))

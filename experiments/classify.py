@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from emflow import data
-from emflow.classify import SYMMETRIES, MixtureClassifier
+from emflow.classify import SYMMETRIES, MixtureClassifier, orbit
 
 # The paper's Table II (test accuracy) and the state of the art it quotes.
 PAPER_TABLE2 = {
@@ -93,7 +93,7 @@ def run_baselines(x_train, y_train, x_test, y_test, seed: int, symmetries: np.nd
     training_sets = {"": (x_train, y_train)}
     if symmetries is not None:
         training_sets[f" + augmentation ({len(symmetries)} symmetries)"] = (
-            np.concatenate([x_train[:, perm] for perm in symmetries]), np.tile(y_train, len(symmetries)))
+            orbit(x_train, symmetries), np.tile(y_train, len(symmetries)))
     out = {}
     for suffix, (x_fit, y_fit) in training_sets.items():
         for name, model in models.items():
