@@ -1,14 +1,17 @@
 """Throughput of the complete EM training step, emflow vs a PyTorch eager per-generator loop.
 
     python -m benchmarks.throughput [--components 1,4,8] [--batches 64,256]
-        [--levels 3 --steps 4 --hidden 512 --size 32] [--repeats 10] [--no_torch] [--json out.json]
+        [--levels 3 --steps 4 --hidden 512 --size 32] [--axes vmap,unrolled,scan]
+        [--dtypes float32,bfloat16] [--repeats 10] [--no_torch] [--json out.json]
 
 For every K and batch size: ms/step and images/s of one EM step (E-step with
-Phi_old, M-step gradient, optimizer update) for each component-axis strategy,
-the model FLOPs of the step (counted from the architecture: Phi_old forward +
-Phi forward + backward = 4 forward passes of every generator) and the achieved
-TFLOP/s; and, when torch is importable, the same step in PyTorch eager looping
-over the generators (``benchmarks/torch_glow.py``), timed in the same process.
+Phi_old, M-step gradient, optimizer update) for each component-axis strategy and
+conditioner dtype, the model FLOPs of the step (counted from the architecture:
+Phi_old forward + Phi forward + backward = 4 forward passes of every generator),
+the achieved TFLOP/s and, on a chip in ``DENSE_PEAK_TFLOPS``, its share of the
+datasheet dense peak; and, when torch is importable, the same step in PyTorch
+eager looping over the generators (``benchmarks/torch_glow.py``), timed in the
+same process before XLA starts.
 Defaults are the paper's Glow (3 x 4 x 512 on 32x32); on a CPU pass smaller
 sizes. Numbers are ratios within one run on one machine.
 """
@@ -51,19 +54,47 @@ def em_step_flops(flow: emflow.Glow, num_components: int, batch: int) -> float:
     return 4.0 * glow_forward_flops(flow) * num_components * batch
 
 
-def time_emflow(model, x, repeats):
+# Datasheet dense (no sparsity) tensor-core peaks, TFLOP/s: float32 runs as TF32 on these chips
+# (XLA's default precision), bfloat16 as bf16. Matched against ``device_kind``.
+DENSE_PEAK_TFLOPS = {
+    "H100 PCIe": {"float32": 378.0, "bfloat16": 756.0},
+    "H100": {"float32": 494.7, "bfloat16": 989.4},   # SXM (the "80GB HBM3" part)
+    "H200": {"float32": 494.7, "bfloat16": 989.4},
+    "A100": {"float32": 156.0, "bfloat16": 312.0},
+}
+
+
+def dense_peak_tflops(device_kind: str, dtype: str) -> float | None:
+    """The chip's datasheet dense peak for ``dtype``, or None when the device is not in the table."""
+    for name, peaks in DENSE_PEAK_TFLOPS.items():  # the more specific names come first
+        if name in device_kind:
+            return peaks[dtype]
+    return None
+
+
+def time_emflow(model, params, x, repeats):
+    """``(seconds per EM step, FLOPs per step, seconds of the first step)``.
+
+    The mean over ``repeats`` steps after two untimed warm-up steps (the first compiles).
+    """
     config = train.TrainConfig()
     optimizer = train.make_optimizer(config)
-    state = train.init_state(model, optimizer, jax.jit(model.init)(jax.random.PRNGKey(0), x))
+    state = train.init_state(model, optimizer, params)
     step = jax.jit(lambda s, xb: train.train_step(model, optimizer, s, xb))
     flops = em_step_flops(model.flow, model.num_components, x.shape[0])
+    t = time.perf_counter()
     state, m = step(state, x)
+    jax.block_until_ready(m)
+    compile_seconds = time.perf_counter() - t
+    state, m = step(state, x)  # one more warm-up step, untimed
     jax.block_until_ready(m)
     t = time.perf_counter()
     for _ in range(repeats):
         state, m = step(state, x)
     jax.block_until_ready(m)
-    return (time.perf_counter() - t) / repeats, flops
+    if not bool(jax.numpy.isfinite(m["loss"])):
+        raise FloatingPointError(f"non-finite loss {float(m['loss'])} in the benchmark step")
+    return (time.perf_counter() - t) / repeats, flops, compile_seconds
 
 
 def time_torch(shape, levels, steps, hidden, k, batch, repeats):
@@ -72,16 +103,22 @@ def time_torch(shape, levels, steps, hidden, k, batch, repeats):
     from benchmarks.torch_glow import GenMMTrainer
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.backends.cudnn.benchmark = True  # the strongest eager baseline: cuDNN picks its fastest algorithms
     trainer = GenMMTrainer(shape, levels, steps, hidden, k, device)
     x = torch.rand(batch, *shape, device=device)
-    trainer.step(x)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    for _ in range(2):  # the second warm-up step runs with the algorithms cudnn.benchmark chose
+        trainer.step(x)
     sync()
     t = time.perf_counter()
     for _ in range(repeats):
         trainer.step(x)
     sync()
-    return (time.perf_counter() - t) / repeats, torch.__version__, device
+    seconds = (time.perf_counter() - t) / repeats
+    del trainer, x
+    if device == "cuda":
+        torch.cuda.empty_cache()  # leave the GPU's memory to XLA, which allocates after
+    return seconds, torch.__version__, device
 
 
 def main(argv=None):
@@ -92,61 +129,92 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--size", type=int, default=32)
-    p.add_argument("--axes", default="vmap,unrolled,scan")
+    p.add_argument("--axes", default="vmap,unrolled,scan",
+                   help="component-axis strategies (K = 1 runs only the first: they coincide)")
+    p.add_argument("--dtypes", default="float32", help="conditioner compute dtypes: float32, bfloat16 or both")
     p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--no_torch", action="store_true")
-    p.add_argument("--json")
+    p.add_argument("--json", help="written after every row, so a run cut short keeps what it measured")
     args = p.parse_args(argv)
-    flow = emflow.Glow((args.size, args.size, 1), args.levels, args.steps, args.hidden, compute_dtype=args.dtype)
-    device = jax.devices()[0]
-    print(f"emflow on {device.platform} ({device.device_kind}); Glow {args.levels}x{args.steps}x{args.hidden} "
-          f"on {args.size}x{args.size}x1, conditioners in {args.dtype}")
+    batches = [int(b) for b in args.batches.split(",")]
+    components = [int(v) for v in args.components.split(",")]
+    dtypes = args.dtypes.split(",")
+    for d in dtypes:
+        if d not in ("float32", "bfloat16"):
+            raise SystemExit(f"--dtypes: expected float32 and/or bfloat16, got {d!r}")
     rows = []
-    for batch in [int(b) for b in args.batches.split(",")]:
-        x = jax.random.uniform(jax.random.PRNGKey(1), (batch, args.size, args.size, 1))
-        for k in [int(v) for v in args.components.split(",")]:
-            for axis in args.axes.split(","):
-                seconds, flops = time_emflow(emflow.GenMM(flow, k, component_axis=axis), x, args.repeats)
-                rows.append({"impl": f"emflow/{axis}", "K": k, "batch": batch, "ms_per_step": seconds * 1e3,
-                             "images_per_s": batch / seconds, "gflop_per_step": flops / 1e9,
-                             "tflop_per_s": flops / seconds / 1e12})
-                print(_fmt(rows[-1]), flush=True)
-            if not args.no_torch:
-                try:
+    meta = {"args": vars(args)}
+
+    def record(row):
+        rows.append(row)
+        print(_fmt(row), flush=True)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({**meta, "rows": rows}, f, indent=2)
+
+    # PyTorch first, before XLA takes its share of the GPU's memory.
+    if not args.no_torch:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print("torch not importable: no PyTorch baseline (pip install -e '.[benchmark]')")
+        else:
+            for batch in batches:
+                for k in components:
                     seconds, version, tdev = time_torch((1, args.size, args.size), args.levels, args.steps,
                                                         args.hidden, k, batch, args.repeats)
-                except ImportError:
-                    args.no_torch = True
-                    print("torch not importable: no PyTorch baseline (pip install -e '.[benchmark]')")
-                else:
-                    rows.append({"impl": f"torch {version} eager loop ({tdev})", "K": k, "batch": batch,
-                                 "ms_per_step": seconds * 1e3, "images_per_s": batch / seconds})
-                    print(_fmt(rows[-1]), flush=True)
+                    record({"impl": f"torch {version} eager loop ({tdev})", "K": k, "batch": batch,
+                            "ms_per_step": seconds * 1e3, "images_per_s": batch / seconds})
+
+    device = jax.devices()[0]
+    meta["device"] = f"{device.platform} {device.device_kind}"
+    meta["jax"] = jax.__version__
+    print(f"emflow (jax {jax.__version__}) on {device.platform} ({device.device_kind}); Glow {args.levels}x{args.steps}"
+          f"x{args.hidden} on {args.size}x{args.size}x1", flush=True)
+    flows = {d: emflow.Glow((args.size, args.size, 1), args.levels, args.steps, args.hidden, compute_dtype=d)
+             for d in dtypes}
+    for k in components:
+        # One initialisation per K, shared by every batch size, dtype and strategy (the parameters are the same pytree).
+        x0 = jax.random.uniform(jax.random.PRNGKey(1), (min(batches), args.size, args.size, 1))
+        params = jax.jit(emflow.GenMM(flows[dtypes[0]], k).init)(jax.random.PRNGKey(0), x0)
+        for batch in batches:
+            x = jax.random.uniform(jax.random.PRNGKey(2), (batch, args.size, args.size, 1))
+            for dtype in dtypes:
+                for axis in args.axes.split(",")[: 1 if k == 1 else None]:
+                    model = emflow.GenMM(flows[dtype], k, component_axis=axis)
+                    seconds, flops, compile_s = time_emflow(model, params, x, args.repeats)
+                    peak = dense_peak_tflops(device.device_kind, dtype)
+                    record({"impl": f"emflow/{axis}/{dtype}", "K": k, "batch": batch, "ms_per_step": seconds * 1e3,
+                            "images_per_s": batch / seconds, "gflop_per_step": flops / 1e9,
+                            "tflop_per_s": flops / seconds / 1e12,
+                            "fraction_of_peak": flops / seconds / 1e12 / peak if peak else None,
+                            "first_step_seconds": compile_s})
     print()
     print(table(rows))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"device": f"{device.platform} {device.device_kind}", "args": vars(args), "rows": rows}, f,
-                      indent=2)
 
 
 def _fmt(r):
-    extra = f"  {r['gflop_per_step']:8.1f} GFLOP  {r['tflop_per_s']:6.3f} TFLOP/s" if "gflop_per_step" in r else ""
-    return f"K={r['K']:2d} batch={r['batch']:4d}  {r['impl']:34s} {r['ms_per_step']:9.1f} ms/step " \
+    extra = ""
+    if "gflop_per_step" in r:
+        extra = f"  {r['gflop_per_step']:8.1f} GFLOP  {r['tflop_per_s']:7.2f} TFLOP/s"
+        extra += f" ({100 * r['fraction_of_peak']:.1f}% of peak)" if r.get("fraction_of_peak") else ""
+        extra += f"  first step {r['first_step_seconds']:.1f} s"
+    return f"K={r['K']:2d} batch={r['batch']:4d}  {r['impl']:36s} {r['ms_per_step']:9.2f} ms/step " \
            f"{r['images_per_s']:9.1f} img/s{extra}"
 
 
 def table(rows) -> str:
-    lines = ["| impl | K | batch | ms/step | images/s | GFLOP/step | TFLOP/s | vs torch |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| impl | K | batch | ms/step | images/s | GFLOP/step | TFLOP/s | % of dense peak | vs torch |",
+             "|---|---|---|---|---|---|---|---|---|"]
     torch_ms = {(r["K"], r["batch"]): r["ms_per_step"] for r in rows if r["impl"].startswith("torch")}
     for r in rows:
         ref = torch_ms.get((r["K"], r["batch"]))
         speedup = f"{ref / r['ms_per_step']:.2f}x" if ref and not r["impl"].startswith("torch") else ""
         gf = f"{r['gflop_per_step']:.1f}" if "gflop_per_step" in r else ""
-        tf = f"{r['tflop_per_s']:.3f}" if "tflop_per_s" in r else ""
-        lines.append(f"| {r['impl']} | {r['K']} | {r['batch']} | {r['ms_per_step']:.1f} | {r['images_per_s']:.1f} "
-                     f"| {gf} | {tf} | {speedup} |")
+        tf = f"{r['tflop_per_s']:.2f}" if "tflop_per_s" in r else ""
+        pk = f"{100 * r['fraction_of_peak']:.1f}%" if r.get("fraction_of_peak") else ""
+        lines.append(f"| {r['impl']} | {r['K']} | {r['batch']} | {r['ms_per_step']:.2f} | {r['images_per_s']:.1f} "
+                     f"| {gf} | {tf} | {pk} | {speedup} |")
     return "\n".join(lines)
 
 

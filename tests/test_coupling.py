@@ -52,3 +52,16 @@ class CouplingTest(chex.TestCase):
             Coupling((4,), "spline")
         with pytest.raises(ValueError, match="at least 2 channels"):
             Coupling((4, 4, 1))
+
+
+def test_conv1x1_is_the_1x1_convolution():
+    """The coupling network's 1x1 layer runs as a matrix product; it must equal lax's convolution."""
+    from emflow.bijectors.conditioners import conv1x1, conv2d
+
+    kx, kk, kb = jax.random.split(jax.random.PRNGKey(0), 3)
+    x = jax.random.normal(kx, (3, 5, 4, 6))
+    kernel, bias = jax.random.normal(kk, (1, 1, 6, 7)), jax.random.normal(kb, (7,))
+    np.testing.assert_allclose(conv1x1(x, kernel, bias), conv2d(x, kernel, bias), rtol=1e-5, atol=1e-5)
+    kernels = jax.random.normal(kk, (2, 1, 1, 6, 7))  # and under a vmap over generators (a batched matmul)
+    np.testing.assert_allclose(jax.vmap(conv1x1, (None, 0, None))(x, kernels, bias),
+                               jax.vmap(conv2d, (None, 0, None))(x, kernels, bias), rtol=1e-5, atol=1e-5)

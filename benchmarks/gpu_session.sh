@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The GPU measurements of the README as one prepared script (about 14 minutes on one H100, all phases):
+#   OUT=/tmp/emflow_gpu bash benchmarks/gpu_session.sh
+#   PHASES="smoke profile" bash benchmarks/gpu_session.sh     # only some phases (under a 10-minute limit per call)
+# Needs jax with CUDA, flax, optax, orbax-checkpoint, chex, tqdm and (for the baseline) torch.
+# Writes versions, logs and JSON under $OUT; every phase has its own time limit, so a slow
+# phase cannot eat the next one, and each JSON is rewritten after every row.
+set -u
+OUT=${OUT:-/tmp/emflow_gpu}
+PHASES=${PHASES:-smoke throughput unrolled profile}
+mkdir -p "$OUT"
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+PY=${PY:-python3}
+want() { [[ " $PHASES " == *" $1 "* ]]; }
+
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv | tee "$OUT/nvidia_smi.txt"
+# Smoke: versions, and one tiny EM step on the accelerator; stop at once if it fails.
+if want smoke; then
+  timeout 120 $PY - <<'PYEOF' 2>&1 | tee "$OUT/smoke.log"
+import jax, flax, optax, chex
+import emflow
+from emflow import train
+print("jax", jax.__version__, "flax", flax.__version__, "optax", optax.__version__, "chex", chex.__version__,
+      "devices", jax.devices())
+try:
+    import torch
+    print("torch", torch.__version__, "cuda", torch.cuda.is_available())
+except ImportError:
+    print("no torch")
+model = emflow.GenMM(emflow.Glow((8, 8, 1), 2, 1, 8), 2)
+x = jax.random.uniform(jax.random.PRNGKey(0), (4, 8, 8, 1))
+opt = train.make_optimizer(train.TrainConfig())
+state = train.init_state(model, opt, jax.jit(model.init)(jax.random.PRNGKey(1), x))
+state, m = jax.jit(lambda s, b: train.train_step(model, opt, s, b))(state, x)
+print("smoke step loss", float(m["loss"]), "on", jax.default_backend())
+assert jax.default_backend() == "gpu", "JAX does not see the GPU"
+PYEOF
+  [ "${PIPESTATUS[0]}" = 0 ] || { echo "smoke failed"; exit 1; }
+fi
+
+# The paper's Glow (3 x 4 x 512, 32x32x1), K in 1,4,8, batch 64 and 256: GenMM's default vmap over
+# generators in float32 and with bfloat16 conditioners, and the PyTorch eager loop (about 8 minutes).
+if want throughput; then
+  timeout ${T1:-540} $PY -m benchmarks.throughput --axes vmap --dtypes float32,bfloat16 --repeats 20 \
+    --json "$OUT/throughput_vmap.json" 2>&1 | grep -v cuda_timer | tee "$OUT/throughput_vmap.log"
+fi
+# The unrolled loop over generators, K in 4,8 (about 4 minutes).
+if want unrolled; then
+  timeout ${T2:-300} $PY -m benchmarks.throughput --components 4,8 --axes unrolled --dtypes float32,bfloat16 \
+    --repeats 20 --no_torch --json "$OUT/throughput_unrolled.json" 2>&1 | grep -v cuda_timer \
+    | tee "$OUT/throughput_unrolled.log"
+fi
+# Where a step's time goes: K = 4, batch 256, per kind of XLA operation (traces stay on the machine).
+if want profile; then
+  for dtype in float32 bfloat16; do
+    timeout ${T3:-120} $PY -m benchmarks.profile_step --components 4 --batch 256 --dtype $dtype \
+      --out "/tmp/emflow_profile_$dtype" 2>&1 | grep -v cuda_timer | tee "$OUT/profile_$dtype.log"
+  done
+fi
+echo "gpu_session done"
