@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU measurements of the README as one prepared script (about 14 minutes on one H100, all phases):
+# The GPU measurements of the README as one prepared script (about 19 minutes on one H100, all phases):
 #   OUT=/tmp/emflow_gpu bash benchmarks/gpu_session.sh
 #   PHASES="smoke profile" bash benchmarks/gpu_session.sh     # only some phases (under a 10-minute limit per call)
 # Needs jax with CUDA, flax, optax, orbax-checkpoint, chex, tqdm and (for the baseline) torch.
@@ -7,7 +7,7 @@
 # phase cannot eat the next one, and each JSON is rewritten after every row.
 set -u
 OUT=${OUT:-/tmp/emflow_gpu}
-PHASES=${PHASES:-smoke throughput unrolled profile}
+PHASES=${PHASES:-smoke throughput matmul unrolled profile}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 PY=${PY:-python3}
@@ -44,6 +44,13 @@ if want throughput; then
   timeout ${T1:-540} $PY -m benchmarks.throughput --axes vmap --dtypes float32,bfloat16 --repeats 20 \
     --json "$OUT/throughput_vmap.json" 2>&1 | grep -v cuda_timer | tee "$OUT/throughput_vmap.log"
 fi
+# The same vmap step with the 3x3 convolutions as matrix products (conv_impl="matmul"), K in 4,8
+# (about 5 minutes): against the lax rows of phase "throughput", on the same machine.
+if want matmul; then
+  timeout ${T4:-360} $PY -m benchmarks.throughput --components 4,8 --axes vmap --dtypes float32,bfloat16 \
+    --conv_impls matmul --repeats 20 --no_torch --json "$OUT/throughput_matmul.json" 2>&1 | grep -v cuda_timer \
+    | tee "$OUT/throughput_matmul.log"
+fi
 # The unrolled loop over generators, K in 4,8 (about 4 minutes).
 if want unrolled; then
   timeout ${T2:-300} $PY -m benchmarks.throughput --components 4,8 --axes unrolled --dtypes float32,bfloat16 \
@@ -52,9 +59,9 @@ if want unrolled; then
 fi
 # Where a step's time goes: K = 4, batch 256, per kind of XLA operation (traces stay on the machine).
 if want profile; then
-  for dtype in float32 bfloat16; do
-    timeout ${T3:-120} $PY -m benchmarks.profile_step --components 4 --batch 256 --dtype $dtype \
-      --out "/tmp/emflow_profile_$dtype" 2>&1 | grep -v cuda_timer | tee "$OUT/profile_$dtype.log"
+  for conv in lax matmul; do
+    timeout ${T3:-120} $PY -m benchmarks.profile_step --components 4 --batch 256 --dtype float32 --conv_impl $conv \
+      --out "/tmp/emflow_profile_$conv" 2>&1 | grep -v cuda_timer | tee "$OUT/profile_$conv.log"
   done
 fi
 echo "gpu_session done"

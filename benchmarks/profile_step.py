@@ -1,7 +1,7 @@
 """Where the time of one EM training step goes: a profile of a few steps, summed by operation.
 
     python -m benchmarks.profile_step [--components 4] [--batch 256] [--dtype float32]
-        [--axis vmap] [--levels 3 --steps 4 --hidden 512 --size 32] [--top 25] [--out DIR]
+        [--axis vmap] [--conv_impl lax] [--levels 3 --steps 4 --hidden 512 --size 32] [--top 25] [--out DIR]
 
 Runs ``jax.profiler.trace`` around a few steps of ``benchmarks.throughput``'s EM step
 (after warm-up), reads the Perfetto trace it writes, and prints the device operations
@@ -52,6 +52,7 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--axis", default="vmap", choices=["vmap", "unrolled", "scan"])
+    p.add_argument("--conv_impl", default="lax", choices=["lax", "matmul"])
     p.add_argument("--levels", type=int, default=3)
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--hidden", type=int, default=512)
@@ -61,7 +62,8 @@ def main(argv=None):
     p.add_argument("--out", help="folder for the trace (default: a temporary folder)")
     args = p.parse_args(argv)
     out = pathlib.Path(args.out or tempfile.mkdtemp(prefix="emflow_profile_"))
-    flow = emflow.Glow((args.size, args.size, 1), args.levels, args.steps, args.hidden, compute_dtype=args.dtype)
+    flow = emflow.Glow((args.size, args.size, 1), args.levels, args.steps, args.hidden, compute_dtype=args.dtype,
+                       conv_impl=args.conv_impl)
     model = emflow.GenMM(flow, args.components, component_axis=args.axis)
     x = jax.random.uniform(jax.random.PRNGKey(1), (args.batch, args.size, args.size, 1))
     optimizer = train.make_optimizer(train.TrainConfig())
@@ -81,7 +83,7 @@ def main(argv=None):
     totals, counts = op_totals(traces[-1], device_only)
     step_us = sum(totals.values()) / args.profiled_steps
     device = jax.devices()[0]
-    print(f"GenMM K={args.components} batch {args.batch} {args.axis}/{args.dtype} on {device.device_kind}: "
+    print(f"GenMM K={args.components} batch {args.batch} {args.axis}/{args.dtype}/{args.conv_impl} conv on {device.device_kind}: "
           f"{step_us / 1e3:.2f} ms of XLA operations per step (serial sum); trace in {out}")
     kinds, kind_counts = collections.Counter(), collections.Counter()
     for name, us in totals.items():  # "loop_multiply_fusion.12" -> "loop_multiply_fusion"

@@ -2,11 +2,11 @@
 
     python -m benchmarks.throughput [--components 1,4,8] [--batches 64,256]
         [--levels 3 --steps 4 --hidden 512 --size 32] [--axes vmap,unrolled,scan]
-        [--dtypes float32,bfloat16] [--repeats 10] [--no_torch] [--json out.json]
+        [--dtypes float32,bfloat16] [--conv_impls lax,matmul] [--repeats 10] [--no_torch] [--json out.json]
 
 For every K and batch size: ms/step and images/s of one EM step (E-step with
-Phi_old, M-step gradient, optimizer update) for each component-axis strategy and
-conditioner dtype, the model FLOPs of the step (counted from the architecture:
+Phi_old, M-step gradient, optimizer update) for each component-axis strategy,
+conditioner dtype and 3x3-convolution implementation, the model FLOPs of the step (counted from the architecture:
 Phi_old forward + Phi forward + backward = 4 forward passes of every generator),
 the achieved TFLOP/s and, on a chip in ``DENSE_PEAK_TFLOPS``, its share of the
 datasheet dense peak; and, when torch is importable, the same step in PyTorch
@@ -132,16 +132,20 @@ def main(argv=None):
     p.add_argument("--axes", default="vmap,unrolled,scan",
                    help="component-axis strategies (K = 1 runs only the first: they coincide)")
     p.add_argument("--dtypes", default="float32", help="conditioner compute dtypes: float32, bfloat16 or both")
+    p.add_argument("--conv_impls", default="lax", help="3x3 convolutions: lax, matmul or both")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--no_torch", action="store_true")
     p.add_argument("--json", help="written after every row, so a run cut short keeps what it measured")
     args = p.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")]
     components = [int(v) for v in args.components.split(",")]
-    dtypes = args.dtypes.split(",")
+    dtypes, convs = args.dtypes.split(","), args.conv_impls.split(",")
     for d in dtypes:
         if d not in ("float32", "bfloat16"):
             raise SystemExit(f"--dtypes: expected float32 and/or bfloat16, got {d!r}")
+    for c in convs:
+        if c not in ("lax", "matmul"):
+            raise SystemExit(f"--conv_impls: expected lax and/or matmul, got {c!r}")
     rows = []
     meta = {"args": vars(args)}
 
@@ -171,20 +175,20 @@ def main(argv=None):
     meta["jax"] = jax.__version__
     print(f"emflow (jax {jax.__version__}) on {device.platform} ({device.device_kind}); Glow {args.levels}x{args.steps}"
           f"x{args.hidden} on {args.size}x{args.size}x1", flush=True)
-    flows = {d: emflow.Glow((args.size, args.size, 1), args.levels, args.steps, args.hidden, compute_dtype=d)
-             for d in dtypes}
+    flows = {(d, c): emflow.Glow((args.size, args.size, 1), args.levels, args.steps, args.hidden, compute_dtype=d,
+                                 conv_impl=c) for d in dtypes for c in convs}
     for k in components:
         # One initialisation per K, shared by every batch size, dtype and strategy (the parameters are the same pytree).
         x0 = jax.random.uniform(jax.random.PRNGKey(1), (min(batches), args.size, args.size, 1))
-        params = jax.jit(emflow.GenMM(flows[dtypes[0]], k).init)(jax.random.PRNGKey(0), x0)
+        params = jax.jit(emflow.GenMM(flows[dtypes[0], convs[0]], k).init)(jax.random.PRNGKey(0), x0)
         for batch in batches:
             x = jax.random.uniform(jax.random.PRNGKey(2), (batch, args.size, args.size, 1))
-            for dtype in dtypes:
+            for (dtype, conv), flow in flows.items():
                 for axis in args.axes.split(",")[: 1 if k == 1 else None]:
-                    model = emflow.GenMM(flows[dtype], k, component_axis=axis)
+                    model = emflow.GenMM(flow, k, component_axis=axis)
                     seconds, flops, compile_s = time_emflow(model, params, x, args.repeats)
                     peak = dense_peak_tflops(device.device_kind, dtype)
-                    record({"impl": f"emflow/{axis}/{dtype}", "K": k, "batch": batch, "ms_per_step": seconds * 1e3,
+                    record({"impl": f"emflow/{axis}/{dtype}" + ("/matmul-conv" if conv == "matmul" else ""), "K": k, "batch": batch, "ms_per_step": seconds * 1e3,
                             "images_per_s": batch / seconds, "gflop_per_step": flops / 1e9,
                             "tflop_per_s": flops / seconds / 1e12,
                             "fraction_of_peak": flops / seconds / 1e12 / peak if peak else None,

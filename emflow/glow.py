@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from emflow.bijectors.base import Array, check_batch
+from emflow.bijectors.conditioners import CONV_IMPLS, ConvImpl
 from emflow.bijectors.coupling import CouplingKind
 from emflow.bijectors.flow_step import FlowStep, LinearKind, Repeat
 from emflow.bijectors.split import Split, SplitPrior
@@ -44,6 +45,9 @@ class Glow(StandardNormalFlow):
       compute_dtype: ``"float32"``, or ``"bfloat16"`` for mixed precision: the coupling
         and split-prior convolutions run in bfloat16 while parameters, activations
         between layers, log-dets and accumulations stay float32.
+      conv_impl: how the 3x3 convolutions run: ``"lax"`` (XLA's convolution, the
+        default) or ``"matmul"`` (3x3 patches times the kernel; under a ``vmap``
+        over generators these stay batched matrix products, gradients included).
 
     Params: ``{"levels": [{"steps": <stacked FlowStep params>, "split": ...}, ...]}``
     (no ``"split"`` on the last level).
@@ -57,6 +61,7 @@ class Glow(StandardNormalFlow):
     linear: LinearKind = "lu"
     split_prior: SplitPrior = "conditional"
     compute_dtype: str = "float32"
+    conv_impl: ConvImpl = "lax"
 
     def __post_init__(self):
         object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
@@ -72,6 +77,8 @@ class Glow(StandardNormalFlow):
                 f"Glow: image_shape {self.image_shape} cannot be squeezed {self.num_levels} times: "
                 f"height and width must be divisible by 2**num_levels = {f}"
             )
+        if self.conv_impl not in CONV_IMPLS:
+            raise ValueError(f"Glow: conv_impl must be one of {CONV_IMPLS}, got {self.conv_impl!r}")
         _ = self._levels  # builds every layer now, so a bad configuration fails here
 
     @property
@@ -84,8 +91,10 @@ class Glow(StandardNormalFlow):
         for level in range(self.num_levels):
             squeeze = Squeeze(shape)
             shape = squeeze.output_shape
-            step = FlowStep(shape, self.coupling, self.hidden_channels, self.linear, compute_dtype=self.compute_dtype)
-            split = Split(shape, self.split_prior, self.compute_dtype) if level < self.num_levels - 1 else None
+            step = FlowStep(shape, self.coupling, self.hidden_channels, self.linear, compute_dtype=self.compute_dtype,
+                            conv_impl=self.conv_impl)
+            split = (Split(shape, self.split_prior, self.compute_dtype, self.conv_impl)
+                     if level < self.num_levels - 1 else None)
             levels.append((squeeze, Repeat(step, self.num_steps), split))
             if split is not None:
                 shape = split.kept_shape

@@ -45,6 +45,8 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
                    help="responsibilities on every batch, or once per EM round")
     p.add_argument("--compute_dtype", choices=["float32", "bfloat16"], default="float32",
                    help="dtype of the coupling networks' arithmetic (mixed precision)")
+    p.add_argument("--conv_impl", choices=["lax", "matmul"], default="lax",
+                   help="how the 3x3 convolutions run: XLA's convolution, or 3x3 patches times the kernel")
     p.add_argument("--learning_rate", type=float, default=1e-3)
     p.add_argument("--warmup_steps", type=int, help="learning-rate warm-up steps (paper: 1000)")
     p.add_argument("--data_dir", help="folder with mnist/ and fashion_mnist/ (default: $EMFLOW_DATA_DIR, else TFDS)")
@@ -85,7 +87,8 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
     x_test = ds.x_test[: args.num_test] if args.num_test else ds.x_test
     dequantizer = emflow.Dequantizer(ds.x_train.shape[1:], scheme=args.scheme)
     flow = emflow.Glow(dequantizer.model_shape, num_levels=args.levels, num_steps=args.steps,
-                       hidden_channels=args.hidden, linear=args.linear, compute_dtype=args.compute_dtype)
+                       hidden_channels=args.hidden, linear=args.linear, compute_dtype=args.compute_dtype,
+                       conv_impl=args.conv_impl)
     if model == "genmm":
         mixture = emflow.GenMM(flow, args.components, component_axis=args.component_axis)
     else:
@@ -109,7 +112,7 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
         "epochs": args.epochs, "num_train": len(x_train), "num_test": len(x_test), "scheme": args.scheme, "nll_unit": unit,
         "glow": {"levels": args.levels, "steps": args.steps, "hidden": args.hidden, "linear": args.linear},
         "batch_size": args.batch_size, "em_every": args.em_every, "warmup_steps": args.warmup_steps, "seed": args.seed,
-        "e_step": args.e_step, "compute_dtype": args.compute_dtype,
+        "e_step": args.e_step, "compute_dtype": args.compute_dtype, "conv_impl": args.conv_impl,
         "best_test_nll_nats_per_dim": best["test_nll_nats_per_dim"],
         "best_test_bits_per_dim": best["test_bits_per_dim"], "best_epoch": best["epoch"],
         "final_test_nll_nats_per_dim": history[-1]["test_nll_nats_per_dim"],

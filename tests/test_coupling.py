@@ -1,6 +1,7 @@
 """Affine and additive coupling with conv and MLP conditioners."""
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -65,3 +66,19 @@ def test_conv1x1_is_the_1x1_convolution():
     kernels = jax.random.normal(kk, (2, 1, 1, 6, 7))  # and under a vmap over generators (a batched matmul)
     np.testing.assert_allclose(jax.vmap(conv1x1, (None, 0, None))(x, kernels, bias),
                                jax.vmap(conv2d, (None, 0, None))(x, kernels, bias), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel_size, cin, cout", [(3, 2, 16), (3, 16, 4), (3, 5, 5), (1, 6, 7), (5, 3, 2)])
+def test_matmul_convolution_is_the_convolution(kernel_size, cin, cout):
+    """conv2d(impl="matmul") (patches times the kernel) against lax's 'SAME' convolution, values and gradients."""
+    from emflow.bijectors.conditioners import conv2d
+
+    kx, kk, kb = jax.random.split(jax.random.PRNGKey(kernel_size * 100 + cin), 3)
+    x = jax.random.normal(kx, (2, 5, 7, cin))  # not square, so a swapped height and width would show
+    kernel = jax.random.normal(kk, (kernel_size, kernel_size, cin, cout))
+    bias = jax.random.normal(kb, (cout,))
+    np.testing.assert_allclose(conv2d(x, kernel, bias, "matmul"), conv2d(x, kernel, bias, "lax"), rtol=1e-5, atol=1e-4)
+    loss = lambda impl: jax.grad(lambda k, v: jnp.sum(jnp.sin(conv2d(v, k, bias, impl))), argnums=(0, 1))(kernel, x)
+    chex.assert_trees_all_close(loss("matmul"), loss("lax"), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="impl must be one of"):
+        conv2d(x, kernel, bias, "fft")

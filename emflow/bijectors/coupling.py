@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from emflow.bijectors.base import Array, check_batch, sum_except_batch
-from emflow.bijectors.conditioners import ConvConditioner, MLPConditioner
+from emflow.bijectors.conditioners import CONV_IMPLS, ConvConditioner, ConvImpl, MLPConditioner
 
 CouplingKind = Literal["affine", "additive"]
 Conditioner = Union[ConvConditioner, MLPConditioner]
@@ -41,6 +41,7 @@ class Coupling:
       num_hidden_layers: depth of an MLP conditioner (vectors only).
       compute_dtype: dtype of the conditioner's arithmetic (``"bfloat16"`` for mixed
         precision); parameters, the coupled values and the log-det stay float32.
+      conv_impl: how a conv conditioner's 3x3 convolutions run, ``"lax"`` or ``"matmul"``.
 
     Params: the conditioner's params.
     """
@@ -50,10 +51,13 @@ class Coupling:
     hidden: int = 512
     num_hidden_layers: int = 2
     compute_dtype: str = "float32"
+    conv_impl: ConvImpl = "lax"
 
     def __post_init__(self):
         if self.compute_dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"Coupling: compute_dtype must be float32, bfloat16 or float16, got {self.compute_dtype!r}")
+        if self.conv_impl not in CONV_IMPLS:
+            raise ValueError(f"Coupling: conv_impl must be one of {CONV_IMPLS}, got {self.conv_impl!r}")
         if self.kind not in ("affine", "additive"):
             raise ValueError(f"Coupling: kind must be 'affine' or 'additive', got {self.kind!r}")
         if len(self.event_shape) not in (1, 3):
@@ -71,7 +75,7 @@ class Coupling:
         ca, cb = self.split_sizes
         out = 2 * cb if self.kind == "affine" else cb
         if len(self.event_shape) == 3:
-            return ConvConditioner(ca, out, self.hidden)
+            return ConvConditioner(ca, out, self.hidden, self.conv_impl)
         return MLPConditioner(ca, out, self.hidden, self.num_hidden_layers)
 
     def init(self, key: Array, x: Array | None = None) -> dict:

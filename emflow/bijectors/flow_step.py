@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from emflow.bijectors.actnorm import ActNorm
 from emflow.bijectors.base import Array, check_batch
+from emflow.bijectors.conditioners import ConvImpl
 from emflow.bijectors.coupling import Coupling, CouplingKind
 from emflow.bijectors.linear import InvertibleLinear
 from emflow.bijectors.permute import Reverse
@@ -33,6 +34,7 @@ class FlowStep:
       linear: ``"plain"`` or ``"lu"`` invertible 1x1 conv / dense, or ``"reverse"``.
       num_hidden_layers: depth of an MLP conditioner (vectors only).
       compute_dtype: dtype of the coupling network's arithmetic (mixed precision).
+      conv_impl: how the coupling network's 3x3 convolutions run, ``"lax"`` or ``"matmul"``.
 
     Params: ``{"actnorm": ..., "linear": ..., "coupling": ...}``.
     """
@@ -43,6 +45,7 @@ class FlowStep:
     linear: LinearKind = "lu"
     num_hidden_layers: int = 2
     compute_dtype: str = "float32"
+    conv_impl: ConvImpl = "lax"
 
     def __post_init__(self):
         if self.linear not in ("plain", "lu", "reverse"):
@@ -55,7 +58,8 @@ class FlowStep:
         return {
             "actnorm": ActNorm(shape),
             "linear": mixer,
-            "coupling": Coupling(shape, self.coupling, self.hidden, self.num_hidden_layers, self.compute_dtype),
+            "coupling": Coupling(shape, self.coupling, self.hidden, self.num_hidden_layers, self.compute_dtype,
+                                 self.conv_impl),
         }
 
     def init(self, key: Array, x: Array) -> dict:

@@ -20,7 +20,7 @@ from typing import Literal
 import jax.numpy as jnp
 
 from emflow.bijectors.base import Array, check_batch, sum_except_batch
-from emflow.bijectors.conditioners import ZeroConv
+from emflow.bijectors.conditioners import CONV_IMPLS, ConvImpl, ZeroConv
 
 SplitPrior = Literal["conditional", "standard"]
 
@@ -35,10 +35,13 @@ class Split:
     event_shape: tuple[int, int, int]
     prior: SplitPrior = "conditional"
     compute_dtype: str = "float32"  # of the prior network's convolution
+    conv_impl: ConvImpl = "lax"      # how it runs: "lax" or "matmul"
 
     def __post_init__(self):
         if self.prior not in ("conditional", "standard"):
             raise ValueError(f"Split: prior must be 'conditional' or 'standard', got {self.prior!r}")
+        if self.conv_impl not in CONV_IMPLS:
+            raise ValueError(f"Split: conv_impl must be one of {CONV_IMPLS}, got {self.conv_impl!r}")
         if len(self.event_shape) != 3 or self.event_shape[-1] < 2:
             raise ValueError(f"Split: event_shape must be (H, W, C) with C >= 2, got {self.event_shape}")
 
@@ -54,7 +57,7 @@ class Split:
 
     @property
     def _prior_net(self) -> ZeroConv:
-        return ZeroConv(self.kept_shape[-1], 2 * self.split_shape[-1])
+        return ZeroConv(self.kept_shape[-1], 2 * self.split_shape[-1], self.conv_impl)
 
     def init(self, key: Array, x: Array | None = None) -> dict:
         if x is not None:
