@@ -82,3 +82,5 @@ def test_matmul_convolution_is_the_convolution(kernel_size, cin, cout):
     chex.assert_trees_all_close(loss("matmul"), loss("lax"), rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="impl must be one of"):
         conv2d(x, kernel, bias, "fft")
+    with pytest.raises(ValueError, match="odd kernel size, got 2x2"):
+        conv2d(x, jnp.ones((2, 2, cin, cout)), bias, "matmul")

@@ -15,9 +15,8 @@ The 3x3 convolutions run through XLA's convolution (``conv_impl="lax"``) or as
 matrix products of 3x3 patches (``"matmul"``, im2col). Both compute the same
 function. They differ in what a ``vmap`` over GenMM's generators makes of them:
 batched convolutions become grouped ones, whose kernel gradient XLA writes as a
-3-D convolution with input dilation (on XLA:CPU two of those took 1.2 s of a 1.7 s
-GenMM step, K = 4),
-while batched matrix products stay batched matrix products.
+3-D convolution with input dilation (on XLA:CPU two of those took 1.2 s of a
+1.7 s GenMM step, K = 4), while batched matrix products stay batched matrix products.
 """
 from __future__ import annotations
 
@@ -49,6 +48,8 @@ def conv2d(x: Array, kernel: Array, bias: Array, impl: ConvImpl = "lax") -> Arra
         )
     elif impl == "matmul":
         kh, kw, cin, cout = kernel.shape
+        if kh % 2 == 0 or kw % 2 == 0:
+            raise ValueError(f"conv2d: impl='matmul' needs an odd kernel size, got {kh}x{kw}")
         h, w = x.shape[-3:-1]
         padded = jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [(kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)])
         patches = jnp.concatenate([padded[..., i:i + h, j:j + w, :] for i in range(kh) for j in range(kw)], axis=-1)
