@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU measurements of the README as one prepared script (about 19 minutes on one H100, all phases):
 #   OUT=/tmp/emflow_gpu bash benchmarks/gpu_session.sh
-#   PHASES="smoke profile" bash benchmarks/gpu_session.sh     # only some phases (under a 10-minute limit per call)
+#   PHASES="smoke matmul profile" bash benchmarks/gpu_session.sh   # some phases (a device call has 10 minutes)
+# Phases: smoke throughput matmul unrolled profile (the default: all five), and parity (only when named).
 # Needs jax with CUDA, flax, optax, orbax-checkpoint, chex, tqdm and (for the baseline) torch.
 # Writes versions, logs and JSON under $OUT; every phase has its own time limit, so a slow
 # phase cannot eat the next one, and each JSON is rewritten after every row.
@@ -63,5 +64,11 @@ if want profile; then
     timeout ${T3:-120} $PY -m benchmarks.profile_step --components 4 --batch 256 --dtype float32 --conv_impl $conv \
       --out "/tmp/emflow_profile_$conv" 2>&1 | grep -v cuda_timer | tee "$OUT/profile_$conv.log"
   done
+fi
+# bf16 vs float32 NLL parity on a short MNIST run (needs MNIST under $EMFLOW_DATA_DIR; for the device tool,
+# copy ../shared/data/mnist into an ignored folder of the repository and name it in `carry`).
+if want parity; then
+  timeout ${T5:-300} $PY -m benchmarks.training_variants --compare compute_dtype --json "$OUT/parity_bf16.json" \
+    2>&1 | grep -v cuda_timer | tail -n 12 | tee "$OUT/parity_bf16.log"
 fi
 echo "gpu_session done"

@@ -1,11 +1,12 @@
 """Two ways of training the same model, from the same seeds: time per epoch and test NLL after the same epochs.
 
-    python -m benchmarks.training_variants [--compare e_step|compute_dtype] [--dataset mnist]
+    python -m benchmarks.training_variants [--compare e_step|compute_dtype|conv_impl] [--dataset mnist]
         [--components 3] [--num_train 2000] [--num_test 1000] [--epochs 6] [--em_every 3]
         [--seeds 0,1,2] [--json out.json]
 
 ``--compare e_step``: per-batch vs cached E-step. ``--compare compute_dtype``: float32 vs
-bfloat16 coupling networks (log-dets and accumulations stay float32).
+bfloat16 coupling networks (log-dets and accumulations stay float32). ``--compare conv_impl``:
+XLA's 3x3 convolutions vs patches times the kernel.
 
 Per-batch (Algorithm 1 as written): every step also runs the K generators of Phi_old
 forward on its batch for the responsibilities. Cached: Phi_old is fixed for the t_EM
@@ -33,13 +34,13 @@ import numpy as np
 from experiments import image_experiment
 
 
-VARIANTS = {"e_step": ("per_batch", "cached"), "compute_dtype": ("float32", "bfloat16")}
+VARIANTS = {"e_step": ("per_batch", "cached"), "compute_dtype": ("float32", "bfloat16"), "conv_impl": ("lax", "matmul")}
 
 
 def run_one(args, variant: str, seed: int, workdir: str) -> dict:
-    flags = [f"--{args.compare}", variant, "--components", str(args.components), "--num_train", str(args.num_train), "--num_test", str(args.num_test),
-             "--epochs", str(args.epochs), "--em_every", str(args.em_every), "--seed", str(seed),
-             "--workdir", workdir, "--no_progress"]
+    flags = [f"--{args.compare}", variant, "--components", str(args.components), "--num_train", str(args.num_train),
+             "--num_test", str(args.num_test), "--epochs", str(args.epochs), "--em_every", str(args.em_every),
+             "--seed", str(seed), "--workdir", workdir, "--no_progress"]
     if args.data_dir:
         flags += ["--data_dir", args.data_dir]
     summary = image_experiment.run(args.dataset, "genmm", flags)
@@ -76,7 +77,7 @@ def main(argv=None) -> dict:
         secs = np.array([r["train_seconds_per_epoch"] for r in mine])
         nll = np.array([r["final_test_nll_nats_per_dim"] for r in mine])
         rows[variant] = {"train_seconds_per_epoch": float(secs.mean()), "nll_mean": float(nll.mean()),
-                        "nll_std": float(nll.std(ddof=1)) if len(nll) > 1 else 0.0, "nll": nll.tolist()}
+                         "nll_std": float(nll.std(ddof=1)) if len(nll) > 1 else 0.0, "nll": nll.tolist()}
     diffs = np.array([c["final_test_nll_nats_per_dim"] - b["final_test_nll_nats_per_dim"]
                       for b, c in zip(runs[0::2], runs[1::2])])
     result = {"settings": vars(args), "backend": jax.default_backend(), "device": str(jax.devices()[0]),
