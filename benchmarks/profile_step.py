@@ -23,7 +23,7 @@ import tempfile
 import jax
 
 import emflow
-from emflow import train
+from benchmarks.throughput import em_step
 
 
 def op_totals(trace_file: pathlib.Path, device_only: bool) -> tuple[collections.Counter, collections.Counter]:
@@ -66,9 +66,7 @@ def main(argv=None):
                        conv_impl=args.conv_impl)
     model = emflow.GenMM(flow, args.components, component_axis=args.axis)
     x = jax.random.uniform(jax.random.PRNGKey(1), (args.batch, args.size, args.size, 1))
-    optimizer = train.make_optimizer(train.TrainConfig())
-    state = train.init_state(model, optimizer, jax.jit(model.init)(jax.random.PRNGKey(0), x))
-    step = jax.jit(lambda s, xb: train.train_step(model, optimizer, s, xb))
+    state, step = em_step(model, jax.jit(model.init)(jax.random.PRNGKey(0), x))
     for _ in range(2):
         state, m = step(state, x)
     jax.block_until_ready(m)

@@ -72,15 +72,19 @@ def dense_peak_tflops(device_kind: str, dtype: str) -> float | None:
     return None
 
 
+def em_step(model, params):
+    """``(EMState, jitted step)``: the complete EM training step as ``emflow.train.fit`` runs it."""
+    optimizer = train.make_optimizer(train.TrainConfig())
+    step = jax.jit(lambda s, xb: train.train_step(model, optimizer, s, xb))
+    return train.init_state(model, optimizer, params), step
+
+
 def time_emflow(model, params, x, repeats):
     """``(seconds per EM step, FLOPs per step, seconds of the first step)``.
 
     The mean over ``repeats`` steps after two untimed warm-up steps (the first compiles).
     """
-    config = train.TrainConfig()
-    optimizer = train.make_optimizer(config)
-    state = train.init_state(model, optimizer, params)
-    step = jax.jit(lambda s, xb: train.train_step(model, optimizer, s, xb))
+    state, step = em_step(model, params)
     flops = em_step_flops(model.flow, model.num_components, x.shape[0])
     t = time.perf_counter()
     state, m = step(state, x)
@@ -188,7 +192,8 @@ def main(argv=None):
                     model = emflow.GenMM(flow, k, component_axis=axis)
                     seconds, flops, compile_s = time_emflow(model, params, x, args.repeats)
                     peak = dense_peak_tflops(device.device_kind, dtype)
-                    record({"impl": f"emflow/{axis}/{dtype}" + ("/matmul-conv" if conv == "matmul" else ""), "K": k, "batch": batch, "ms_per_step": seconds * 1e3,
+                    impl = f"emflow/{axis}/{dtype}" + ("/matmul-conv" if conv == "matmul" else "")
+                    record({"impl": impl, "K": k, "batch": batch, "ms_per_step": seconds * 1e3,
                             "images_per_s": batch / seconds, "gflop_per_step": flops / 1e9,
                             "tflop_per_s": flops / seconds / 1e12,
                             "fraction_of_peak": flops / seconds / 1e12 / peak if peak else None,

@@ -127,9 +127,7 @@ def orbit(x: np.ndarray, perms: np.ndarray) -> np.ndarray:
     return np.concatenate([x[:, perm] for perm in perms])
 
 
-# A PRNG stream of its own for the random symmetries (fold_in index), so the other streams are
-# the same with and without symmetries.
-_SYMMETRY_STREAM = 7919
+_SYMMETRY_STREAM = 7919  # fold_in index of the random symmetries' PRNG stream
 
 # ---------------------------------------------------------------------------
 # Batched per-class EM
@@ -180,11 +178,15 @@ class StackTrainer:
         return x.reshape(x.shape[:-1] + tuple(self.model.event_shape))
 
     def _random_symmetry(self, key: Array, raw: Array) -> Array:
-        """``raw: (..., D)`` with every row permuted by a random one of ``symmetries`` (unchanged if None)."""
+        """``raw: (..., D)`` with every row permuted by a random one of ``symmetries`` (unchanged if None).
+
+        Draws from ``key``'s own symmetry stream, so the other streams of ``key`` are the same with
+        and without symmetries.
+        """
         if self.symmetries is None:
             return raw
         perms = jnp.asarray(self.symmetries)
-        g = jax.random.randint(key, raw.shape[:-1], 0, perms.shape[0])
+        g = jax.random.randint(jax.random.fold_in(key, _SYMMETRY_STREAM), raw.shape[:-1], 0, perms.shape[0])
         return jnp.take_along_axis(raw, perms[g], axis=-1)
 
     def init(self, keys: Array, x: Array, counts: Array) -> train.EMState:
@@ -193,9 +195,8 @@ class StackTrainer:
 
         def one(key, xc, n):
             k_perm, k_init, k_noise = jax.random.split(key, 3)
-            k_sym = jax.random.fold_in(key, _SYMMETRY_STREAM)
             idx = class_permutation(k_perm, n, x.shape[1])[jnp.arange(size) % n]
-            raw = self._random_symmetry(k_sym, xc[idx])
+            raw = self._random_symmetry(key, xc[idx])
             batch = self._to_event(self.preprocessor.train_transform(k_noise, raw))
             params = self.model.init(k_init, batch)
             return train.init_state(self.model, self.optimizer, params)
@@ -242,7 +243,7 @@ class StackTrainer:
             positions = (i * batch + jnp.arange(batch))[None, :] % counts[:, None]  # (C, B)
             raw = x[rows, perms[rows, positions]]                                    # (C, B, D)
             step_keys = jax.vmap(lambda k: jax.random.fold_in(k, i))(noise_keys)
-            raw = jax.vmap(self._random_symmetry)(jax.vmap(lambda k: jax.random.fold_in(k, _SYMMETRY_STREAM))(step_keys), raw)
+            raw = jax.vmap(self._random_symmetry)(step_keys, raw)
             inputs = self._to_event(jax.vmap(self.preprocessor.train_transform)(step_keys, raw))
             state, metrics = jax.vmap(lambda s, xb: train.train_step(self.model, optimizer, s, xb))(state, inputs)
             average = self._update_average(average, state.params, epoch * self.steps_per_epoch(n_max) + i)
@@ -296,6 +297,25 @@ class StackTrainer:
 SYMMETRIES: dict[str, Callable[[], np.ndarray]] = {
     "satimage_dihedral": data.satimage_dihedral_permutations,
 }
+
+
+def feature_permutations(symmetries: str | np.ndarray | None, num_features: int) -> np.ndarray | None:
+    """``feature_symmetries`` (None, a name from ``SYMMETRIES`` or a ``(G, D)`` array) as checked int32 permutations."""
+    if symmetries is None:
+        return None
+    if isinstance(symmetries, str):
+        if symmetries not in SYMMETRIES:
+            raise ValueError(f"unknown feature_symmetries {symmetries!r}; known: {sorted(SYMMETRIES)}")
+        symmetries = SYMMETRIES[symmetries]()
+    perms = np.asarray(symmetries)
+    if perms.ndim != 2 or perms.shape[1] != num_features or not np.issubdtype(perms.dtype, np.integer):
+        raise ValueError(
+            f"feature_symmetries must be integer permutations of shape (G, {num_features}), "
+            f"got {perms.dtype} of shape {perms.shape}")
+    bad = [g for g, row in enumerate(perms) if not np.array_equal(np.sort(row), np.arange(num_features))]
+    if bad:
+        raise ValueError(f"feature_symmetries rows {bad[:5]} are not permutations of 0..{num_features - 1}")
+    return perms.astype(np.int32)
 
 
 def glow_image_shape(num_features: int) -> tuple[int, int, int]:
@@ -419,26 +439,6 @@ class MixtureClassifier:
             return GenMM(flow, self.num_components, component_axis=self.component_axis)
         return LatMM(flow, self.num_components)
 
-    def _resolve_symmetries(self, num_features: int) -> np.ndarray | None:
-        """``feature_symmetries`` as a checked ``(G, D)`` int32 array of permutations, or None."""
-        sym = self.feature_symmetries
-        if sym is None:
-            return None
-        if isinstance(sym, str):
-            if sym not in SYMMETRIES:
-                raise ValueError(f"MixtureClassifier: unknown feature_symmetries {sym!r}; known: {sorted(SYMMETRIES)}")
-            sym = SYMMETRIES[sym]()
-        perms = np.asarray(sym)
-        if perms.ndim != 2 or perms.shape[1] != num_features or not np.issubdtype(perms.dtype, np.integer):
-            raise ValueError(
-                f"MixtureClassifier: feature_symmetries must be integer permutations of shape (G, {num_features}), "
-                f"got {perms.dtype} of shape {perms.shape}")
-        bad = [g for g, row in enumerate(perms) if not np.array_equal(np.sort(row), np.arange(num_features))]
-        if bad:
-            raise ValueError(f"MixtureClassifier: feature_symmetries rows {bad[:5]} are not permutations of "
-                             f"0..{num_features - 1}")
-        return perms.astype(np.int32)
-
     def _train_config(self) -> train.TrainConfig:
         return train.TrainConfig(
             epochs=self.epochs, batch_size=self.batch_size, em_every=self.em_every,
@@ -510,7 +510,7 @@ class MixtureClassifier:
         for name in ("params_", "classes_"):
             self.__dict__.pop(name, None)
         self.n_features_in_ = x.shape[1]
-        self.symmetries_ = self._resolve_symmetries(x.shape[1])
+        self.symmetries_ = feature_permutations(self.feature_symmetries, x.shape[1])
         augmented = x if self.symmetries_ is None else orbit(x, self.symmetries_)
         self.preprocessor_ = FeaturePreprocessor.fit(augmented, self.preprocessing, self.noise)
         self.model_ = self._build_model(x.shape[1])

@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from emflow import data
-from emflow.classify import SYMMETRIES, MixtureClassifier, orbit
+from emflow.classify import MixtureClassifier, feature_permutations, orbit
 
 # The paper's Table II (test accuracy) and the state of the art it quotes.
 PAPER_TABLE2 = {
@@ -69,6 +69,7 @@ def run_baselines(x_train, y_train, x_test, y_test, seed: int, symmetries: np.nd
     baseline is fitted a second time on the training set augmented with all G permuted
     copies, so that a model using the symmetries is also compared like for like.
     """
+    from sklearn.base import clone
     from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.model_selection import GridSearchCV
     from sklearn.neighbors import KNeighborsClassifier
@@ -88,8 +89,6 @@ def run_baselines(x_train, y_train, x_test, y_test, seed: int, symmetries: np.nd
             make_pipeline(StandardScaler(), KNeighborsClassifier()),
             {"kneighborsclassifier__n_neighbors": [1, 3, 5, 7]}, cv=3, n_jobs=1),
     }
-    from sklearn.base import clone
-
     training_sets = {"": (x_train, y_train)}
     if symmetries is not None:
         training_sets[f" + augmentation ({len(symmetries)} symmetries)"] = (
@@ -200,7 +199,7 @@ def main(argv=None) -> dict:
         result["seconds"] = time.time() - t0
         write_outputs(root, args.dataset, args.model, result)
     if not args.no_baselines:
-        symmetries = SYMMETRIES[settings["feature_symmetries"]]() if settings.get("feature_symmetries") else None
+        symmetries = feature_permutations(settings.get("feature_symmetries"), x_train.shape[1])
         result["baselines"] = run_baselines(x_train, y_train, x_test, y_test, args.seed, symmetries)
     result["seconds"] = time.time() - t0
     write_outputs(root, args.dataset, args.model, result)
