@@ -54,6 +54,33 @@ def em_step_flops(flow: emflow.Glow, num_components: int, batch: int) -> float:
     return 4.0 * glow_forward_flops(flow) * num_components * batch
 
 
+# Reads and writes of every hidden activation (the 512-channel outputs of a coupling network's first two
+# layers) in one EM step, if every bias, ReLU and mask were fused into the matrix products:
+#   Phi_old forward 4 (write h1, read h1, write h2, read h2); Phi forward 4 (the same, kept for the backward);
+#   backward 10: dh2 written (1) and masked by h2 (1), the zero conv's kernel gradient reads h2 (1),
+#   the 1x1 layer's input gradient reads dh2 and writes dh1 (2), masked by h1 (1), its kernel gradient
+#   reads h1 and dh2 (2), the first conv's kernel and input gradients read dh1 (2).
+HIDDEN_ACTIVATION_PASSES = 18
+
+
+def em_step_hidden_bytes(flow: emflow.Glow, num_components: int, batch: int) -> float:
+    """Memory traffic of one EM step's hidden activations (``HIDDEN_ACTIVATION_PASSES`` passes), in bytes.
+
+    The activations of the few-channel flow itself, the parameters and the optimizer are left
+    out: an estimate of the least a fused implementation that recomputes nothing has to move.
+    """
+    h, w, _ = flow.image_shape
+    pixels = sum(flow.num_steps * (h // 2 ** (level + 1)) * (w // 2 ** (level + 1)) for level in range(flow.num_levels))
+    itemsize = jax.numpy.dtype(flow.compute_dtype).itemsize
+    return HIDDEN_ACTIVATION_PASSES * num_components * batch * pixels * flow.hidden_channels * itemsize
+
+
+def roofline_fraction(flops: float, hidden_bytes: float, peak_tflops: float, bandwidth_tbps: float) -> float:
+    """The largest share of ``peak_tflops`` a step can reach when it also has to move ``hidden_bytes``."""
+    compute_s, memory_s = flops / (peak_tflops * 1e12), hidden_bytes / (bandwidth_tbps * 1e12)
+    return compute_s / max(compute_s, memory_s)
+
+
 # Datasheet dense (no sparsity) tensor-core peaks, TFLOP/s: float32 runs as TF32 on these chips
 # (XLA's default precision), bfloat16 as bf16. Matched against ``device_kind``.
 DENSE_PEAK_TFLOPS = {
@@ -72,6 +99,15 @@ def dense_peak_tflops(device_kind: str, dtype: str) -> float | None:
     return None
 
 
+# Datasheet memory bandwidth, TB/s, matched against ``device_kind`` like the peaks above.
+MEMORY_BANDWIDTH_TBPS = {"H100 PCIe": 2.0, "H100": 3.35, "H200": 4.8, "A100": 2.0}
+
+
+def memory_bandwidth_tbps(device_kind: str) -> float | None:
+    """The chip's datasheet memory bandwidth, or None when the device is not in the table."""
+    return next((bw for name, bw in MEMORY_BANDWIDTH_TBPS.items() if name in device_kind), None)
+
+
 def em_step(model, params):
     """``(EMState, jitted step)``: the complete EM training step as ``emflow.train.fit`` runs it."""
     optimizer = train.make_optimizer(train.TrainConfig())
@@ -79,26 +115,41 @@ def em_step(model, params):
     return train.init_state(model, optimizer, params), step
 
 
-def time_emflow(model, params, x, repeats):
-    """``(seconds per EM step, FLOPs per step, seconds of the first step)``.
+def xla_cost(compiled) -> dict:
+    """XLA's own estimate for a compiled step: FLOPs, bytes moved to and from memory, and temporary memory.
 
-    The mean over ``repeats`` steps after two untimed warm-up steps (the first compiles).
+    ``bytes accessed`` sums every fused kernel's operands and results as the backend's
+    compiler fused them, so on a GPU, divided by the step's time and compared with the
+    chip's memory bandwidth, it says how close the step is to being memory bound.
+    """
+    cost = compiled.cost_analysis()
+    cost = (cost[0] if cost else {}) if isinstance(cost, (list, tuple)) else (cost or {})
+    memory = compiled.memory_analysis()
+    return {"xla_gflop": cost.get("flops", 0.0) / 1e9, "xla_gbytes_accessed": cost.get("bytes accessed", 0.0) / 1e9,
+            "temp_gbytes": getattr(memory, "temp_size_in_bytes", 0) / 1e9 if memory is not None else None}
+
+
+def time_emflow(model, params, x, repeats):
+    """``(seconds per EM step, FLOPs per step, seconds to compile, XLA's cost estimate)``.
+
+    The step is compiled ahead of time (``lower(...).compile()``), its cost read from the
+    executable, then timed as the mean over ``repeats`` steps after two untimed warm-up steps.
     """
     state, step = em_step(model, params)
     flops = em_step_flops(model.flow, model.num_components, x.shape[0])
     t = time.perf_counter()
-    state, m = step(state, x)
-    jax.block_until_ready(m)
+    compiled = step.lower(state, x).compile()
     compile_seconds = time.perf_counter() - t
-    state, m = step(state, x)  # one more warm-up step, untimed
+    for _ in range(2):  # warm-up steps, untimed
+        state, m = compiled(state, x)
     jax.block_until_ready(m)
     t = time.perf_counter()
     for _ in range(repeats):
-        state, m = step(state, x)
+        state, m = compiled(state, x)
     jax.block_until_ready(m)
     if not bool(jax.numpy.isfinite(m["loss"])):
         raise FloatingPointError(f"non-finite loss {float(m['loss'])} in the benchmark step")
-    return (time.perf_counter() - t) / repeats, flops, compile_seconds
+    return (time.perf_counter() - t) / repeats, flops, compile_seconds, xla_cost(compiled)
 
 
 def time_torch(shape, levels, steps, hidden, k, batch, repeats):
@@ -190,14 +241,21 @@ def main(argv=None):
             for (dtype, conv), flow in flows.items():
                 for axis in args.axes.split(",")[: 1 if k == 1 else None]:
                     model = emflow.GenMM(flow, k, component_axis=axis)
-                    seconds, flops, compile_s = time_emflow(model, params, x, args.repeats)
+                    seconds, flops, compile_s, cost = time_emflow(model, params, x, args.repeats)
                     peak = dense_peak_tflops(device.device_kind, dtype)
+                    bandwidth = memory_bandwidth_tbps(device.device_kind)
+                    achieved_tbps = cost["xla_gbytes_accessed"] / seconds / 1e3
+                    hidden_bytes = em_step_hidden_bytes(flow, k, batch)
                     impl = f"emflow/{axis}/{dtype}" + ("/matmul-conv" if conv == "matmul" else "")
                     record({"impl": impl, "K": k, "batch": batch, "ms_per_step": seconds * 1e3,
                             "images_per_s": batch / seconds, "gflop_per_step": flops / 1e9,
                             "tflop_per_s": flops / seconds / 1e12,
                             "fraction_of_peak": flops / seconds / 1e12 / peak if peak else None,
-                            "first_step_seconds": compile_s})
+                            "compile_seconds": compile_s, **cost, "xla_tbytes_per_s": achieved_tbps,
+                            "fraction_of_bandwidth": achieved_tbps / bandwidth if bandwidth else None,
+                            "hidden_gbytes": hidden_bytes / 1e9,
+                            "roofline_fraction_of_peak": roofline_fraction(flops, hidden_bytes, peak, bandwidth)
+                            if peak and bandwidth else None})
     print()
     print(table(rows))
 
@@ -207,14 +265,17 @@ def _fmt(r):
     if "gflop_per_step" in r:
         extra = f"  {r['gflop_per_step']:8.1f} GFLOP  {r['tflop_per_s']:7.2f} TFLOP/s"
         extra += f" ({100 * r['fraction_of_peak']:.1f}% of peak)" if r.get("fraction_of_peak") else ""
-        extra += f"  first step {r['first_step_seconds']:.1f} s"
+        extra += f"  XLA: {r['xla_gbytes_accessed']:.1f} GB/step, {r['xla_tbytes_per_s']:.2f} TB/s"
+        extra += f" ({100 * r['fraction_of_bandwidth']:.0f}% of bandwidth)" if r.get("fraction_of_bandwidth") else ""
+        extra += f"  compile {r['compile_seconds']:.1f} s"
     return f"K={r['K']:2d} batch={r['batch']:4d}  {r['impl']:36s} {r['ms_per_step']:9.2f} ms/step " \
            f"{r['images_per_s']:9.1f} img/s{extra}"
 
 
 def table(rows) -> str:
-    lines = ["| impl | K | batch | ms/step | images/s | GFLOP/step | TFLOP/s | % of dense peak | vs torch |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| impl | K | batch | ms/step | images/s | GFLOP/step | TFLOP/s | % of dense peak "
+             "| roofline % of peak | XLA GB/step | % of bandwidth | vs torch |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     torch_ms = {(r["K"], r["batch"]): r["ms_per_step"] for r in rows if r["impl"].startswith("torch")}
     for r in rows:
         ref = torch_ms.get((r["K"], r["batch"]))
@@ -222,8 +283,11 @@ def table(rows) -> str:
         gf = f"{r['gflop_per_step']:.1f}" if "gflop_per_step" in r else ""
         tf = f"{r['tflop_per_s']:.2f}" if "tflop_per_s" in r else ""
         pk = f"{100 * r['fraction_of_peak']:.1f}%" if r.get("fraction_of_peak") else ""
+        rf = f"{100 * r['roofline_fraction_of_peak']:.0f}%" if r.get("roofline_fraction_of_peak") else ""
+        gb = f"{r['xla_gbytes_accessed']:.1f}" if "xla_gbytes_accessed" in r else ""
+        bw = f"{100 * r['fraction_of_bandwidth']:.0f}%" if r.get("fraction_of_bandwidth") else ""
         lines.append(f"| {r['impl']} | {r['K']} | {r['batch']} | {r['ms_per_step']:.2f} | {r['images_per_s']:.1f} "
-                     f"| {gf} | {tf} | {pk} | {speedup} |")
+                     f"| {gf} | {tf} | {pk} | {rf} | {gb} | {bw} | {speedup} |")
     return "\n".join(lines)
 
 

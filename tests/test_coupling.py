@@ -68,9 +68,13 @@ def test_conv1x1_is_the_1x1_convolution():
                                jax.vmap(conv2d, (None, 0, None))(x, kernels, bias), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("kernel_size, cin, cout", [(3, 2, 16), (3, 16, 4), (3, 5, 5), (1, 6, 7), (5, 3, 2)])
+@pytest.mark.parametrize("kernel_size, cin, cout", [(3, 2, 16), (3, 16, 4), (3, 5, 5), (1, 6, 7), (5, 3, 2), (5, 9, 2)])
 def test_matmul_convolution_is_the_convolution(kernel_size, cin, cout):
-    """conv2d(impl="matmul") (patches times the kernel) against lax's 'SAME' convolution, values and gradients."""
+    """conv2d(impl="matmul") against lax's 'SAME' convolution, values and gradients.
+
+    Cin <= Cout takes the im2col path (shifted inputs times the kernel), Cin > Cout the col2im
+    path (the product first, then the shifted outputs summed); both are covered.
+    """
     from emflow.bijectors.conditioners import conv2d
 
     kx, kk, kb = jax.random.split(jax.random.PRNGKey(kernel_size * 100 + cin), 3)
@@ -84,3 +88,21 @@ def test_matmul_convolution_is_the_convolution(kernel_size, cin, cout):
         conv2d(x, kernel, bias, "fft")
     with pytest.raises(ValueError, match="odd kernel size, got 2x2"):
         conv2d(x, jnp.ones((2, 2, cin, cout)), bias, "matmul")
+
+
+@pytest.mark.parametrize("cin, cout", [(2, 16), (16, 4)])
+def test_bfloat16_matmul_convolution_is_rounded_once(cin, cout):
+    """In bfloat16, both matmul paths return bfloat16 within one rounding of the exact float32 convolution."""
+    from emflow.bijectors.conditioners import conv2d
+
+    kx, kk = jax.random.split(jax.random.PRNGKey(cin))
+    x = jax.random.normal(kx, (2, 6, 5, cin)).astype(jnp.bfloat16)
+    kernel = jax.random.normal(kk, (3, 3, cin, cout)).astype(jnp.bfloat16)  # representable in both dtypes
+    bias = jnp.zeros((cout,))
+    exact = jax.lax.conv_general_dilated(x.astype(jnp.float32), kernel.astype(jnp.float32), (1, 1), "SAME",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                         precision=jax.lax.Precision.HIGHEST)
+    y = conv2d(x, kernel, bias, "matmul")
+    assert y.dtype == jnp.bfloat16
+    # one rounding to bfloat16 (8 significant bits) is within 2**-8 relative; allow 2**-7 of the size
+    np.testing.assert_array_less(np.abs(np.asarray(y, np.float32) - exact), 2.0 ** -7 * np.abs(exact) + 1e-2)

@@ -12,7 +12,8 @@ conditioner outputs exactly zero.
 - ``ZeroConv``: just the zero-initialised Conv3x3 (Glow's split prior).
 
 The 3x3 convolutions run through XLA's convolution (``conv_impl="lax"``) or as
-matrix products of 3x3 patches (``"matmul"``, im2col). Both compute the same
+one matrix product each (``"matmul"``: im2col on the narrower input, col2im on the
+narrower output; see ``conv2d``). Both compute the same
 function. They differ in what a ``vmap`` over GenMM's generators makes of them:
 batched convolutions become grouped ones, whose kernel gradient XLA writes as a
 3-D convolution with input dilation (on XLA:CPU two of those took 1.2 s of a
@@ -37,9 +38,18 @@ LOGSCALE_FACTOR = 3.0  # Glow's Conv2dZeros / LinearZeros output scale factor
 def conv2d(x: Array, kernel: Array, bias: Array, impl: ConvImpl = "lax") -> Array:
     """'SAME' convolution, ``x: (B, H, W, Cin)``, ``kernel: (kh, kw, Cin, Cout)`` with odd kh, kw.
 
-    ``impl="lax"``: ``lax.conv_general_dilated``. ``impl="matmul"``: the ``kh * kw``
-    shifted copies of the zero-padded input side by side, ``(B, H, W, kh * kw * Cin)``,
-    times the kernel reshaped to ``(kh * kw * Cin, Cout)``.
+    ``impl="lax"``: ``lax.conv_general_dilated``. ``impl="matmul"``: one matrix product, with
+    the ``kh * kw`` spatial shifts on whichever side of it has fewer channels, so that the
+    largest array it writes holds ``kh * kw * min(Cin, Cout)`` numbers per pixel:
+
+    - ``Cin <= Cout`` (im2col): the shifted copies of the zero-padded input side by side,
+      ``(B, H, W, kh * kw * Cin)``, times the kernel as ``(kh * kw * Cin, Cout)``;
+    - ``Cin > Cout`` (col2im): ``x`` times the kernel as ``(Cin, kh * kw * Cout)``, then the
+      ``kh * kw`` output slices, zero-padded and shifted, summed. This is the same sum
+      ``y[p] = sum_ij x[p + (i, j) - r] K[i, j]`` with the shift applied after the product.
+
+    Glow's coupling network has one of each: 3x3 from few channels to 512, and 3x3 from 512
+    back to few; a plain im2col of the second would write 9 x 512 numbers per pixel.
     """
     kernel = kernel.astype(x.dtype)
     if impl == "lax":
@@ -51,9 +61,20 @@ def conv2d(x: Array, kernel: Array, bias: Array, impl: ConvImpl = "lax") -> Arra
         if kh % 2 == 0 or kw % 2 == 0:
             raise ValueError(f"conv2d: impl='matmul' needs an odd kernel size, got {kh}x{kw}")
         h, w = x.shape[-3:-1]
-        padded = jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [(kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)])
-        patches = jnp.concatenate([padded[..., i:i + h, j:j + w, :] for i in range(kh) for j in range(kw)], axis=-1)
-        y = patches @ kernel.reshape(kh * kw * cin, cout)
+        pad = [(0, 0)] * (x.ndim - 3) + [(kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)]
+        shifts = [(i, j) for i in range(kh) for j in range(kw)]
+        if cin <= cout:
+            padded = jnp.pad(x, pad)
+            patches = jnp.concatenate([padded[..., i:i + h, j:j + w, :] for i, j in shifts], axis=-1)
+            y = patches @ kernel.reshape(kh * kw * cin, cout)
+        else:
+            # float32 partial products, so that a bfloat16 x is rounded once, after the sum (as a
+            # convolution's float32 accumulator would), not once per shift
+            per_shift = jnp.matmul(x, kernel.transpose(2, 0, 1, 3).reshape(cin, kh * kw * cout),
+                                   preferred_element_type=jnp.float32)
+            padded = jnp.pad(per_shift, pad)
+            y = sum(padded[..., i:i + h, j:j + w, s * cout:(s + 1) * cout] for s, (i, j) in enumerate(shifts))
+            y = y.astype(x.dtype)
     else:
         raise ValueError(f"conv2d: impl must be one of {CONV_IMPLS}, got {impl!r}")
     return y + bias.astype(y.dtype)

@@ -1,0 +1,33 @@
+"""The benchmark's own arithmetic: FLOPs counted from the architecture, and the roofline estimate."""
+import jax
+import numpy as np
+import pytest
+
+import emflow
+from benchmarks.throughput import (em_step_flops, em_step_hidden_bytes, glow_forward_flops, roofline_fraction,
+                                   xla_cost)
+
+
+def test_forward_flops_match_xla_cost_analysis():
+    # With conv_impl="matmul" every 3x3 convolution is a dense matrix product over the zero-padded
+    # patches, so XLA's own FLOP count covers the same multiply-adds as the architecture's count
+    # (plus the element-wise work, which the architecture's count leaves out).
+    flow = emflow.Glow((16, 16, 1), num_levels=2, num_steps=2, hidden_channels=128, conv_impl="matmul")
+    x = jax.random.uniform(jax.random.PRNGKey(0), (8, 16, 16, 1))
+    params = flow.init(jax.random.PRNGKey(1), x)
+    xla_flops = xla_cost(jax.jit(flow.log_prob).lower(params, x).compile())["xla_gflop"] * 1e9
+    assert xla_flops / (8 * glow_forward_flops(flow)) == pytest.approx(1.0, abs=0.03)
+    assert em_step_flops(flow, 3, 8) == 4 * 3 * 8 * glow_forward_flops(flow)
+
+
+def test_hidden_bytes_by_hand():
+    # 2 levels x 3 steps on 8x8: 3 * (4*4 + 2*2) = 60 hidden pixels per image, 16 channels, 18 passes.
+    for dtype, itemsize in (("float32", 4), ("bfloat16", 2)):
+        flow = emflow.Glow((8, 8, 1), num_levels=2, num_steps=3, hidden_channels=16, compute_dtype=dtype)
+        assert em_step_hidden_bytes(flow, 2, 5) == 18 * 2 * 5 * 60 * 16 * itemsize
+
+
+def test_roofline_fraction():
+    # 1 TFLOP on a 100 TFLOP/s chip is 10 ms; 10 GB at 2 TB/s is 5 ms (compute bound), 40 GB is 20 ms.
+    np.testing.assert_allclose(roofline_fraction(1e12, 10e9, 100.0, 2.0), 1.0)
+    np.testing.assert_allclose(roofline_fraction(1e12, 40e9, 100.0, 2.0), 0.5)
