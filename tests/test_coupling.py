@@ -106,3 +106,33 @@ def test_bfloat16_matmul_convolution_is_rounded_once(cin, cout):
     assert y.dtype == jnp.bfloat16
     # one rounding to bfloat16 (8 significant bits) is within 2**-8 relative; allow 2**-7 of the size
     np.testing.assert_array_less(np.abs(np.asarray(y, np.float32) - exact), 2.0 ** -7 * np.abs(exact) + 1e-2)
+
+
+def test_bfloat16_col2im_gradients_stay_bfloat16():
+    """The col2im path sums float32 partial products, yet its gradients are bfloat16 products.
+
+    No array as wide as the input may be float32 in the backward pass (that would double the
+    memory traffic of the widest tensors); the gradients stay within bfloat16 rounding of the
+    float32 convolution's, and forward-mode differentiation agrees with reverse mode.
+    """
+    from emflow.bijectors.conditioners import conv2d
+
+    kx, kk, kc = jax.random.split(jax.random.PRNGKey(7), 3)
+    x = jax.random.normal(kx, (2, 6, 5, 16))
+    kernel = jax.random.normal(kk, (3, 3, 16, 4))
+    bias = jnp.zeros((4,))
+    probe = jax.random.normal(kc, (2, 6, 5, 4))
+    loss = lambda v, k, impl: jnp.sum(probe * conv2d(v, k, bias, impl).astype(jnp.float32))
+    grad = jax.grad(loss, argnums=(0, 1))
+    x16 = x.astype(jnp.bfloat16)
+    jaxpr = jax.make_jaxpr(grad, static_argnums=2)(x16, kernel, "matmul")
+    wide = [v.aval for e in jaxpr.eqns for v in e.outvars
+            if v.aval.dtype == jnp.float32 and v.aval.shape[-1:] == (16,) and v.aval.size >= x.size]
+    assert not wide, f"float32 arrays as wide as the bfloat16 input in the backward pass: {wide}"
+    gx, gk = grad(x16, kernel, "matmul")
+    assert gx.dtype == jnp.bfloat16 and gk.dtype == jnp.float32
+    rx, rk = grad(x16.astype(jnp.float32), kernel.astype(jnp.bfloat16).astype(jnp.float32), "lax")
+    np.testing.assert_allclose(np.asarray(gx, np.float32), rx, rtol=2.0 ** -6, atol=0.05 * float(jnp.abs(rx).max()))
+    np.testing.assert_allclose(gk, rk, rtol=2.0 ** -6, atol=0.02 * float(jnp.abs(rk).max()))
+    f32 = lambda v: conv2d(v, kernel, bias, "matmul")
+    np.testing.assert_allclose(jax.jacfwd(f32)(x[:1, :3, :3]), jax.jacrev(f32)(x[:1, :3, :3]), rtol=1e-5, atol=1e-5)

@@ -70,14 +70,31 @@ def conv2d(x: Array, kernel: Array, bias: Array, impl: ConvImpl = "lax") -> Arra
         else:
             # float32 partial products, so that a bfloat16 x is rounded once, after the sum (as a
             # convolution's float32 accumulator would), not once per shift
-            per_shift = jnp.matmul(x, kernel.transpose(2, 0, 1, 3).reshape(cin, kh * kw * cout),
-                                   preferred_element_type=jnp.float32)
+            per_shift = _matmul_float32_out(x, kernel.transpose(2, 0, 1, 3).reshape(cin, kh * kw * cout))
             padded = jnp.pad(per_shift, pad)
             y = sum(padded[..., i:i + h, j:j + w, s * cout:(s + 1) * cout] for s, (i, j) in enumerate(shifts))
             y = y.astype(x.dtype)
     else:
         raise ValueError(f"conv2d: impl must be one of {CONV_IMPLS}, got {impl!r}")
     return y + bias.astype(y.dtype)
+
+
+@jax.custom_jvp
+def _matmul_float32_out(x: Array, w: Array) -> Array:
+    """``x @ w`` for ``x: (..., Cin)``, ``w: (Cin, N)`` of one dtype, accumulated and returned in float32.
+
+    Its derivatives are computed in the inputs' dtype and only then widened to float32, so
+    for bfloat16 inputs the backward products run in bfloat16 and write ``x``'s gradient in
+    bfloat16, as a bfloat16 convolution's would. (JAX's own rule for ``preferred_element_type``
+    would multiply the float32 cotangent in float32 and write a float32 array as wide as ``x``.)
+    """
+    return jnp.matmul(x, w, preferred_element_type=jnp.float32)
+
+
+@_matmul_float32_out.defjvp
+def _matmul_float32_out_jvp(primals, tangents):
+    (x, w), (dx, dw) = primals, tangents
+    return _matmul_float32_out(x, w), (dx @ w + x @ dw).astype(jnp.float32)
 
 
 def conv1x1(x: Array, kernel: Array, bias: Array) -> Array:
