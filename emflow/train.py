@@ -262,6 +262,9 @@ def fit(
             if hasattr(preprocess, "check"):  # e.g. Dequantizer: uint8 of the expected shape
                 preprocess.check(data)
     run_config = to_json_config({"model": model, "train": config, "run": run_info or {}})
+    workdir = pathlib.Path(workdir) if workdir is not None else None
+    # Refuse a workdir (or a resume) before anything compiles.
+    checkpointer, latest = _open_workdir(workdir, resume, run_config, log) if workdir is not None else (None, None)
 
     key = jax.random.PRNGKey(config.seed)
     key_init, key_data, key_noise, key_eval, key_sample, key_cache = jax.random.split(key, 6)
@@ -280,10 +283,8 @@ def fit(
 
     history: list[dict] = []
     first_epoch = 0
-    checkpointer = None
-    workdir = pathlib.Path(workdir) if workdir is not None else None
-    if workdir is not None:
-        checkpointer, state, first_epoch, history = _open_workdir(workdir, resume, run_config, state, log)
+    if latest is not None:
+        state, first_epoch, history = _resume(checkpointer, latest, workdir, state, log)
 
     if mesh is not None:
         model = sharding.for_mesh(model, mesh)
@@ -368,15 +369,14 @@ def fit(
     return FitResult(state, history, workdir)
 
 
-def _open_workdir(workdir: pathlib.Path, resume: bool, run_config: dict, state: EMState, log):
-    """Bind ``workdir`` to this run: refuse to overwrite, or restore a compatible checkpoint.
+def _open_workdir(workdir: pathlib.Path, resume: bool, run_config: dict, log) -> tuple[Checkpointer, int | None]:
+    """Bind ``workdir`` to this run: refuse to overwrite a run, or to resume a different configuration.
 
-    Returns ``(checkpointer, state, first_epoch, history)``.
+    Returns ``(checkpointer, latest checkpointed epoch or None)``.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     checkpointer = Checkpointer(workdir)
     latest = checkpointer.latest_epoch()
-    first_epoch, history = 0, []
     if latest is not None and not resume:
         raise FileExistsError(
             f"{workdir} already holds checkpoints of a run (latest epoch {latest + 1}); "
@@ -392,12 +392,17 @@ def _open_workdir(workdir: pathlib.Path, resume: bool, run_config: dict, state: 
             )
         for d in allowed:
             log(f"resuming with a changed setting: {d}")
-        state, record = checkpointer.restore(state, latest)
-        first_epoch = record["epoch"] + 1
-        history = _read_history(workdir, up_to_epoch=record["epoch"])
-        log(f"resumed {workdir} after epoch {first_epoch} (step {int(state.step)})")
     (workdir / "config.json").write_text(json.dumps(run_config, indent=2))
-    return checkpointer, state, first_epoch, history
+    return checkpointer, latest
+
+
+def _resume(checkpointer: Checkpointer, latest: int, workdir: pathlib.Path, state: EMState, log):
+    """Restore epoch ``latest`` into ``state``'s structure: ``(state, first_epoch, history)``."""
+    state, record = checkpointer.restore(state, latest)
+    first_epoch = record["epoch"] + 1
+    history = _read_history(workdir, up_to_epoch=record["epoch"])
+    log(f"resumed {workdir} after epoch {first_epoch} (step {int(state.step)})")
+    return state, first_epoch, history
 
 
 def _raise_if_nonfinite(state: EMState, epoch: int, index: int) -> None:

@@ -104,6 +104,13 @@ def test_refusals(tmp_path):
     with pytest.raises(ConfigMismatchError, match=r"model.num_components: 2 \(saved\) != 3 \(now\)"):
         train.fit(emflow.GenMM(MODEL.flow, 3), _config(), None, _toy(), workdir=workdir, resume=True,
                   progress=False, log=lambda s: None)
+    # Refused before the model is built: a model of another event size cannot even initialise on this
+    # data (VectorFlow(3) on 2-D points), so an error about the workdir shows that it came first.
+    other = emflow.GenMM(emflow.VectorFlow(3, num_steps=2, hidden=8), num_components=2)
+    with pytest.raises(FileExistsError, match="already holds checkpoints"):
+        train.fit(other, _config(), None, _toy(), workdir=workdir, progress=False, log=lambda s: None)
+    with pytest.raises(ConfigMismatchError, match=r"model.flow.num_features: 2 \(saved\) != 3 \(now\)"):
+        train.fit(other, _config(), None, _toy(), workdir=workdir, resume=True, progress=False, log=lambda s: None)
     bad = _toy()
     bad[5, 1] = np.nan
     with pytest.raises(ValueError, match="x_train: 1 values are NaN or Inf"):
