@@ -262,6 +262,10 @@ def fit(
             if hasattr(preprocess, "check"):  # e.g. Dequantizer: uint8 of the expected shape
                 preprocess.check(data)
     run_config = to_json_config({"model": model, "train": config, "run": run_info or {}})
+    n = len(x_train)
+    steps_per_epoch = n // config.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"fit: batch_size {config.batch_size} is larger than the training set ({n} examples)")
     workdir = pathlib.Path(workdir) if workdir is not None else None
     # Refuse a workdir (or a resume) before anything compiles.
     checkpointer, latest = _open_workdir(workdir, resume, run_config, log) if workdir is not None else (None, None)
@@ -271,10 +275,6 @@ def fit(
     optimizer = make_optimizer(config)
     train_device = jnp.asarray(x_train) if mesh is None else jax.device_put(x_train, sharding.replicated(mesh))
     test_device = None if x_test is None else jnp.asarray(x_test)
-    n = train_device.shape[0]
-    steps_per_epoch = n // config.batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(f"fit: batch_size {config.batch_size} is larger than the training set ({n} examples)")
 
     init_raw = train_device[jax.random.permutation(key_init, n)[: config.init_batch_size]]
     params = jax.jit(model.init)(key_init, preprocess(jax.random.fold_in(key_init, 1), init_raw))

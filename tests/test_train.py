@@ -111,6 +111,10 @@ def test_refusals(tmp_path):
         train.fit(other, _config(), None, _toy(), workdir=workdir, progress=False, log=lambda s: None)
     with pytest.raises(ConfigMismatchError, match=r"model.flow.num_features: 2 \(saved\) != 3 \(now\)"):
         train.fit(other, _config(), None, _toy(), workdir=workdir, resume=True, progress=False, log=lambda s: None)
+    with pytest.raises(ValueError, match=r"batch_size 512 is larger than the training set \(256 examples\)"):
+        train.fit(MODEL, _config(batch_size=512), None, _toy(), workdir=tmp_path / "new", progress=False,
+                  log=lambda s: None)
+    assert not (tmp_path / "new").exists()  # refused before it made the workdir
     bad = _toy()
     bad[5, 1] = np.nan
     with pytest.raises(ValueError, match="x_train: 1 values are NaN or Inf"):
