@@ -70,10 +70,11 @@ def test_conv1x1_is_the_1x1_convolution():
 
 @pytest.mark.parametrize("kernel_size, cin, cout", [(3, 2, 16), (3, 16, 4), (3, 5, 5), (1, 6, 7), (5, 3, 2), (5, 9, 2)])
 def test_matmul_convolution_is_the_convolution(kernel_size, cin, cout):
-    """conv2d(impl="matmul") against lax's 'SAME' convolution, values and gradients.
+    """conv2d(impl="matmul") against lax's 'SAME' convolution, values and gradients (kernel, input, bias).
 
-    Cin <= Cout takes the im2col path (shifted inputs times the kernel), Cin > Cout the col2im
-    path (the product first, then the shifted outputs summed); both are covered.
+    Cin <= Cout takes the im2col path (shifted inputs and a column of ones times the kernel with
+    the bias as a last row), Cin > Cout the col2im path (the product first, then the shifted
+    outputs summed); both are covered.
     """
     from emflow.bijectors.conditioners import conv2d
 
@@ -82,7 +83,8 @@ def test_matmul_convolution_is_the_convolution(kernel_size, cin, cout):
     kernel = jax.random.normal(kk, (kernel_size, kernel_size, cin, cout))
     bias = jax.random.normal(kb, (cout,))
     np.testing.assert_allclose(conv2d(x, kernel, bias, "matmul"), conv2d(x, kernel, bias, "lax"), rtol=1e-5, atol=1e-4)
-    loss = lambda impl: jax.grad(lambda k, v: jnp.sum(jnp.sin(conv2d(v, k, bias, impl))), argnums=(0, 1))(kernel, x)
+    loss = lambda impl: jax.grad(lambda k, v, b: jnp.sum(jnp.sin(conv2d(v, k, b, impl))), argnums=(0, 1, 2))(
+        kernel, x, bias)
     chex.assert_trees_all_close(loss("matmul"), loss("lax"), rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="impl must be one of"):
         conv2d(x, kernel, bias, "fft")

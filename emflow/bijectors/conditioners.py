@@ -42,8 +42,9 @@ def conv2d(x: Array, kernel: Array, bias: Array, impl: ConvImpl = "lax") -> Arra
     the ``kh * kw`` spatial shifts on whichever side of it has fewer channels, so that the
     largest array it writes holds ``kh * kw * min(Cin, Cout)`` numbers per pixel:
 
-    - ``Cin <= Cout`` (im2col): the shifted copies of the zero-padded input side by side,
-      ``(B, H, W, kh * kw * Cin)``, times the kernel as ``(kh * kw * Cin, Cout)``;
+    - ``Cin <= Cout`` (im2col): the shifted copies of the zero-padded input side by side and a
+      column of ones, ``(B, H, W, kh * kw * Cin + 1)``, times the kernel as
+      ``(kh * kw * Cin, Cout)`` with the bias appended as a last row;
     - ``Cin > Cout`` (col2im): ``x`` times the kernel as ``(Cin, kh * kw * Cout)``, then the
       ``kh * kw`` output slices, zero-padded and shifted, summed. This is the same sum
       ``y[p] = sum_ij x[p + (i, j) - r] K[i, j]`` with the shift applied after the product.
@@ -51,32 +52,33 @@ def conv2d(x: Array, kernel: Array, bias: Array, impl: ConvImpl = "lax") -> Arra
     Glow's coupling network has one of each: 3x3 from few channels to 512, and 3x3 from 512
     back to few; a plain im2col of the second would write 9 x 512 numbers per pixel.
     """
-    kernel = kernel.astype(x.dtype)
+    kernel, bias = kernel.astype(x.dtype), bias.astype(x.dtype)
     if impl == "lax":
         y = jax.lax.conv_general_dilated(
             x, kernel, window_strides=(1, 1), padding="SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
         )
-    elif impl == "matmul":
-        kh, kw, cin, cout = kernel.shape
-        if kh % 2 == 0 or kw % 2 == 0:
-            raise ValueError(f"conv2d: impl='matmul' needs an odd kernel size, got {kh}x{kw}")
-        h, w = x.shape[-3:-1]
-        pad = [(0, 0)] * (x.ndim - 3) + [(kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)]
-        shifts = [(i, j) for i in range(kh) for j in range(kw)]
-        if cin <= cout:
-            padded = jnp.pad(x, pad)
-            patches = jnp.concatenate([padded[..., i:i + h, j:j + w, :] for i, j in shifts], axis=-1)
-            y = patches @ kernel.reshape(kh * kw * cin, cout)
-        else:
-            # float32 partial products, so that a bfloat16 x is rounded once, after the sum (as a
-            # convolution's float32 accumulator would), not once per shift
-            per_shift = _matmul_float32_out(x, kernel.transpose(2, 0, 1, 3).reshape(cin, kh * kw * cout))
-            padded = jnp.pad(per_shift, pad)
-            y = sum(padded[..., i:i + h, j:j + w, s * cout:(s + 1) * cout] for s, (i, j) in enumerate(shifts))
-            y = y.astype(x.dtype)
-    else:
+        return y + bias
+    if impl != "matmul":
         raise ValueError(f"conv2d: impl must be one of {CONV_IMPLS}, got {impl!r}")
-    return y + bias.astype(y.dtype)
+    kh, kw, cin, cout = kernel.shape
+    if kh % 2 == 0 or kw % 2 == 0:
+        raise ValueError(f"conv2d: impl='matmul' needs an odd kernel size, got {kh}x{kw}")
+    h, w = x.shape[-3:-1]
+    pad = [(0, 0)] * (x.ndim - 3) + [(kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)]
+    shifts = [(i, j) for i in range(kh) for j in range(kw)]
+    if cin <= cout:
+        # A last column of ones makes the bias the kernel's last row: the bias is added, and its
+        # gradient summed, inside the matrix products rather than in passes over y of their own.
+        padded = jnp.pad(x, pad)
+        ones = jnp.ones(x.shape[:-1] + (1,), x.dtype)
+        patches = jnp.concatenate([padded[..., i:i + h, j:j + w, :] for i, j in shifts] + [ones], axis=-1)
+        return patches @ jnp.concatenate([kernel.reshape(kh * kw * cin, cout), bias[None]], axis=0)
+    # float32 partial products, so that a bfloat16 x is rounded once, after the sum (as a
+    # convolution's float32 accumulator would), not once per shift
+    per_shift = _matmul_float32_out(x, kernel.transpose(2, 0, 1, 3).reshape(cin, kh * kw * cout))
+    padded = jnp.pad(per_shift, pad)
+    y = sum(padded[..., i:i + h, j:j + w, s * cout:(s + 1) * cout] for s, (i, j) in enumerate(shifts))
+    return y.astype(x.dtype) + bias
 
 
 @jax.custom_jvp
