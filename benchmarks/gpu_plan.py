@@ -5,7 +5,7 @@
         [--levels 3 --steps 4 --hidden 512 --size 32] [--top 8] [--hlo_dir DIR] [--json out.json]
 
 JAX compiles for a described GPU with no device attached (``jax.experimental.topologies``,
-``target_config``: the chip's ``GpuDeviceInfoProto``; ``H100_SXM`` below is written from
+``target_config``: the chip's ``GpuTargetConfigProto``, built from ``H100_SXM`` below,
 NVIDIA's datasheet figures). The optimized HLO says which kernels the step runs (fusions,
 cuBLAS/Triton matrix products, cuDNN convolutions) and what each one reads and writes. Their
 sum, divided by the chip's bandwidth, is the time the step's memory traffic alone takes; a
@@ -28,33 +28,47 @@ import jax
 import emflow
 from benchmarks.throughput import em_step, em_step_hidden_bytes
 
-# NVIDIA H100 SXM5 80GB: 132 SMs, 3.35 TB/s HBM3, 50 MB L2, boost clock 1.98 GHz, compute capability 9.0,
-# 228 KB shared memory per SM (227 KB per block opt-in), 64K registers per SM.
-H100_SXM = """gpu_device_info {
-  threads_per_block_limit: 1024
-  threads_per_warp: 32
-  shared_memory_per_block: 49152
-  shared_memory_per_core: 233472
-  threads_per_core_limit: 2048
-  core_count: 132
-  fpus_per_core: 128
-  block_dim_limit_x: 2147483647
-  block_dim_limit_y: 65535
-  block_dim_limit_z: 65535
-  memory_bandwidth: 3352320000000
-  l2_cache_size: 52428800
-  clock_rate_ghz: 1.98
-  device_memory_size: 84929347584
-  shared_memory_per_block_optin: 232448
-  cuda_compute_capability { major: 9 minor: 0 }
-  registers_per_core_limit: 65536
-  registers_per_block_limit: 65536
+# NVIDIA H100 SXM5 80GB, from NVIDIA's datasheet and CUDA's limits for compute capability 9.0.
+H100_SXM = {
+    "description": "NVIDIA H100 80GB HBM3",
+    "compute_capability": (9, 0),
+    "sm_count": 132,
+    "fp32_lanes_per_sm": 128,
+    "max_threads_per_sm": 2048,
+    "max_threads_per_block": 1024,
+    "registers_per_sm": 65536,
+    "shared_memory_per_sm": 228 * 1024,
+    "shared_memory_per_block": 48 * 1024,
+    "shared_memory_per_block_optin": 227 * 1024,
+    "l2_bytes": 50 * 1024 * 1024,
+    "memory_bytes": 84929347584,  # the 80 GB part's device memory as CUDA reports it
+    "memory_bandwidth": 3.35232e12,  # bytes/s
+    "boost_clock_ghz": 1.98,
+    "cudnn": (9, 7),
 }
-platform_name: "CUDA"
-dnn_version_info { major: 9 minor: 7 }
-device_description_str: "NVIDIA H100 80GB HBM3"
-"""
-H100_BANDWIDTH = 3.352e12  # bytes/s, as in the config above
+
+
+def target_config(chip: dict) -> str:
+    """XLA's ``GpuTargetConfigProto`` (text format) for a chip described as in ``H100_SXM``."""
+    major, minor = chip["compute_capability"]
+    info = {
+        "threads_per_block_limit": chip["max_threads_per_block"], "threads_per_warp": 32,
+        "shared_memory_per_block": chip["shared_memory_per_block"],
+        "shared_memory_per_core": chip["shared_memory_per_sm"], "threads_per_core_limit": chip["max_threads_per_sm"],
+        "core_count": chip["sm_count"], "fpus_per_core": chip["fp32_lanes_per_sm"],
+        "block_dim_limit_x": 2 ** 31 - 1, "block_dim_limit_y": 65535, "block_dim_limit_z": 65535,
+        "memory_bandwidth": int(chip["memory_bandwidth"]), "l2_cache_size": chip["l2_bytes"],
+        "clock_rate_ghz": chip["boost_clock_ghz"], "device_memory_size": chip["memory_bytes"],
+        "shared_memory_per_block_optin": chip["shared_memory_per_block_optin"],
+        "registers_per_core_limit": chip["registers_per_sm"], "registers_per_block_limit": chip["registers_per_sm"],
+    }
+    fields = "\n".join(f"  {name}: {value}" for name, value in info.items())
+    dnn_major, dnn_minor = chip["cudnn"]
+    return (f"gpu_device_info {{\n{fields}\n  cuda_compute_capability {{ major: {major} minor: {minor} }}\n}}\n"
+            f'platform_name: "CUDA"\ndnn_version_info {{ major: {dnn_major} minor: {dnn_minor} }}\n'
+            f'device_description_str: "{chip["description"]}"\n')
+
+
 
 _DTYPE_BYTES = {"f64": 8, "s64": 8, "u64": 8, "f32": 4, "s32": 4, "u32": 4, "bf16": 2, "f16": 2, "s16": 2, "u16": 2,
                 "s8": 1, "u8": 1, "pred": 1, "f8e4m3fn": 1, "f8e5m2": 1}
@@ -108,11 +122,12 @@ def kernel_traffic(hlo_text: str) -> list[dict]:
     return rows
 
 
-def compile_for_gpu(model, params, x, target_config: str = H100_SXM):
+def compile_for_gpu(model, params, x, chip: dict = H100_SXM):
     """The complete EM step (``benchmarks.throughput.em_step``) compiled for the described GPU."""
     from jax.experimental import topologies
 
-    device = topologies.get_topology_desc("emflow", "cuda", target_config=target_config, topology="1x1x1").devices[0]
+    device = topologies.get_topology_desc("emflow", "cuda", target_config=target_config(chip),
+                                         topology="1x1x1").devices[0]
     on_gpu = jax.sharding.SingleDeviceSharding(device)
     abstract = lambda tree: jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=on_gpu), tree)
     state, step = em_step(model, params)
@@ -155,12 +170,13 @@ def main(argv=None):
         total = sum(by_kind.values())
         floor = em_step_hidden_bytes(flow, k, batch)
         results.append({"variant": variant, "K": k, "batch": batch, "kernels": len(rows), "gbytes": total / 1e9,
-                        "floor_gbytes": floor / 1e9, "bandwidth_ms": total / H100_BANDWIDTH * 1e3,
+                        "floor_gbytes": floor / 1e9, "bandwidth_ms": total / H100_SXM["memory_bandwidth"] * 1e3,
                         "by_kind_gbytes": {kind: b / 1e9 for kind, b in by_kind.most_common()},
                         "by_kind_kernels": dict(count)})
         print(f"{variant} K={k} batch={batch}: {len(rows)} kernels, {total / 1e9:.1f} GB moved "
-              f"({total / floor:.2f}x the {floor / 1e9:.1f} GB floor), {total / H100_BANDWIDTH * 1e3:.1f} ms at "
-              f"{H100_BANDWIDTH / 1e12:.2f} TB/s", flush=True)
+              f"({total / floor:.2f}x the {floor / 1e9:.1f} GB floor), "
+              f"{total / H100_SXM['memory_bandwidth'] * 1e3:.1f} ms at {H100_SXM['memory_bandwidth'] / 1e12:.2f} TB/s",
+              flush=True)
         for kind, b in by_kind.most_common(args.top):
             print(f"    {kind:48s} {b / 1e9:7.2f} GB  {count[kind]:5d} kernels")
         if args.json:
