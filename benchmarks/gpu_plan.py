@@ -169,14 +169,14 @@ def main(argv=None):
             count[r["kind"]] += 1
         total = sum(by_kind.values())
         floor = em_step_hidden_bytes(flow, k, batch)
+        bandwidth = H100_SXM["memory_bandwidth"]
         results.append({"variant": variant, "K": k, "batch": batch, "kernels": len(rows), "gbytes": total / 1e9,
-                        "floor_gbytes": floor / 1e9, "bandwidth_ms": total / H100_SXM["memory_bandwidth"] * 1e3,
+                        "floor_gbytes": floor / 1e9, "bandwidth_ms": total / bandwidth * 1e3,
                         "by_kind_gbytes": {kind: b / 1e9 for kind, b in by_kind.most_common()},
                         "by_kind_kernels": dict(count)})
         print(f"{variant} K={k} batch={batch}: {len(rows)} kernels, {total / 1e9:.1f} GB moved "
               f"({total / floor:.2f}x the {floor / 1e9:.1f} GB floor), "
-              f"{total / H100_SXM['memory_bandwidth'] * 1e3:.1f} ms at {H100_SXM['memory_bandwidth'] / 1e12:.2f} TB/s",
-              flush=True)
+              f"{total / bandwidth * 1e3:.1f} ms at {bandwidth / 1e12:.2f} TB/s", flush=True)
         for kind, b in by_kind.most_common(args.top):
             print(f"    {kind:48s} {b / 1e9:7.2f} GB  {count[kind]:5d} kernels")
         if args.json:

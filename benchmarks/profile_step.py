@@ -24,6 +24,7 @@ import jax
 
 import emflow
 from benchmarks.throughput import em_step
+from emflow.bijectors.conditioners import CONV_IMPLS
 
 
 def op_totals(trace_file: pathlib.Path, device_only: bool) -> tuple[collections.Counter, collections.Counter]:
@@ -52,7 +53,7 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--axis", default="vmap", choices=["vmap", "unrolled", "scan"])
-    p.add_argument("--conv_impl", default="lax", choices=["lax", "matmul"])
+    p.add_argument("--conv_impl", default="lax", choices=CONV_IMPLS)
     p.add_argument("--levels", type=int, default=3)
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--hidden", type=int, default=512)

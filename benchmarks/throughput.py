@@ -8,7 +8,7 @@ For every K and batch size: ms/step and images/s of one EM step (E-step with
 Phi_old, M-step gradient, optimizer update) for each component-axis strategy,
 conditioner dtype and 3x3-convolution implementation, the model FLOPs of the step (counted from the architecture:
 Phi_old forward + Phi forward + backward = 4 forward passes of every generator),
-the achieved TFLOP/s and, on a chip in ``DENSE_PEAK_TFLOPS``, its share of the
+the achieved TFLOP/s and, on a chip in ``DATASHEETS``, its share of the
 datasheet dense peak; and, when torch is importable, the same step in PyTorch
 eager looping over the generators (``benchmarks/torch_glow.py``), timed in the
 same process before XLA starts.
@@ -25,6 +25,7 @@ import jax
 
 import emflow
 from emflow import train
+from emflow.bijectors.conditioners import CONV_IMPLS
 
 
 def glow_forward_flops(flow: emflow.Glow) -> float:
@@ -81,31 +82,20 @@ def roofline_fraction(flops: float, hidden_bytes: float, peak_tflops: float, ban
     return compute_s / max(compute_s, memory_s)
 
 
-# Datasheet dense (no sparsity) tensor-core peaks, TFLOP/s: float32 runs as TF32 on these chips
-# (XLA's default precision), bfloat16 as bf16. Matched against ``device_kind``.
-DENSE_PEAK_TFLOPS = {
-    "H100 PCIe": {"float32": 378.0, "bfloat16": 756.0},
-    "H100": {"float32": 494.7, "bfloat16": 989.4},   # SXM (the "80GB HBM3" part)
-    "H200": {"float32": 494.7, "bfloat16": 989.4},
-    "A100": {"float32": 156.0, "bfloat16": 312.0},
+# Datasheet figures per chip, matched against ``device_kind`` (the more specific names first): dense (no
+# sparsity) tensor-core peaks in TFLOP/s, float32 running as TF32 (XLA's default precision) and bfloat16 as
+# bf16, and the memory bandwidth in TB/s.
+DATASHEETS = {
+    "H100 PCIe": {"float32": 378.0, "bfloat16": 756.0, "bandwidth_tbps": 2.0},
+    "H100": {"float32": 494.7, "bfloat16": 989.4, "bandwidth_tbps": 3.35},   # SXM (the "80GB HBM3" part)
+    "H200": {"float32": 494.7, "bfloat16": 989.4, "bandwidth_tbps": 4.8},
+    "A100": {"float32": 156.0, "bfloat16": 312.0, "bandwidth_tbps": 2.0},
 }
 
 
-def dense_peak_tflops(device_kind: str, dtype: str) -> float | None:
-    """The chip's datasheet dense peak for ``dtype``, or None when the device is not in the table."""
-    for name, peaks in DENSE_PEAK_TFLOPS.items():  # the more specific names come first
-        if name in device_kind:
-            return peaks[dtype]
-    return None
-
-
-# Datasheet memory bandwidth, TB/s, matched against ``device_kind`` like the peaks above.
-MEMORY_BANDWIDTH_TBPS = {"H100 PCIe": 2.0, "H100": 3.35, "H200": 4.8, "A100": 2.0}
-
-
-def memory_bandwidth_tbps(device_kind: str) -> float | None:
-    """The chip's datasheet memory bandwidth, or None when the device is not in the table."""
-    return next((bw for name, bw in MEMORY_BANDWIDTH_TBPS.items() if name in device_kind), None)
+def datasheet(device_kind: str) -> dict:
+    """The chip's entry of ``DATASHEETS``, or ``{}`` when the device is not in the table."""
+    return next((figures for name, figures in DATASHEETS.items() if name in device_kind), {})
 
 
 def em_step(model, params):
@@ -199,8 +189,8 @@ def main(argv=None):
         if d not in ("float32", "bfloat16"):
             raise SystemExit(f"--dtypes: expected float32 and/or bfloat16, got {d!r}")
     for c in convs:
-        if c not in ("lax", "matmul"):
-            raise SystemExit(f"--conv_impls: expected lax and/or matmul, got {c!r}")
+        if c not in CONV_IMPLS:
+            raise SystemExit(f"--conv_impls: expected some of {CONV_IMPLS}, got {c!r}")
     rows = []
     meta = {"args": vars(args)}
 
@@ -227,6 +217,7 @@ def main(argv=None):
 
     device = jax.devices()[0]
     meta["device"] = f"{device.platform} {device.device_kind}"
+    sheet = datasheet(device.device_kind)
     meta["jax"] = jax.__version__
     print(f"emflow (jax {jax.__version__}) on {device.platform} ({device.device_kind}); Glow {args.levels}x{args.steps}"
           f"x{args.hidden} on {args.size}x{args.size}x1", flush=True)
@@ -242,8 +233,7 @@ def main(argv=None):
                 for axis in args.axes.split(",")[: 1 if k == 1 else None]:
                     model = emflow.GenMM(flow, k, component_axis=axis)
                     seconds, flops, compile_s, cost = time_emflow(model, params, x, args.repeats)
-                    peak = dense_peak_tflops(device.device_kind, dtype)
-                    bandwidth = memory_bandwidth_tbps(device.device_kind)
+                    peak, bandwidth = sheet.get(dtype), sheet.get("bandwidth_tbps")
                     achieved_tbps = cost["xla_gbytes_accessed"] / seconds / 1e3
                     hidden_bytes = em_step_hidden_bytes(flow, k, batch)
                     impl = f"emflow/{axis}/{dtype}" + ("/matmul-conv" if conv == "matmul" else "")

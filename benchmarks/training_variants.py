@@ -6,7 +6,7 @@
 
 ``--compare e_step``: per-batch vs cached E-step. ``--compare compute_dtype``: float32 vs
 bfloat16 coupling networks (log-dets and accumulations stay float32). ``--compare conv_impl``:
-XLA's 3x3 convolutions vs patches times the kernel.
+XLA's 3x3 convolutions vs one matrix product each.
 
 Per-batch (Algorithm 1 as written): every step also runs the K generators of Phi_old
 forward on its batch for the responsibilities. Cached: Phi_old is fixed for the t_EM

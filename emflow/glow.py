@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from emflow.bijectors.base import Array, check_batch
-from emflow.bijectors.conditioners import CONV_IMPLS, ConvImpl
+from emflow.bijectors.conditioners import ConvImpl, check_conv_impl
 from emflow.bijectors.coupling import CouplingKind
 from emflow.bijectors.flow_step import FlowStep, LinearKind, Repeat
 from emflow.bijectors.split import Split, SplitPrior
@@ -46,7 +46,7 @@ class Glow(StandardNormalFlow):
         and split-prior convolutions run in bfloat16 while parameters, activations
         between layers, log-dets and accumulations stay float32.
       conv_impl: how the 3x3 convolutions run: ``"lax"`` (XLA's convolution, the
-        default) or ``"matmul"`` (3x3 patches times the kernel; under a ``vmap``
+        default) or ``"matmul"`` (one matrix product each; under a ``vmap``
         over generators these stay batched matrix products, gradients included).
 
     Params: ``{"levels": [{"steps": <stacked FlowStep params>, "split": ...}, ...]}``
@@ -77,8 +77,7 @@ class Glow(StandardNormalFlow):
                 f"Glow: image_shape {self.image_shape} cannot be squeezed {self.num_levels} times: "
                 f"height and width must be divisible by 2**num_levels = {f}"
             )
-        if self.conv_impl not in CONV_IMPLS:
-            raise ValueError(f"Glow: conv_impl must be one of {CONV_IMPLS}, got {self.conv_impl!r}")
+        check_conv_impl("Glow", self.conv_impl)
         _ = self._levels  # builds every layer now, so a bad configuration fails here
 
     @property

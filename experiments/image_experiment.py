@@ -18,6 +18,7 @@ import jax
 import emflow
 from emflow import data as data_lib
 from emflow import train
+from emflow.bijectors.conditioners import CONV_IMPLS
 from experiments.configs import PRESETS
 
 MODELS = {"genmm": emflow.GenMM, "latmm": emflow.LatMM}
@@ -45,8 +46,8 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
                    help="responsibilities on every batch, or once per EM round")
     p.add_argument("--compute_dtype", choices=["float32", "bfloat16"], default="float32",
                    help="dtype of the coupling networks' arithmetic (mixed precision)")
-    p.add_argument("--conv_impl", choices=["lax", "matmul"], default="lax",
-                   help="how the 3x3 convolutions run: XLA's convolution, or 3x3 patches times the kernel")
+    p.add_argument("--conv_impl", choices=CONV_IMPLS, default="lax",
+                   help="how the 3x3 convolutions run: XLA's convolution, or one matrix product each")
     p.add_argument("--learning_rate", type=float, default=1e-3)
     p.add_argument("--warmup_steps", type=int, help="learning-rate warm-up steps (paper: 1000)")
     p.add_argument("--data_dir", help="folder with mnist/ and fashion_mnist/ (default: $EMFLOW_DATA_DIR, else TFDS)")

@@ -62,7 +62,7 @@ class GlowTest(chex.TestCase):
         assert_vmap_and_grad(flow, stack, x)
 
     def test_matmul_convolutions_compute_the_same_flow(self):
-        # conv_impl="matmul" (3x3 patches times the kernel) against XLA's convolutions, same parameters:
+        # conv_impl="matmul" (each 3x3 convolution one matrix product) against XLA's convolutions, same parameters:
         # log-densities, and their gradients under a vmap over generators (the reason it exists).
         x = jax.random.uniform(jax.random.PRNGKey(0), (4, 8, 8, 1))
         lax_flow = Glow((8, 8, 1), num_levels=2, num_steps=2, hidden_channels=6)

@@ -31,6 +31,13 @@ from emflow.bijectors.base import Array
 
 ConvImpl = Literal["lax", "matmul"]
 CONV_IMPLS = ("lax", "matmul")
+
+
+def check_conv_impl(owner: str, conv_impl: str) -> None:
+    """Raise a ValueError naming ``owner`` unless ``conv_impl`` is one of ``CONV_IMPLS``."""
+    if conv_impl not in CONV_IMPLS:
+        raise ValueError(f"{owner}: conv_impl must be one of {CONV_IMPLS}, got {conv_impl!r}")
+
 _he_normal = jax.nn.initializers.he_normal()
 LOGSCALE_FACTOR = 3.0  # Glow's Conv2dZeros / LinearZeros output scale factor
 
@@ -58,8 +65,7 @@ def conv2d(x: Array, kernel: Array, bias: Array, impl: ConvImpl = "lax") -> Arra
             x, kernel, window_strides=(1, 1), padding="SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
         )
         return y + bias
-    if impl != "matmul":
-        raise ValueError(f"conv2d: impl must be one of {CONV_IMPLS}, got {impl!r}")
+    check_conv_impl("conv2d", impl)
     kh, kw, cin, cout = kernel.shape
     if kh % 2 == 0 or kw % 2 == 0:
         raise ValueError(f"conv2d: impl='matmul' needs an odd kernel size, got {kh}x{kw}")

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from emflow.bijectors.base import Array, check_batch, sum_except_batch
-from emflow.bijectors.conditioners import CONV_IMPLS, ConvConditioner, ConvImpl, MLPConditioner
+from emflow.bijectors.conditioners import ConvConditioner, ConvImpl, MLPConditioner, check_conv_impl
 
 CouplingKind = Literal["affine", "additive"]
 Conditioner = Union[ConvConditioner, MLPConditioner]
@@ -56,8 +56,7 @@ class Coupling:
     def __post_init__(self):
         if self.compute_dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"Coupling: compute_dtype must be float32, bfloat16 or float16, got {self.compute_dtype!r}")
-        if self.conv_impl not in CONV_IMPLS:
-            raise ValueError(f"Coupling: conv_impl must be one of {CONV_IMPLS}, got {self.conv_impl!r}")
+        check_conv_impl("Coupling", self.conv_impl)
         if self.kind not in ("affine", "additive"):
             raise ValueError(f"Coupling: kind must be 'affine' or 'additive', got {self.kind!r}")
         if len(self.event_shape) not in (1, 3):

@@ -20,7 +20,7 @@ from typing import Literal
 import jax.numpy as jnp
 
 from emflow.bijectors.base import Array, check_batch, sum_except_batch
-from emflow.bijectors.conditioners import CONV_IMPLS, ConvImpl, ZeroConv
+from emflow.bijectors.conditioners import ConvImpl, ZeroConv, check_conv_impl
 
 SplitPrior = Literal["conditional", "standard"]
 
@@ -40,8 +40,7 @@ class Split:
     def __post_init__(self):
         if self.prior not in ("conditional", "standard"):
             raise ValueError(f"Split: prior must be 'conditional' or 'standard', got {self.prior!r}")
-        if self.conv_impl not in CONV_IMPLS:
-            raise ValueError(f"Split: conv_impl must be one of {CONV_IMPLS}, got {self.conv_impl!r}")
+        check_conv_impl("Split", self.conv_impl)
         if len(self.event_shape) != 3 or self.event_shape[-1] < 2:
             raise ValueError(f"Split: event_shape must be (H, W, C) with C >= 2, got {self.event_shape}")
 
