@@ -26,7 +26,7 @@ import re
 import jax
 
 import emflow
-from benchmarks.throughput import em_step, em_step_hidden_bytes
+from benchmarks.throughput import em_step, em_step_hidden_bytes, xla_cost
 
 # NVIDIA H100 SXM5 80GB, from NVIDIA's datasheet and CUDA's limits for compute capability 9.0.
 H100_SXM = {
@@ -158,7 +158,8 @@ def main(argv=None):
         model = emflow.GenMM(flow, k, component_axis=axis)
         params = jax.tree.map(lambda s: jax.numpy.zeros(s.shape, s.dtype),
                               jax.eval_shape(model.init, jax.random.PRNGKey(0), x[:2]))
-        hlo = compile_for_gpu(model, params, x).as_text()
+        compiled = compile_for_gpu(model, params, x)
+        hlo = compiled.as_text()
         if args.hlo_dir:
             pathlib.Path(args.hlo_dir).mkdir(parents=True, exist_ok=True)
             (pathlib.Path(args.hlo_dir) / f"{variant.replace('/', '_')}_K{k}_b{batch}.hlo.txt").write_text(hlo)
@@ -172,11 +173,13 @@ def main(argv=None):
         bandwidth = H100_SXM["memory_bandwidth"]
         results.append({"variant": variant, "K": k, "batch": batch, "kernels": len(rows), "gbytes": total / 1e9,
                         "floor_gbytes": floor / 1e9, "bandwidth_ms": total / bandwidth * 1e3,
+                        "device_gbytes": xla_cost(compiled)["device_gbytes"],
                         "by_kind_gbytes": {kind: b / 1e9 for kind, b in by_kind.most_common()},
                         "by_kind_kernels": dict(count)})
         print(f"{variant} K={k} batch={batch}: {len(rows)} kernels, {total / 1e9:.1f} GB moved "
               f"({total / floor:.2f}x the {floor / 1e9:.1f} GB floor), "
-              f"{total / bandwidth * 1e3:.1f} ms at {bandwidth / 1e12:.2f} TB/s", flush=True)
+              f"{total / bandwidth * 1e3:.1f} ms at {bandwidth / 1e12:.2f} TB/s, "
+              f"{results[-1]['device_gbytes']:.2f} GB of device memory", flush=True)
         for kind, b in by_kind.most_common(args.top):
             print(f"    {kind:48s} {b / 1e9:7.2f} GB  {count[kind]:5d} kernels")
         if args.json:

@@ -99,9 +99,9 @@ def datasheet(device_kind: str) -> dict:
 
 
 def em_step(model, params):
-    """``(EMState, jitted step)``: the complete EM training step as ``emflow.train.fit`` runs it."""
+    """``(EMState, jitted step)``: the complete EM training step as ``emflow.train.fit`` runs it, state donated."""
     optimizer = train.make_optimizer(train.TrainConfig())
-    step = jax.jit(lambda s, xb: train.train_step(model, optimizer, s, xb))
+    step = jax.jit(lambda s, xb: train.train_step(model, optimizer, s, xb), donate_argnums=0)
     return train.init_state(model, optimizer, params), step
 
 
@@ -111,12 +111,18 @@ def xla_cost(compiled) -> dict:
     ``bytes accessed`` sums every fused kernel's operands and results as the backend's
     compiler fused them, so on a GPU, divided by the step's time and compared with the
     chip's memory bandwidth, it says how close the step is to being memory bound.
+
+    ``device_gbytes`` is the memory the step holds while it runs: its arguments, results and
+    temporaries, less the results written over donated arguments.
     """
     cost = compiled.cost_analysis()
     cost = (cost[0] if cost else {}) if isinstance(cost, (list, tuple)) else (cost or {})
     memory = compiled.memory_analysis()
+    size = lambda name: getattr(memory, f"{name}_size_in_bytes", 0) / 1e9
     return {"xla_gflop": cost.get("flops", 0.0) / 1e9, "xla_gbytes_accessed": cost.get("bytes accessed", 0.0) / 1e9,
-            "temp_gbytes": getattr(memory, "temp_size_in_bytes", 0) / 1e9 if memory is not None else None}
+            "temp_gbytes": size("temp") if memory is not None else None,
+            "device_gbytes": size("argument") + size("output") + size("temp") - size("alias")
+            if memory is not None else None}
 
 
 def time_emflow(model, params, x, repeats):
@@ -257,6 +263,7 @@ def _fmt(r):
         extra += f" ({100 * r['fraction_of_peak']:.1f}% of peak)" if r.get("fraction_of_peak") else ""
         extra += f"  XLA: {r['xla_gbytes_accessed']:.1f} GB/step, {r['xla_tbytes_per_s']:.2f} TB/s"
         extra += f" ({100 * r['fraction_of_bandwidth']:.0f}% of bandwidth)" if r.get("fraction_of_bandwidth") else ""
+        extra += f"  memory {r['device_gbytes']:.2f} GB" if r.get("device_gbytes") is not None else ""
         extra += f"  compile {r['compile_seconds']:.1f} s"
     return f"K={r['K']:2d} batch={r['batch']:4d}  {r['impl']:36s} {r['ms_per_step']:9.2f} ms/step " \
            f"{r['images_per_s']:9.1f} img/s{extra}"

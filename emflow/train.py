@@ -123,12 +123,17 @@ class EMState:
 
 
 def init_state(model, optimizer: optax.GradientTransformation, params, cache_size: int = 0) -> EMState:
-    """Algorithm 1, line 6: Phi_old <- Phi. ``cache_size``: training examples for a cached E-step."""
-    zero = jnp.zeros((), jnp.float32)
+    """Algorithm 1, line 6: Phi_old <- Phi. ``cache_size``: training examples for a cached E-step.
+
+    Phi_old is a copy of Phi, with buffers of its own, so that a jitted step may donate the
+    whole state (``donate_argnums``; a buffer cannot be donated twice in one call).
+    """
+    zero = lambda: jnp.zeros((), jnp.float32)  # a new array each time: no two leaves share a buffer
     k = model.num_components
     return EMState(
-        params=params, old_params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32),
-        gamma_sum=jnp.zeros((k,), jnp.float32), gamma_count=zero, nll_sum=zero,
+        params=params, old_params=jax.tree.map(jnp.copy, params), opt_state=optimizer.init(params),
+        step=jnp.zeros((), jnp.int32),
+        gamma_sum=jnp.zeros((k,), jnp.float32), gamma_count=zero(), nll_sum=zero(),
         nonfinite=jnp.zeros((), bool),
         gamma_cache=jnp.zeros((cache_size, k), jnp.float32) if cache_size else None,
         log_px_cache=jnp.zeros((cache_size,), jnp.float32) if cache_size else None,
@@ -157,15 +162,15 @@ def train_step(model, optimizer, state: EMState, x: Array, posterior=None) -> tu
 
 
 def em_update(state: EMState) -> EMState:
-    """Algorithm 1, lines 16-17: pi <- mean gamma over the epoch; Phi_old <- Phi."""
+    """Algorithm 1, lines 16-17: pi <- mean gamma over the epoch; Phi_old <- Phi (a copy, as in ``init_state``)."""
     params = em.with_log_pi(state.params, em.update_prior(state.gamma_sum, state.gamma_count))
-    return state.replace(params=params, old_params=params)
+    return state.replace(params=params, old_params=jax.tree.map(jnp.copy, params))
 
 
 def start_epoch(state: EMState) -> EMState:
-    """Clear the per-epoch accumulators."""
-    zero = jnp.zeros((), jnp.float32)
-    return state.replace(gamma_sum=jnp.zeros_like(state.gamma_sum), gamma_count=zero, nll_sum=zero)
+    """Clear the per-epoch accumulators (each a new array, so that the state can be donated)."""
+    zero = lambda: jnp.zeros((), jnp.float32)
+    return state.replace(gamma_sum=jnp.zeros_like(state.gamma_sum), gamma_count=zero(), nll_sum=zero())
 
 
 # Settings a resumed run may change (the state's structure does not depend on them);
@@ -293,7 +298,9 @@ def fit(
     else:
         out_shardings = None
 
-    @functools.partial(jax.jit, out_shardings=out_shardings)
+    # The state is donated: the new Phi, Phi_old and optimizer state are written over the old ones
+    # (checkpoints are complete on disk before the next step runs: ``Checkpointer.save`` waits).
+    @functools.partial(jax.jit, out_shardings=out_shardings, donate_argnums=0)
     def step_fn(state, perm, index, key):
         idx = jax.lax.dynamic_slice_in_dim(perm, index * config.batch_size, config.batch_size)
         posterior = (state.gamma_cache[idx], state.log_px_cache[idx]) if cached else None

@@ -31,3 +31,11 @@ def test_roofline_fraction():
     # 1 TFLOP on a 100 TFLOP/s chip is 10 ms; 10 GB at 2 TB/s is 5 ms (compute bound), 40 GB is 20 ms.
     np.testing.assert_allclose(roofline_fraction(1e12, 10e9, 100.0, 2.0), 1.0)
     np.testing.assert_allclose(roofline_fraction(1e12, 40e9, 100.0, 2.0), 0.5)
+
+
+def test_device_memory_counts_a_donated_argument_once():
+    # y = 2x on a million float32 (4 MB): argument and result, or one buffer when x is donated.
+    x = jax.numpy.ones((1_000_000,), jax.numpy.float32)
+    for donate, megabytes in ((False, 8.0), (True, 4.0)):
+        compiled = jax.jit(lambda a: 2 * a, donate_argnums=(0,) if donate else ()).lower(x).compile()
+        assert xla_cost(compiled)["device_gbytes"] * 1e3 == pytest.approx(megabytes, rel=1e-3)

@@ -135,3 +135,20 @@ def test_learning_rate_schedule_matches_the_reference_formula():
         if count > 1000:
             expected = max(expected, 1e-4)
         assert float(schedule(count)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_state_can_be_donated_to_a_jitted_step():
+    """No two leaves share a buffer after ``init_state``, ``em_update`` and ``start_epoch``: a step may donate the state."""
+    optimizer = train.make_optimizer(_config())
+    x = jax.numpy.asarray(_toy(32))
+    step = lambda s: train.train_step(MODEL, optimizer, s, x)
+    donating, plain = jax.jit(step, donate_argnums=0), jax.jit(step)
+    state = train.init_state(MODEL, optimizer, MODEL.init(jax.random.PRNGKey(0), x))
+    for _ in range(2):  # from init_state, then from em_update and start_epoch
+        expected, _ = plain(state)
+        leaves = jax.tree.leaves(state)
+        state, _ = donating(state)
+        assert all(leaf.is_deleted() for leaf in leaves)  # the old buffers were taken over, Phi_old's too
+        for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(state)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        state = train.start_epoch(train.em_update(state))
