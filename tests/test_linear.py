@@ -1,6 +1,7 @@
 """Invertible 1x1 convolution / dense layer, plain and LU."""
 import chex
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -61,3 +62,33 @@ class InvertibleLinearTest(chex.TestCase):
     def test_bad_parametrization(self):
         with pytest.raises(ValueError, match="'plain' or 'lu'"):
             InvertibleLinear((4,), "qr")
+
+
+def _dot_precisions(fn, *args) -> list:
+    """The ``precision`` of every ``dot_general`` in ``fn``'s jaxpr, sub-jaxprs included."""
+    found = []
+
+    def visit(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "dot_general":
+                found.append(eqn.params["precision"])
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                visit(sub)
+
+    visit(jax.make_jaxpr(fn)(*args).jaxpr)
+    return found
+
+
+@pytest.mark.parametrize("parametrization", ["plain", "lu"])
+def test_matrix_products_run_at_full_precision_whatever_the_default(parametrization):
+    # XLA's float32 default is TF32 on GPUs and one bf16 pass on TPUs; the layer must not inherit it,
+    # in the forward, the inverse and the gradient. (This CPU ignores the setting, so the jaxpr is checked.)
+    layer = InvertibleLinear((3, 3, 4), parametrization)
+    params = layer.init(jax.random.PRNGKey(0))
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 3, 3, 4))
+    loss = lambda p, x: jnp.sum(layer.forward(p, x)[0] ** 2) + jnp.sum(layer.inverse(p, x)[0] ** 2)
+    full = jax.lax.Precision.HIGHEST
+    with jax.default_matmul_precision("bfloat16"):
+        for fn in (layer.forward, layer.inverse, jax.grad(loss, argnums=(0, 1))):
+            precisions = _dot_precisions(fn, params, x)
+            assert precisions and all(p == (full, full) for p in precisions), precisions
