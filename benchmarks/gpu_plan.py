@@ -25,8 +25,7 @@ import re
 
 import jax
 
-import emflow
-from benchmarks.throughput import em_step, em_step_hidden_bytes, xla_cost
+from benchmarks.throughput import compile_em_step_for, em_step_hidden_bytes, variant_for_compiling, xla_cost
 
 # NVIDIA H100 SXM5 80GB, from NVIDIA's datasheet and CUDA's limits for compute capability 9.0.
 H100_SXM = {
@@ -128,10 +127,7 @@ def compile_for_gpu(model, params, x, chip: dict = H100_SXM):
 
     device = topologies.get_topology_desc("emflow", "cuda", target_config=target_config(chip),
                                          topology="1x1x1").devices[0]
-    on_gpu = jax.sharding.SingleDeviceSharding(device)
-    abstract = lambda tree: jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=on_gpu), tree)
-    state, step = em_step(model, params)
-    return step.lower(abstract(state), abstract(x)).compile()
+    return compile_em_step_for(device, model, params, x)
 
 
 def main(argv=None):
@@ -152,12 +148,7 @@ def main(argv=None):
     x = jax.numpy.zeros((batch, args.size, args.size, 1))
     results = []
     for variant in args.variants.split(","):
-        axis, conv, dtype = variant.split("/")
-        flow = emflow.Glow((args.size, args.size, 1), args.levels, args.steps, args.hidden, compute_dtype=dtype,
-                           conv_impl=conv)
-        model = emflow.GenMM(flow, k, component_axis=axis)
-        params = jax.tree.map(lambda s: jax.numpy.zeros(s.shape, s.dtype),
-                              jax.eval_shape(model.init, jax.random.PRNGKey(0), x[:2]))
+        flow, model, params = variant_for_compiling(variant, k, args.levels, args.steps, args.hidden, args.size)
         compiled = compile_for_gpu(model, params, x)
         hlo = compiled.as_text()
         if args.hlo_dir:

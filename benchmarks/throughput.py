@@ -105,6 +105,27 @@ def em_step(model, params):
     return train.init_state(model, optimizer, params), step
 
 
+def variant_for_compiling(variant: str, num_components: int, levels: int, steps: int, hidden: int, size: int):
+    """``(flow, model, params)`` for ``"axis/conv_impl/dtype"`` (e.g. ``"vmap/lax/float32"``): a GenMM of Glows
+    on ``size x size x 1``, with zero parameters of the right shapes, to compile (not to train)."""
+    axis, conv, dtype = variant.split("/")
+    flow = emflow.Glow((size, size, 1), levels, steps, hidden, compute_dtype=dtype, conv_impl=conv)
+    model = emflow.GenMM(flow, num_components, component_axis=axis)
+    x = jax.ShapeDtypeStruct((2, size, size, 1), jax.numpy.float32)
+    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), x)
+    params = jax.tree.map(lambda s: jax.numpy.zeros(s.shape, s.dtype), shapes)
+    return flow, model, params
+
+
+def compile_em_step_for(device, model, params, x):
+    """``em_step`` compiled ahead of time for ``device``, which need not be attached: a device of a
+    described topology (``jax.experimental.topologies``) compiles from abstract arguments."""
+    on_device = jax.sharding.SingleDeviceSharding(device)
+    abstract = lambda tree: jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=on_device), tree)
+    state, step = em_step(model, params)
+    return step.lower(abstract(state), abstract(x)).compile()
+
+
 def xla_cost(compiled) -> dict:
     """XLA's own estimate for a compiled step: FLOPs, bytes moved to and from memory, and temporary memory.
 

@@ -1,11 +1,11 @@
-"""The benchmark's own arithmetic: FLOPs counted from the architecture, and the roofline estimate."""
+"""The benchmarks' own arithmetic (FLOPs from the architecture, the roofline, XLA's memory figure) and their compile helpers."""
 import jax
 import numpy as np
 import pytest
 
 import emflow
-from benchmarks.throughput import (em_step_flops, em_step_hidden_bytes, glow_forward_flops, roofline_fraction,
-                                   xla_cost)
+from benchmarks.throughput import (compile_em_step_for, em_step, em_step_flops, em_step_hidden_bytes,
+                                   glow_forward_flops, roofline_fraction, variant_for_compiling, xla_cost)
 
 
 def test_forward_flops_match_xla_cost_analysis():
@@ -39,3 +39,21 @@ def test_device_memory_counts_a_donated_argument_once():
     for donate, megabytes in ((False, 8.0), (True, 4.0)):
         compiled = jax.jit(lambda a: 2 * a, donate_argnums=(0,) if donate else ()).lower(x).compile()
         assert xla_cost(compiled)["device_gbytes"] * 1e3 == pytest.approx(megabytes, rel=1e-3)
+
+
+def test_a_variant_compiles_for_a_device_from_abstract_arguments():
+    # What gpu_plan and tpu_plan do for a described accelerator, here for this CPU.
+    flow, model, params = variant_for_compiling("unrolled/matmul/bfloat16", 2, levels=1, steps=1, hidden=8, size=8)
+    assert (model.num_components, model.component_axis, flow.conv_impl, flow.compute_dtype) == (
+        2, "unrolled", "matmul", "bfloat16")
+    x = jax.numpy.zeros((4, 8, 8, 1))
+    reference = model.init(jax.random.PRNGKey(0), x)
+    assert jax.tree.structure(params) == jax.tree.structure(reference)
+    assert all(a.shape == b.shape for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(reference)))
+    compiled = compile_em_step_for(jax.devices()[0], model, params, x)
+    # Compiled from shapes alone, it is the step em_step jits: the same loss on the same state and batch.
+    x = jax.random.uniform(jax.random.PRNGKey(1), x.shape)
+    state, step = em_step(model, jax.tree.map(jax.numpy.copy, reference))  # the step donates its state
+    expected = float(step(state, x)[1]["loss"])
+    state, _ = em_step(model, reference)
+    assert float(compiled(state, x)[1]["loss"]) == pytest.approx(expected, rel=1e-6)
