@@ -99,10 +99,13 @@ def datasheet(device_kind: str) -> dict:
 
 
 def em_step(model, params):
-    """``(EMState, jitted step)``: the complete EM training step as ``emflow.train.fit`` runs it, state donated."""
+    """``(EMState, jitted step)``: the complete EM training step as ``emflow.train.fit`` runs it, state donated.
+
+    The state holds a copy of ``params``, so the caller's ``params`` outlive the steps that donate it.
+    """
     optimizer = train.make_optimizer(train.TrainConfig())
     step = jax.jit(lambda s, xb: train.train_step(model, optimizer, s, xb), donate_argnums=0)
-    return train.init_state(model, optimizer, params), step
+    return train.init_state(model, optimizer, jax.tree.map(jax.numpy.copy, params)), step
 
 
 def variant_for_compiling(variant: str, num_components: int, levels: int, steps: int, hidden: int, size: int):

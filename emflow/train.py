@@ -126,7 +126,8 @@ def init_state(model, optimizer: optax.GradientTransformation, params, cache_siz
     """Algorithm 1, line 6: Phi_old <- Phi. ``cache_size``: training examples for a cached E-step.
 
     Phi_old is a copy of Phi, with buffers of its own, so that a jitted step may donate the
-    whole state (``donate_argnums``; a buffer cannot be donated twice in one call).
+    whole state (``donate_argnums``; a buffer cannot be donated twice in one call). Phi is
+    ``params`` itself: a step that donates the state consumes those arrays.
     """
     zero = lambda: jnp.zeros((), jnp.float32)  # a new array each time: no two leaves share a buffer
     k = model.num_components
