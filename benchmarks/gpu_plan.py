@@ -25,7 +25,7 @@ import re
 
 import jax
 
-from benchmarks.throughput import compile_em_step_for, em_step_hidden_bytes, variant_for_compiling, xla_cost
+from benchmarks.throughput import add_glow_arguments, compile_em_step_for, em_step_hidden_bytes, variant_for_compiling, xla_cost
 
 # NVIDIA H100 SXM5 80GB, from NVIDIA's datasheet and CUDA's limits for compute capability 9.0.
 H100_SXM = {
@@ -136,10 +136,7 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--variants", default="vmap/lax/float32,vmap/matmul/float32,vmap/lax/bfloat16,vmap/matmul/bfloat16",
                    help="comma-separated axis/conv_impl/dtype")
-    p.add_argument("--levels", type=int, default=3)
-    p.add_argument("--steps", type=int, default=4)
-    p.add_argument("--hidden", type=int, default=512)
-    p.add_argument("--size", type=int, default=32)
+    add_glow_arguments(p)
     p.add_argument("--top", type=int, default=8, help="largest kinds of kernel to list per variant")
     p.add_argument("--hlo_dir", help="write each variant's optimized HLO here")
     p.add_argument("--json")

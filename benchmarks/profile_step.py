@@ -23,7 +23,7 @@ import tempfile
 import jax
 
 import emflow
-from benchmarks.throughput import em_step
+from benchmarks.throughput import add_glow_arguments, em_step
 from emflow.bijectors.conditioners import CONV_IMPLS
 
 
@@ -54,10 +54,7 @@ def main(argv=None):
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--axis", default="vmap", choices=["vmap", "unrolled", "scan"])
     p.add_argument("--conv_impl", default="lax", choices=CONV_IMPLS)
-    p.add_argument("--levels", type=int, default=3)
-    p.add_argument("--steps", type=int, default=4)
-    p.add_argument("--hidden", type=int, default=512)
-    p.add_argument("--size", type=int, default=32)
+    add_glow_arguments(p)
     p.add_argument("--profiled_steps", type=int, default=3)
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--out", help="folder for the trace (default: a temporary folder)")

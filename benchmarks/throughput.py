@@ -98,6 +98,15 @@ def datasheet(device_kind: str) -> dict:
     return next((figures for name, figures in DATASHEETS.items() if name in device_kind), {})
 
 
+def add_glow_arguments(parser, *, hidden: int = 512, size: int | None = 32) -> None:
+    """``--levels --steps --hidden [--size]`` of a Glow, the paper's 3 x 4 x 512 on 32 x 32 by default."""
+    parser.add_argument("--levels", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--hidden", type=int, default=hidden)
+    if size is not None:
+        parser.add_argument("--size", type=int, default=size)
+
+
 def em_step(model, params):
     """``(EMState, jitted step)``: the complete EM training step as ``emflow.train.fit`` runs it, state donated.
 
@@ -200,10 +209,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--components", default="1,4,8")
     p.add_argument("--batches", default="64,256")
-    p.add_argument("--levels", type=int, default=3)
-    p.add_argument("--steps", type=int, default=4)
-    p.add_argument("--hidden", type=int, default=512)
-    p.add_argument("--size", type=int, default=32)
+    add_glow_arguments(p)
     p.add_argument("--axes", default="vmap,unrolled,scan",
                    help="component-axis strategies (K = 1 runs only the first: they coincide)")
     p.add_argument("--dtypes", default="float32", help="conditioner compute dtypes: float32, bfloat16 or both")

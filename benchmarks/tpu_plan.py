@@ -21,7 +21,7 @@ import time
 
 import jax
 
-from benchmarks.throughput import compile_em_step_for, em_step_flops, variant_for_compiling, xla_cost
+from benchmarks.throughput import add_glow_arguments, compile_em_step_for, em_step_flops, variant_for_compiling, xla_cost
 
 # HBM per JAX device (a core on v2/v3, a chip from v4 on), GB, from Google's TPU documentation.
 HBM_GB = {"TPU v2": 8, "TPU v3": 16, "TPU v4": 32, "TPU v5 lite": 16, "TPU v5": 95, "TPU v6 lite": 32}
@@ -41,10 +41,7 @@ def main(argv=None):
     p.add_argument("--batches", default="64,256")
     p.add_argument("--variants", default="vmap/lax/float32,vmap/lax/bfloat16",
                    help="comma-separated axis/conv_impl/dtype")
-    p.add_argument("--levels", type=int, default=3)
-    p.add_argument("--steps", type=int, default=4)
-    p.add_argument("--hidden", type=int, default=512)
-    p.add_argument("--size", type=int, default=32)
+    add_glow_arguments(p)
     p.add_argument("--json")
     args = p.parse_args(argv)
     device = tpu_device(args.topology)

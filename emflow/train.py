@@ -170,8 +170,8 @@ def em_update(state: EMState) -> EMState:
 
 def start_epoch(state: EMState) -> EMState:
     """Clear the per-epoch accumulators (each a new array, so that the state can be donated)."""
-    zero = lambda: jnp.zeros((), jnp.float32)
-    return state.replace(gamma_sum=jnp.zeros_like(state.gamma_sum), gamma_count=zero(), nll_sum=zero())
+    return state.replace(gamma_sum=jnp.zeros_like(state.gamma_sum), gamma_count=jnp.zeros_like(state.gamma_count),
+                         nll_sum=jnp.zeros_like(state.nll_sum))
 
 
 # Settings a resumed run may change (the state's structure does not depend on them);

@@ -111,8 +111,7 @@ class InvertibleLinear:
         upper = jnp.triu(params["upper"], k=1) + jnp.diag(
             jax.lax.stop_gradient(params["sign_s"]) * jnp.exp(params["log_s"])
         )
-        return jnp.matmul(jnp.matmul(jax.lax.stop_gradient(params["perm"]), lower, precision=FULL), upper,
-                          precision=FULL)
+        return jnp.linalg.multi_dot([jax.lax.stop_gradient(params["perm"]), lower, upper], precision=FULL)
 
     def log_abs_det_matrix(self, params: dict) -> Array:
         """``log|det W|`` (scalar)."""
