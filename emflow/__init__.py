@@ -1,6 +1,8 @@
 """emflow: explicit neural mixture models (GenMM, LatMM) of normalizing flows, learned with EM."""
 from emflow import bijectors, em, latent
 from emflow.dequantize import Dequantizer
+from emflow.flow import Prefixed
+from emflow.bijectors.logit import Logit
 from emflow.genmm import GenMM
 from emflow.glow import Glow
 from emflow.latmm import LatMM
@@ -10,5 +12,5 @@ from emflow.vector_flow import VectorFlow
 __version__ = "0.1.0"
 
 __all__ = [
-    "Dequantizer", "GenMM", "Glow", "LatMM", "Latent", "VectorFlow", "bijectors", "em", "latent",
+    "Dequantizer", "GenMM", "Glow", "LatMM", "Latent", "Logit", "Prefixed", "VectorFlow", "bijectors", "em", "latent",
 ]

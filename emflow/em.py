@@ -10,13 +10,25 @@ Two parameter sets: ``params`` (Phi, moved by gradient M-steps) and
 
 Mixture weights enter the M-step loss as constants (``stop_gradient``): they are
 set only by ``update_prior``.
+
+E-step variants (each changes the responsibilities only; every likelihood emflow
+reports is the exact ``log p(x)``):
+
+    gamma = partition_e_step(model, old_params, centroids, x)   # hard: nearest k-means centroid (warm start)
+    gamma = tempered_e_step(model, old_params, x, beta)           # (pi_k p_k(x))^beta, deterministic annealing
+    gamma = tempered_e_step(model, old_params, x, 1 / D, "likelihood")  # pi_k p_k(x)^(1/D), the paper's code
 """
 from __future__ import annotations
+
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
 
+from emflow import partition as partition_lib
 from emflow.bijectors.base import Array
+
+Tempering = Literal["joint", "likelihood"]
 
 
 def e_step(model, old_params, x: Array) -> Array:
@@ -29,6 +41,48 @@ def posterior(model, old_params, x: Array) -> tuple[Array, Array]:
     joint = jax.lax.stop_gradient(model.component_log_prob(old_params, x))
     log_px = jax.nn.logsumexp(joint, axis=1)
     return jnp.exp(joint - log_px[:, None]), log_px
+
+
+def tempered_responsibilities(joint: Array, log_pi: Array, beta, tempering: Tempering = "joint") -> Array:
+    """Tempered posteriors from ``joint = log pi_k + log p_k(x): (B, K)``, ``log_pi: (K,)``.
+
+    ``"joint"`` (deterministic annealing, Ueda and Nakano 1998): ``gamma_k ∝ (pi_k p_k(x))^beta``.
+    ``"likelihood"`` (the paper's code, with ``beta = 1/D``): ``gamma_k ∝ pi_k p_k(x)^beta``.
+    ``beta = 1`` is the exact posterior in both. ``beta`` may be traced (a schedule).
+    """
+    if tempering == "joint":
+        tempered = beta * joint
+    elif tempering == "likelihood":
+        tempered = log_pi[None, :] + beta * (joint - log_pi[None, :])
+    else:
+        raise ValueError(f"tempered_responsibilities: tempering must be 'joint' or 'likelihood', got {tempering!r}")
+    # exp(t - logsumexp(t)), as ``posterior`` computes it: beta = 1 gives its numbers bit for bit
+    return jnp.exp(tempered - jax.nn.logsumexp(tempered, axis=1, keepdims=True))
+
+
+def check_beta(beta: float, where: str = "tempered_e_step") -> None:
+    """Refuse an inverse temperature outside (0, 1] (a concrete number; traced ones are not checked)."""
+    if isinstance(beta, (int, float)) and not 0.0 < beta <= 1.0:
+        raise ValueError(f"{where}: beta must lie in (0, 1], got {beta!r}")
+
+
+def tempered_e_step(model, old_params, x: Array, beta, tempering: Tempering = "joint") -> Array:
+    """Tempered responsibilities under ``Phi_old`` (``tempered_responsibilities``): ``(B, *event_shape) -> (B, K)``."""
+    check_beta(beta)
+    joint = jax.lax.stop_gradient(model.component_log_prob(old_params, x))
+    return tempered_responsibilities(joint, jax.lax.stop_gradient(old_params["log_pi"]), beta, tempering)
+
+
+def partition_e_step(model, old_params, centroids: Array, x: Array) -> Array:
+    """Hard responsibilities of a warm start: one-hot of the nearest k-means centroid, ``(B, K)``.
+
+    ``centroids: (K, F)`` of the partition ``model.init_with_partition`` returned; the
+    features are ``model.partition_features(old_params, x)`` (pixels for GenMM, top-level
+    latents under Phi_old for LatMM). Generator k then first learns its own part.
+    """
+    features = jax.lax.stop_gradient(model.partition_features(old_params, x))
+    labels = partition_lib.nearest(centroids, features)
+    return jax.nn.one_hot(labels, model.num_components, dtype=jnp.float32)
 
 
 def expected_complete_log_likelihood(model, params, x: Array, gamma: Array) -> Array:

@@ -3,8 +3,12 @@
 A flow maps ``x: (B, *event_shape)`` to a ``Latent`` with ``forward`` and back
 with ``inverse``. With every latent part standard normal (a plain flow, or
 one generator of a GenMM), ``log p(x) = log N(z; 0, I) + log|det dz/dx|``.
+``Prefixed(prefix, flow)`` puts a fixed bijector (e.g. ``Logit``) in front of one.
 """
 from __future__ import annotations
+
+import dataclasses
+from typing import Any
 
 from emflow import latent as latent_lib
 from emflow.bijectors.base import Array
@@ -22,3 +26,61 @@ class StandardNormalFlow:
         """``n`` samples ``(n, *event_shape)``, latent drawn from N(0, temperature^2 I)."""
         x, _ = self.inverse(params, latent_lib.sample(key, self.latent_shapes, n, temperature))
         return x
+
+
+@dataclasses.dataclass(frozen=True)
+class Prefixed(StandardNormalFlow):
+    """A fixed bijector applied in front of a flow: ``x -> prefix -> flow -> Latent``.
+
+    ``log p(x) = log N(z; 0, I) + log|det d flow/dy| + log|det d prefix/dx|``, so the
+    density is on the prefix's domain (e.g. ``[0, 1]^N`` for ``Logit``); samples map
+    back through ``prefix.inverse``. Any ``GenMM`` or ``LatMM`` takes it where it takes
+    a ``Glow``:
+
+        flow = Prefixed(Logit((28, 28, 1)), Glow((28, 28, 1), 2, 4, 64))
+
+    Attributes:
+      prefix: a parameter-free bijector (``init`` returns ``{}``) of the flow's event shape.
+      flow: a ``Glow`` or ``VectorFlow``; its data-dependent init sees the prefixed batch.
+
+    Params: the inner flow's params, unchanged (the prefix has none).
+    """
+
+    prefix: Any
+    flow: Any
+
+    def __post_init__(self):
+        if tuple(self.prefix.event_shape) != tuple(self.flow.event_shape):
+            raise ValueError(
+                f"Prefixed: the prefix acts on {tuple(self.prefix.event_shape)} but the flow on "
+                f"{tuple(self.flow.event_shape)}"
+            )
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return self.flow.event_shape
+
+    @property
+    def latent_shapes(self):
+        return self.flow.latent_shapes
+
+    @property
+    def num_dims(self) -> int:
+        return self.flow.num_dims
+
+    def init(self, key: Array, x: Array):
+        """The inner flow's init on ``prefix(x)``: ``x: (B, *event_shape)``."""
+        y, _ = self.prefix.forward({}, x)
+        return self.flow.init(key, y)
+
+    def forward(self, params, x: Array):
+        """``x: (B, *event_shape) -> (Latent, log|det dz/dx|: (B,))``."""
+        y, log_det_prefix = self.prefix.forward({}, x)
+        latent, log_det = self.flow.forward(params, y)
+        return latent, log_det + log_det_prefix
+
+    def inverse(self, params, latent):
+        """``Latent -> (x: (B, *event_shape), log|det dx/dz|: (B,))``."""
+        y, log_det = self.flow.inverse(params, latent)
+        x, log_det_prefix = self.prefix.inverse({}, y)
+        return x, log_det + log_det_prefix

@@ -10,19 +10,27 @@ the same numbers; which is fastest depends on the backend (see the README).
     model = GenMM(Glow((32, 32, 1), 3, 4, 512), num_components=4)
     params = model.init(key, x_batch)          # {"log_pi": (K,), "flows": stacked flow params}
     log_px = model.log_prob(params, x)         # (B,)
+
+Initialisation (``init_strategy``): ``"partition"`` (the default) splits the init
+batch into K parts by k-means on its pixels (``emflow.partition``) and fits
+generator k's data-dependent layers (ActNorm) on its own part, so that the K
+generators start as K different densities; ``init_with_partition`` also returns
+that partition for a warm start (``em.partition_e_step``). ``"shared"`` is the
+paper's protocol: every generator initialised on the whole batch, from its own key.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 
 from emflow import latent as latent_lib
+from emflow import partition as partition_lib
 from emflow.bijectors.base import Array
 from emflow.mixture import (
-    ComponentAxis, MixtureModel, check_num_components, resolve_component_axis,
+    ComponentAxis, MixtureModel, check_init_batch, check_num_components, resolve_component_axis,
     sample_components, uniform_log_pi,
 )
 
@@ -40,6 +48,7 @@ class GenMM(MixtureModel):
         (``emflow.sharding.make_mesh``) to run the generators component parallel:
         each device evaluates its K / n generators (``jax.shard_map`` over the
         stacked parameters, vmap within a device). None: all on one device.
+      init_strategy: ``"partition"`` (k-means parts, one per generator) or ``"shared"``.
 
     Params: ``{"log_pi": (K,), "flows": <flow params, every leaf with a leading (K,) axis>}``.
     """
@@ -48,9 +57,12 @@ class GenMM(MixtureModel):
     num_components: int
     component_axis: ComponentAxis | None = None
     mesh: Any = None
+    init_strategy: Literal["partition", "shared"] = "partition"
 
     def __post_init__(self):
         check_num_components("GenMM", self.num_components, self.component_axis)
+        if self.init_strategy not in ("partition", "shared"):
+            raise ValueError(f"GenMM: init_strategy must be 'partition' or 'shared', got {self.init_strategy!r}")
         if self.mesh is not None:
             n = self.mesh.shape.get("components", 1)
             if self.num_components % n:
@@ -61,11 +73,34 @@ class GenMM(MixtureModel):
         return self.flow.event_shape
 
     def init(self, key: Array, x: Array) -> dict:
-        """K generators from K keys, each with ActNorm initialised on ``x: (B, *event_shape)``; pi uniform."""
+        """K generators from ``x: (B, *event_shape)``, pi uniform (see ``init_with_partition``)."""
+        return self.init_with_partition(key, x)[0]
+
+    def init_with_partition(self, key: Array, x: Array) -> tuple[dict, partition_lib.Partition | None]:
+        """``(params, partition)`` from ``x: (B, *event_shape)``; pi uniform.
+
+        ``"partition"``: k-means (k-means++ seeds) on the flattened ``x`` splits the
+        batch into K parts; generator k is initialised from its own key on ``B``
+        examples drawn with replacement from part k (an empty part: from the whole
+        batch). ``"shared"``: every generator on the whole batch; the partition is None.
+        Deterministic for ``key``; works under ``jit``.
+        """
         self._check_input(x, "init")
-        keys = jax.random.split(key, self.num_components)
-        flows = jax.vmap(self.flow.init, in_axes=(0, None))(keys, x)
-        return {"log_pi": uniform_log_pi(self.num_components), "flows": flows}
+        k = self.num_components
+        check_init_batch("GenMM", x, k)
+        if self.init_strategy == "shared":
+            flows = jax.vmap(self.flow.init, in_axes=(0, None))(jax.random.split(key, k), x)
+            return {"log_pi": uniform_log_pi(k), "flows": flows}, None
+        k_part, k_draw, k_flows = jax.random.split(key, 3)
+        part = partition_lib.kmeans(k_part, self.partition_features(None, x), k)
+        index = partition_lib.draw_from_parts(k_draw, part.labels, k, x.shape[0])  # (K, B)
+        flows = jax.vmap(self.flow.init)(jax.random.split(k_flows, k), x[index])
+        return {"log_pi": uniform_log_pi(k), "flows": flows}, part
+
+    def partition_features(self, params: dict | None, x: Array) -> Array:
+        """What k-means partitions: the flattened input, ``(B, *event_shape) -> (B, N)`` (``params`` unused)."""
+        del params
+        return x.reshape(x.shape[0], -1)
 
     def generator(self, params: dict, k: int) -> Any:
         """The flow params of generator ``k``."""
@@ -107,3 +142,8 @@ class GenMM(MixtureModel):
         latents = latent_lib.sample(k_lat, self.flow.latent_shapes, n, temperature)
         decoded = self._map_generators(lambda p: self.flow.inverse(p, latents)[0], params["flows"])
         return decoded[components, jnp.arange(n)]
+
+    def component_samples(self, params: dict, key: Array, n: int, temperature: float = 1.0) -> Array:
+        """``n`` samples of every generator, from the same latents: ``(K, n, *event_shape)``."""
+        latents = latent_lib.sample(key, self.flow.latent_shapes, n, temperature)
+        return self._map_generators(lambda p: self.flow.inverse(p, latents)[0], params["flows"])

@@ -12,6 +12,12 @@ collapsing onto a point is guarded by a prior on the standard deviations:
 - ``"none"``.
 
 The M-step loss adds minus that log-prior (``regularizer``).
+
+Initialisation (``init_strategy``): ``"kmeans"`` (the default) initialises the flow
+on the batch, then places the K latent Gaussians at a k-means partition of the
+batch's top-level latents: means at the parts' centroids, stds the parts' own
+per-dimension stds. ``"shared"`` is the reference code's: means and log-stds
+~ N(0, 0.01^2), so that every component starts as almost the same density.
 """
 from __future__ import annotations
 
@@ -23,9 +29,10 @@ import jax
 import jax.numpy as jnp
 
 from emflow import latent as latent_lib
+from emflow import partition as partition_lib
 from emflow.bijectors.base import Array
 from emflow.latent import Latent
-from emflow.mixture import MixtureModel, check_num_components, sample_components, uniform_log_pi
+from emflow.mixture import MixtureModel, check_init_batch, check_num_components, sample_components, uniform_log_pi
 
 SigmaPrior = Literal["gamma", "l2", "none"]
 INIT_SCALE = 0.01  # the reference code starts the means and log-stds at N(0, 0.01^2)
@@ -48,6 +55,7 @@ class LatMM(MixtureModel):
       sigma_prior: ``"gamma"``, ``"l2"`` or ``"none"``.
       gamma_shape, gamma_rate: ``a`` and ``b`` of the Gamma prior on ``1/sigma``.
       l2_weight: ``lambda`` of the l2 alternative.
+      init_strategy: ``"kmeans"`` (latent Gaussians at k-means parts of the init batch's latents) or ``"shared"``.
 
     Params: ``{"log_pi": (K,), "flow": <flow params>, "means": (K, M), "log_stds": (K, M)}``
     with ``M`` the size of the top-level latent.
@@ -59,9 +67,12 @@ class LatMM(MixtureModel):
     gamma_shape: float = 2.0
     gamma_rate: float = 1.0
     l2_weight: float = 1.0
+    init_strategy: Literal["kmeans", "shared"] = "kmeans"
 
     def __post_init__(self):
         check_num_components("LatMM", self.num_components, None)
+        if self.init_strategy not in ("kmeans", "shared"):
+            raise ValueError(f"LatMM: init_strategy must be 'kmeans' or 'shared', got {self.init_strategy!r}")
         if self.sigma_prior not in ("gamma", "l2", "none"):
             raise ValueError(f"LatMM: sigma_prior must be 'gamma', 'l2' or 'none', got {self.sigma_prior!r}")
         if self.l2_weight < 0:
@@ -80,16 +91,42 @@ class LatMM(MixtureModel):
         return math.prod(self.flow.latent_shapes.top)
 
     def init(self, key: Array, x: Array) -> dict:
-        """Flow from ``key`` with ActNorm initialised on ``x``; means and log-stds ~ N(0, 0.01^2); pi uniform."""
+        """Flow with ActNorm initialised on ``x: (B, *event_shape)``, K latent Gaussians, pi uniform
+        (see ``init_with_partition``)."""
+        return self.init_with_partition(key, x)[0]
+
+    def init_with_partition(self, key: Array, x: Array) -> tuple[dict, partition_lib.Partition | None]:
+        """``(params, partition)``: the flow from ``key`` initialised on ``x``, then the latent Gaussians.
+
+        ``"kmeans"``: k-means (k-means++ seeds) of the batch's top-level latents ``z: (B, M)``;
+        ``means[k]`` is part k's centroid and ``log_stds[k]`` the log of part k's per-dimension
+        std (a part of fewer than 2 examples, or a dimension constant on it, takes the
+        batch's std there). ``"shared"``: means and log-stds ~ N(0, 0.01^2); no partition.
+        Deterministic for ``key``; works under ``jit``.
+        """
         self._check_input(x, "init")
+        k = self.num_components
+        check_init_batch("LatMM", x, k)
         k_flow, k_mu, k_sigma = jax.random.split(key, 3)
-        shape = (self.num_components, self.top_size)
-        return {
-            "log_pi": uniform_log_pi(self.num_components),
-            "flow": self.flow.init(k_flow, x),
-            "means": INIT_SCALE * jax.random.normal(k_mu, shape),
-            "log_stds": INIT_SCALE * jax.random.normal(k_sigma, shape),
-        }
+        flow_params = self.flow.init(k_flow, x)
+        shape = (k, self.top_size)
+        params = {"log_pi": uniform_log_pi(k), "flow": flow_params}
+        if self.init_strategy == "shared":
+            return {**params, "means": INIT_SCALE * jax.random.normal(k_mu, shape),
+                    "log_stds": INIT_SCALE * jax.random.normal(k_sigma, shape)}, None
+        z = self.partition_features(params, x)
+        part = partition_lib.kmeans(k_mu, z, k)
+        member = jax.nn.one_hot(part.labels, k, dtype=z.dtype)                      # (B, K)
+        counts = jnp.sum(member, axis=0)[:, None]                                  # (K, 1)
+        var = jnp.matmul(member.T, z**2) / jnp.maximum(counts, 1.0) - part.centroids**2
+        std = jnp.sqrt(jnp.maximum(var, 0.0))
+        std = jnp.where((counts > 1) & (std > 0), std, jnp.std(z, axis=0)[None, :])
+        return {**params, "means": part.centroids, "log_stds": jnp.log(std)}, part
+
+    def partition_features(self, params: dict, x: Array) -> Array:
+        """What k-means partitions: the top-level latents under ``params["flow"]``, ``(B, *event_shape) -> (B, M)``."""
+        latent, _ = self.flow.forward(params["flow"], x)
+        return latent.top.reshape(x.shape[0], -1)
 
     def component_log_prob(self, params: dict, x: Array) -> Array:
         """``log pi_k + log p_k(x)``: ``(B, *event_shape) -> (B, K)``."""
@@ -130,3 +167,13 @@ class LatMM(MixtureModel):
         latent = Latent(top.reshape(eps.top.shape), eps.splits)
         x, _ = self.flow.inverse(params["flow"], latent)
         return x
+
+    def component_samples(self, params: dict, key: Array, n: int, temperature: float = 1.0) -> Array:
+        """``n`` samples of every latent component, from the same noise: ``(K, n, *event_shape)``."""
+        k = self.num_components
+        eps = latent_lib.sample(key, self.flow.latent_shapes, n, temperature)
+        top = (params["means"][:, None] + jnp.exp(params["log_stds"])[:, None] * eps.top.reshape(1, n, -1))
+        tile = lambda a: jnp.broadcast_to(a[None], (k, *a.shape)).reshape(k * n, *a.shape[1:])
+        latent = Latent(top.reshape(k * n, *eps.top.shape[1:]), tuple(tile(s) for s in eps.splits))
+        x, _ = self.flow.inverse(params["flow"], latent)
+        return x.reshape(k, n, *x.shape[1:])

@@ -44,6 +44,15 @@ def check_num_components(model_name: str, num_components: int, component_axis) -
         )
 
 
+def check_init_batch(model_name: str, x: Array, num_components: int) -> None:
+    """Refuse an init batch with fewer examples than components (there is no K-way partition of it)."""
+    if x.shape[0] < num_components:
+        raise ValueError(
+            f"{model_name}.init: the init batch has {x.shape[0]} examples, fewer than K = {num_components}; "
+            f"give at least K examples (the trainer uses TrainConfig.init_batch_size)"
+        )
+
+
 def uniform_log_pi(num_components: int) -> Array:
     """``log(1/K)`` for every component: Algorithm 1's initial prior."""
     return jnp.full((num_components,), -np.log(num_components), jnp.float32)

@@ -51,3 +51,27 @@ def nll_curves(
     fig.tight_layout()
     fig.savefig(str(path))
     plt.close(fig)
+
+
+def component_classes(class_share: Sequence[Sequence[float]], wins_per_component: Sequence[int],
+                      path: str | pathlib.Path, title: str | None = None) -> None:
+    """Stacked bars: for every component, the class composition of the test examples it wins."""
+    plt = _pyplot()
+    share = np.asarray(class_share, np.float64)
+    k, c = share.shape
+    fig, ax = plt.subplots(figsize=(max(4, 0.6 * k + 2), 3.6), dpi=120)
+    bottom = np.zeros(k)
+    colours = plt.get_cmap("tab10" if c <= 10 else "tab20")
+    for j in range(c):
+        ax.bar(np.arange(k), share[:, j], bottom=bottom, color=colours(j % colours.N), label=str(j))
+        bottom += share[:, j]
+    ax.set_xticks(np.arange(k), [f"{i}\n({n})" for i, n in enumerate(wins_per_component)])
+    ax.set_xlabel("component (test examples won)")
+    ax.set_ylabel("class share")
+    ax.set_ylim(0, 1)
+    if title:
+        ax.set_title(title)
+    ax.legend(title="class", bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(str(path))
+    plt.close(fig)

@@ -5,7 +5,14 @@
 
     every step:     gamma = E-step with Phi_old;  one Adam step on -Q(Phi, Phi_old)/n
     every epoch:    test NLL, metrics line, NLL plot, checkpoint
-    every t_EM:     pi <- mean gamma of the epoch (eq. 16);  Phi_old <- Phi;  sample grid
+    every t_EM:     pi <- mean gamma of the epoch (eq. 16);  Phi_old <- Phi;  sample grids;
+                    dead components logged (and re-seeded, if asked);  per-component report (labelled data)
+
+The E-step of a round (``round_e_step``): the first ``warm_start_rounds`` rounds use
+the init partition's hard responsibilities (each generator first learns its own
+k-means part); after them, exact responsibilities, or tempered ones when
+``tempering`` asks (deterministic annealing, or the paper code's 1/D). Reported
+likelihoods are always the exact ``log p(x)``.
 
 The data order of epoch ``e`` is ``permutation(fold_in(key_data, e))`` and the
 noise of step ``s`` is ``fold_in(key_noise, s)``, both from the seed: a resumed
@@ -29,7 +36,8 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from emflow import em, plots, sharding
+from emflow import diagnostics, em, plots, reseed, sharding
+from emflow import partition as partition_lib
 from emflow.checkpoint import Checkpointer, ConfigMismatchError, config_differences, to_json_config
 
 Array = jax.Array
@@ -43,7 +51,9 @@ class TrainConfig:
       epochs: total epochs T.
       batch_size: examples per gradient step (the last incomplete batch of an epoch is dropped).
       em_every: t_EM, epochs between prior updates and Phi_old <- Phi.
-      learning_rate, warmup_steps, min_learning_rate: Adam's Noam-style schedule.
+      learning_rate, warmup_steps, min_learning_rate: Adam's schedule.
+      schedule: ``"noam"`` (the reference code's inverse-square-root decay) or ``"cosine"``
+        (warm-up, then a cosine decay to ``min_learning_rate`` at the last step).
       clip_value, clip_norm: gradient value clip, then global-norm clip.
       seed: the one seed every key is derived from.
       eval_batch_size: batch for test-set likelihoods.
@@ -56,6 +66,17 @@ class TrainConfig:
         ``"cached"``: Phi_old is fixed for an EM round, so every training example's
         responsibilities are computed once per round (one forward pass over the
         data, with that round's own dequantization noise) and looked up by the steps.
+      warm_start_rounds: EM rounds, from the first, whose responsibilities are the
+        init partition's (hard: one-hot of each example's nearest k-means centroid,
+        ``em.partition_e_step``); 0 turns the warm start off. Ignored for a model
+        initialised without a partition (``init_strategy="shared"``).
+      tempering: the E-step after the warm start: ``"none"`` (exact, eq. 13 / 24),
+        ``"annealed"`` (``gamma ∝ (pi_k p_k)^beta``, beta rising geometrically from
+        ``anneal_beta0`` to 1 over ``anneal_rounds`` rounds, then exact), or ``"paper"``
+        (the reference code's ``gamma ∝ pi_k p_k^(1/D)``, every round).
+      dead_fraction: a component with ``pi_k < dead_fraction / K`` after an EM round is dead (logged).
+      reseed_dead: re-seed every dead component by splitting the most populated one
+        (``emflow.reseed``), with N(0, ``reseed_scale``^2) noise on the copy.
     """
 
     epochs: int = 10
@@ -73,18 +94,76 @@ class TrainConfig:
     sample_temperature: float = 0.7
     train_eval_size: int = 2000
     e_step: Literal["per_batch", "cached"] = "per_batch"
+    schedule: Literal["noam", "cosine"] = "noam"
+    warm_start_rounds: int = 1
+    tempering: Literal["none", "annealed", "paper"] = "none"
+    anneal_beta0: float = 0.1
+    anneal_rounds: int = 3
+    dead_fraction: float = 0.1
+    reseed_dead: bool = False
+    reseed_scale: float = 1e-3
 
     def __post_init__(self):
         if self.e_step not in ("per_batch", "cached"):
             raise ValueError(f"TrainConfig: e_step must be 'per_batch' or 'cached', got {self.e_step!r}")
-        for name in ("epochs", "batch_size", "em_every", "eval_batch_size", "init_batch_size", "warmup_steps"):
+        if self.schedule not in ("noam", "cosine"):
+            raise ValueError(f"TrainConfig: schedule must be 'noam' or 'cosine', got {self.schedule!r}")
+        if self.tempering not in TEMPERINGS:
+            raise ValueError(f"TrainConfig: tempering must be one of {TEMPERINGS}, got {self.tempering!r}")
+        for name in ("epochs", "batch_size", "em_every", "eval_batch_size", "init_batch_size", "warmup_steps",
+                     "anneal_rounds"):
             value = getattr(self, name)
             if int(value) != value or value < 1:
                 raise ValueError(f"TrainConfig: {name} must be an integer >= 1, got {value!r}")
+        if int(self.warm_start_rounds) != self.warm_start_rounds or self.warm_start_rounds < 0:
+            raise ValueError(f"TrainConfig: warm_start_rounds must be an integer >= 0, got {self.warm_start_rounds!r}")
+        em.check_beta(self.anneal_beta0, "TrainConfig.anneal_beta0")
+        if not 0.0 <= self.dead_fraction < 1.0:
+            raise ValueError(f"TrainConfig: dead_fraction must lie in [0, 1), got {self.dead_fraction!r}")
+        if self.reseed_scale < 0:
+            raise ValueError(f"TrainConfig: reseed_scale must be >= 0, got {self.reseed_scale!r}")
 
 
-def learning_rate_schedule(config: TrainConfig) -> optax.Schedule:
-    """``lr * min(s / warmup, sqrt(warmup / s))`` with ``s = count + 1``, floored at ``min_learning_rate`` after warm-up."""
+TEMPERINGS = ("none", "annealed", "paper")
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundEStep:
+    """How one EM round computes responsibilities: ``warm`` (the init partition's, hard) or
+    tempered with inverse temperature ``beta`` (``tempering`` "joint" or "likelihood"; beta 1 = exact)."""
+
+    warm: bool
+    beta: float
+    tempering: em.Tempering = "joint"
+
+
+def round_e_step(config: TrainConfig, em_round: int, num_dims: int, has_partition: bool) -> RoundEStep:
+    """The E-step of EM round ``em_round`` (0-based) under ``config``, for data of ``num_dims`` dimensions."""
+    warm_rounds = config.warm_start_rounds if has_partition else 0
+    if em_round < warm_rounds:
+        return RoundEStep(True, 1.0)
+    r = em_round - warm_rounds
+    if config.tempering == "paper":
+        return RoundEStep(False, 1.0 / num_dims, "likelihood")
+    if config.tempering == "annealed" and r < config.anneal_rounds:
+        return RoundEStep(False, float(config.anneal_beta0 ** (1.0 - r / config.anneal_rounds)))
+    return RoundEStep(False, 1.0)
+
+
+def learning_rate_schedule(config: TrainConfig, total_steps: int | None = None) -> optax.Schedule:
+    """The learning rate of step ``count``.
+
+    ``"noam"`` (the reference code's): ``lr * min(s / warmup, sqrt(warmup / s))`` with
+    ``s = count + 1``, floored at ``min_learning_rate`` after warm-up. ``"cosine"``: a linear
+    warm-up to ``lr``, then a cosine decay to ``min_learning_rate`` at ``total_steps``
+    (required; ``fit`` passes ``epochs * steps_per_epoch``).
+    """
+    if config.schedule == "cosine":
+        if total_steps is None:
+            raise ValueError("learning_rate_schedule: the cosine schedule needs total_steps")
+        warmup = min(config.warmup_steps, max(total_steps - 1, 1))
+        return optax.warmup_cosine_decay_schedule(
+            0.0, config.learning_rate, warmup, max(total_steps, warmup + 1), end_value=config.min_learning_rate)
 
     def schedule(count):
         s = count + 1.0
@@ -95,12 +174,12 @@ def learning_rate_schedule(config: TrainConfig) -> optax.Schedule:
     return schedule
 
 
-def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+def make_optimizer(config: TrainConfig, total_steps: int | None = None) -> optax.GradientTransformation:
     """Value clip -> global-norm clip -> Adam(0.9, 0.9999, 1e-8) on everything but ``log_pi`` (set by EM only)."""
     train = optax.chain(
         optax.clip(config.clip_value),
         optax.clip_by_global_norm(config.clip_norm),
-        optax.adam(learning_rate_schedule(config), b1=0.9, b2=0.9999, eps=1e-8),
+        optax.adam(learning_rate_schedule(config, total_steps), b1=0.9, b2=0.9999, eps=1e-8),
     )
     labels = lambda params: {k: ("fixed" if k == "log_pi" else "train") for k in params}
     return optax.multi_transform({"train": train, "fixed": optax.set_to_zero()}, labels)
@@ -145,7 +224,8 @@ def train_step(model, optimizer, state: EMState, x: Array, posterior=None) -> tu
     """One EM iteration on a batch ``x: (B, *event_shape)`` (Algorithm 1, lines 9-13).
 
     ``posterior``: ``(gamma: (B, K), log p(x; Phi_old): (B,))`` of this batch when
-    already known (a cached E-step); else computed here from ``state.old_params``.
+    already known (a cached, warm-start or tempered E-step: ``round_posterior``); else the
+    exact one, computed here from ``state.old_params``.
     A non-finite loss or gradient leaves Phi and the optimizer untouched and sets ``state.nonfinite``.
     """
     gamma, old_log_px = em.posterior(model, state.old_params, x) if posterior is None else posterior
@@ -162,10 +242,48 @@ def train_step(model, optimizer, state: EMState, x: Array, posterior=None) -> tu
     return state, {"loss": loss, "nll": -jnp.mean(old_log_px)}
 
 
+def round_posterior(model, old_params, x: Array, beta, tempering: em.Tempering = "joint",
+                    warm_gamma: Array | None = None, warm=False) -> tuple[Array, Array]:
+    """``(gamma: (B, K), exact log p(x; Phi_old): (B,))`` of a round's E-step, from one evaluation of Phi_old.
+
+    ``gamma`` is tempered with ``beta`` (``em.tempered_responsibilities``; beta = 1 exact) or,
+    where ``warm`` (may be traced), the given hard ``warm_gamma``.
+    """
+    joint = jax.lax.stop_gradient(model.component_log_prob(old_params, x))
+    log_px = jax.nn.logsumexp(joint, axis=1)
+    gamma = em.tempered_responsibilities(joint, jax.lax.stop_gradient(old_params["log_pi"]), beta, tempering)
+    if warm_gamma is not None:
+        gamma = jnp.where(warm, warm_gamma, gamma)
+    return gamma, log_px
+
+
 def em_update(state: EMState) -> EMState:
     """Algorithm 1, lines 16-17: pi <- mean gamma over the epoch; Phi_old <- Phi (a copy, as in ``init_state``)."""
     params = em.with_log_pi(state.params, em.update_prior(state.gamma_sum, state.gamma_count))
     return state.replace(params=params, old_params=jax.tree.map(jnp.copy, params))
+
+
+def em_round_update(model, state: EMState, config: TrainConfig, key: Array) -> tuple[EMState, dict]:
+    """``em_update`` plus the dead-component check: ``(state, {"dead": [...], "reseeded": [[target, source], ...]})``.
+
+    A component with ``pi_k < config.dead_fraction / K`` is dead. With ``config.reseed_dead``,
+    each dead one becomes a perturbed copy of the then most populated component (params and
+    optimizer moments; the two share its weight, ``emflow.reseed``) before Phi_old <- Phi.
+    """
+    k = model.num_components
+    params = em.with_log_pi(state.params, em.update_prior(state.gamma_sum, state.gamma_count))
+    opt_state = state.opt_state
+    dead = reseed.dead_components(params["log_pi"], config.dead_fraction / k)
+    reseeded = []
+    if config.reseed_dead and len(dead) < k:
+        for i, target in enumerate(dead):
+            source = int(np.argmax(np.asarray(params["log_pi"])))
+            params = reseed.split_component(model, params, source, target, jax.random.fold_in(key, i),
+                                            config.reseed_scale)
+            opt_state = reseed.split_optimizer_state(model, opt_state, source, target)
+            reseeded.append([target, source])
+    state = state.replace(params=params, opt_state=opt_state, old_params=jax.tree.map(jnp.copy, params))
+    return state, {"dead": dead, "reseeded": reseeded}
 
 
 def start_epoch(state: EMState) -> EMState:
@@ -178,7 +296,8 @@ def start_epoch(state: EMState) -> EMState:
 # a run resumed with any of them changed no longer equals an uninterrupted one.
 RESUMABLE_CHANGES = tuple(
     f"train.{name}" for name in
-    ("epochs", "learning_rate", "warmup_steps", "min_learning_rate", "clip_value", "clip_norm", "eval_batch_size")
+    ("epochs", "learning_rate", "warmup_steps", "min_learning_rate", "clip_value", "clip_norm", "eval_batch_size",
+     "schedule")
 )
 
 
@@ -239,6 +358,7 @@ def fit(
     mesh=None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    y_test: np.ndarray | None = None,
 ) -> FitResult:
     """Train ``model`` with EM on raw ``x_train`` (e.g. uint8 images), evaluating on ``x_test`` each epoch.
 
@@ -254,6 +374,8 @@ def fit(
       run_info: extra JSON-able facts recorded with the configuration (dataset, scheme, ...).
       mesh: a ``jax.sharding.Mesh`` from ``emflow.sharding.make_mesh`` to train data
         parallel and/or component parallel; None: one device.
+      y_test: class labels of ``x_test`` (``(N_test,)`` ints): after every EM round the
+        metrics get a per-component report (``emflow.diagnostics``) and ``components.png``.
 
     Raises:
       ValueError: non-finite data; ``ConfigMismatchError`` when resuming a different configuration.
@@ -267,6 +389,9 @@ def fit(
             check_finite_data(data, name)
             if hasattr(preprocess, "check"):  # e.g. Dequantizer: uint8 of the expected shape
                 preprocess.check(data)
+    if y_test is not None and (x_test is None or np.shape(y_test) != (len(x_test),)):
+        raise ValueError(f"fit: y_test must hold one label per test example, (N_test,) = "
+                         f"({None if x_test is None else len(x_test)},), got shape {np.shape(y_test)}")
     run_config = to_json_config({"model": model, "train": config, "run": run_info or {}})
     n = len(x_train)
     steps_per_epoch = n // config.batch_size
@@ -278,14 +403,27 @@ def fit(
 
     key = jax.random.PRNGKey(config.seed)
     key_init, key_data, key_noise, key_eval, key_sample, key_cache = jax.random.split(key, 6)
-    optimizer = make_optimizer(config)
+    optimizer = make_optimizer(config, total_steps=config.epochs * steps_per_epoch)
     train_device = jnp.asarray(x_train) if mesh is None else jax.device_put(x_train, sharding.replicated(mesh))
     test_device = None if x_test is None else jnp.asarray(x_test)
 
     init_raw = train_device[jax.random.permutation(key_init, n)[: config.init_batch_size]]
-    params = jax.jit(model.init)(key_init, preprocess(jax.random.fold_in(key_init, 1), init_raw))
+    init_x = preprocess(jax.random.fold_in(key_init, 1), init_raw)
+    if hasattr(model, "init_with_partition"):
+        params, part = jax.jit(model.init_with_partition)(key_init, init_x)
+    else:
+        params, part = jax.jit(model.init)(key_init, init_x), None
+    # The warm start's hard responsibilities: every training example's nearest centroid of the init partition.
+    warm_labels = None
+    if part is not None and config.warm_start_rounds > 0:
+        assign = jax.jit(lambda p, raw, k: partition_lib.nearest(
+            part.centroids, model.partition_features(p, preprocess(k, raw))))
+        warm_labels = map_batches(assign, params, train_device, jax.random.fold_in(key_init, 2),
+                                  config.eval_batch_size)
     cached = config.e_step == "cached"
     state = init_state(model, optimizer, params, cache_size=n if cached else 0)
+    tempering = "likelihood" if config.tempering == "paper" else "joint"
+    k_components = model.num_components
 
     history: list[dict] = []
     first_epoch = 0
@@ -302,15 +440,23 @@ def fit(
     # The state is donated: the new Phi, Phi_old and optimizer state are written over the old ones
     # (checkpoints are complete on disk before the next step runs: ``Checkpointer.save`` waits).
     @functools.partial(jax.jit, out_shardings=out_shardings, donate_argnums=0)
-    def step_fn(state, perm, index, key):
+    def step_fn(state, perm, index, key, beta, warm):
         idx = jax.lax.dynamic_slice_in_dim(perm, index * config.batch_size, config.batch_size)
-        posterior = (state.gamma_cache[idx], state.log_px_cache[idx]) if cached else None
         x = preprocess(key, train_device[idx])
         if mesh is not None:
             x = jax.lax.with_sharding_constraint(x, sharding.batch_sharding(mesh, x.ndim))
+        if cached:
+            posterior = (state.gamma_cache[idx], state.log_px_cache[idx])
+        else:
+            warm_gamma = (None if warm_labels is None else
+                          jax.nn.one_hot(warm_labels[idx], k_components, dtype=jnp.float32))
+            posterior = round_posterior(model, state.old_params, x, beta, tempering, warm_gamma, warm)
         return train_step(model, optimizer, state, x, posterior)
 
-    posterior_fn = jax.jit(lambda p, raw, k: em.posterior(model, p, preprocess(k, raw)))
+    posterior_fn = jax.jit(lambda p, raw, k, beta: round_posterior(model, p, preprocess(k, raw), beta, tempering))
+    joint_fn = jax.jit(lambda p, raw, k: model.component_log_prob(p, preprocess(k, raw)))
+    component_sample_fn = (jax.jit(lambda p, k: model.component_samples(p, k, 8, config.sample_temperature))
+                           if config.num_samples and hasattr(model, "component_samples") else None)
 
     log_prob_fn = jax.jit(lambda p, raw, k: model.log_prob(p, preprocess(k, raw)))
     sample_fn = (jax.jit(lambda p, k: model.sample(p, k, config.num_samples, config.sample_temperature))
@@ -323,16 +469,20 @@ def fit(
         for epoch in range(first_epoch, config.epochs):
             t0 = time.time()
             state = start_epoch(state)
+            e_spec = round_e_step(config, epoch // config.em_every, math.prod(model.event_shape), part is not None)
+            beta, warm = jnp.float32(e_spec.beta), jnp.bool_(e_spec.warm)
             if cached and epoch % config.em_every == 0:  # a new EM round: Phi_old is fixed until its end
-                gamma, log_px = map_batches(posterior_fn, state.old_params, train_device,
-                                            jax.random.fold_in(key_cache, epoch), config.eval_batch_size)
+                gamma, log_px = map_batches(lambda p, raw, k: posterior_fn(p, raw, k, beta), state.old_params,
+                                            train_device, jax.random.fold_in(key_cache, epoch), config.eval_batch_size)
+                if e_spec.warm:
+                    gamma = jax.nn.one_hot(warm_labels, k_components, dtype=jnp.float32)
                 state = state.replace(gamma_cache=gamma, log_px_cache=log_px)
             perm = jax.random.permutation(jax.random.fold_in(key_data, epoch), n)
             bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
                        leave=False, dynamic_ncols=True)
             for i in bar:
                 global_step = epoch * steps_per_epoch + i
-                state, metrics = step_fn(state, perm, i, jax.random.fold_in(key_noise, global_step))
+                state, metrics = step_fn(state, perm, i, jax.random.fold_in(key_noise, global_step), beta, warm)
                 if i % 20 == 0 or i == steps_per_epoch - 1:
                     _raise_if_nonfinite(state, epoch, i)
                     bar.set_postfix(loss=f"{float(metrics['loss']):.2f}",
@@ -342,8 +492,10 @@ def fit(
             train_log_px = -float(state.nll_sum / state.gamma_count)
             pi_epoch = np.asarray(state.gamma_sum / state.gamma_count)
             em_round = (epoch + 1) % config.em_every == 0
+            round_info = None
             if em_round:
-                state = em_update(state)
+                state, round_info = em_round_update(model, state, config,
+                                                     jax.random.fold_in(jax.random.fold_in(key_init, 3), epoch))
             train_eval_log_px = mean_log_prob(model, state.params, preprocess, train_eval, key_eval,
                                               config.eval_batch_size, log_prob_fn)
             record = {
@@ -354,10 +506,23 @@ def fit(
                 "mean_gamma": [float(v) for v in pi_epoch],
                 "pi": [float(v) for v in np.exp(np.asarray(state.params["log_pi"]))],
                 "em_update": em_round,
+                "e_step": "warm start" if e_spec.warm else f"beta {e_spec.beta:.4g} ({e_spec.tempering})",
             }
+            if round_info is not None:
+                record["dead"] = round_info["dead"]
+                record["reseeded"] = round_info["reseeded"]
+                record["reseeds_total"] = len(round_info["reseeded"]) + sum(len(r.get("reseeded", [])) for r in history)
+            report = None
             if test_device is not None:
-                test_log_px = mean_log_prob(model, state.params, preprocess, test_device, key_eval,
-                                            config.eval_batch_size, log_prob_fn)
+                if y_test is not None:  # one pass gives both the test NLL and the per-component report
+                    joint = map_batches(joint_fn, state.params, test_device, key_eval, config.eval_batch_size)
+                    test_log_px = float(jnp.mean(jax.nn.logsumexp(joint, axis=1)))
+                    if em_round:
+                        report = diagnostics.component_report(np.asarray(joint), np.asarray(y_test))
+                        record["components"] = report
+                else:
+                    test_log_px = mean_log_prob(model, state.params, preprocess, test_device, key_eval,
+                                                config.eval_batch_size, log_prob_fn)
                 record["test_nll_nats_per_dim"] = float(to_nats(test_log_px))
                 record["test_bits_per_dim"] = float(to_bits(test_log_px))
             record["train_seconds"] = round(train_seconds, 3)  # E-step (cached or per batch) + M-steps
@@ -367,9 +532,11 @@ def fit(
             if workdir is not None:
                 _write_epoch_outputs(workdir, history, record)
                 if em_round and sample_fn is not None and hasattr(preprocess, "quantize") and len(model.event_shape) == 3:
-                    samples = preprocess.quantize(sample_fn(state.params, jax.random.fold_in(key_sample, epoch)))
-                    (workdir / "samples").mkdir(exist_ok=True)
-                    plots.image_grid(np.asarray(samples), workdir / "samples" / f"epoch_{epoch + 1:04d}.png")
+                    _write_sample_grids(workdir, epoch, preprocess, sample_fn, component_sample_fn, state.params,
+                                        jax.random.fold_in(key_sample, epoch))
+                if report is not None:
+                    plots.component_classes(report["class_share"], [sum(w) for w in report["wins"]],
+                                            workdir / "components.png", title=f"test examples won, epoch {epoch + 1}")
                 checkpointer.save(epoch, state, {"epoch": epoch, "config": run_config, "seed": config.seed})
     finally:
         if checkpointer is not None:
@@ -427,6 +594,10 @@ def _format_record(r: dict) -> str:
     if "test_nll_nats_per_dim" in r:
         text += f"  test NLL {r['test_nll_nats_per_dim']:.4f} nats/dim ({r['test_bits_per_dim']:.4f} bits/dim)"
     text += "  pi " + " ".join(f"{p:.3f}" for p in r["pi"]) + (" [EM update]" if r["em_update"] else "")
+    if "components" in r:
+        text += f"  purity {r['components']['purity']:.3f}"
+    if r.get("dead"):
+        text += f"  dead {r['dead']}" + (f" re-seeded (target, source) {r['reseeded']}" if r.get("reseeded") else "")
     return text + f"  {r['seconds']:.1f}s"
 
 
@@ -437,6 +608,19 @@ def _read_history(workdir: pathlib.Path, up_to_epoch: int) -> list[dict]:
         return []
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [r for r in records if r["epoch"] <= up_to_epoch + 1]
+
+
+def _write_sample_grids(workdir: pathlib.Path, epoch: int, preprocess, sample_fn, component_sample_fn, params,
+                        key: Array) -> None:
+    """``samples/epoch_*.png`` (the mixture) and ``samples/components_epoch_*.png`` (one row per component)."""
+    (workdir / "samples").mkdir(exist_ok=True)
+    samples = preprocess.quantize(sample_fn(params, key))
+    plots.image_grid(np.asarray(samples), workdir / "samples" / f"epoch_{epoch + 1:04d}.png")
+    if component_sample_fn is not None:
+        rows = component_sample_fn(params, jax.random.fold_in(key, 1))  # (K, n, H, W, C)
+        k, m = rows.shape[:2]
+        grid = preprocess.quantize(rows.reshape(k * m, *rows.shape[2:]))
+        plots.image_grid(np.asarray(grid), workdir / "samples" / f"components_epoch_{epoch + 1:04d}.png", columns=m)
 
 
 def _write_epoch_outputs(workdir: pathlib.Path, history: list[dict], record: dict) -> None:

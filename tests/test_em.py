@@ -194,3 +194,30 @@ def test_lower_bound(case):
         else:
             assert out["bound"] <= mean_log_p + 1e-6, (out["bound"], mean_log_p)
             assert mean_log_p - out["bound"] > 1e-3  # a real gap, so the inequality was tested
+
+
+# --- E-step variants -------------------------------------------------------------------------
+
+def test_tempered_e_step_beta_one_is_exact_and_both_temperings_match_their_closed_forms(case):
+    model, params_from, _ = case
+    old = params_from(2, [0.5, 0.25, 0.25])
+    run = jax.jit(lambda o, beta: (em.posterior(model, o, X)[0], em.tempered_e_step(model, o, X, beta),
+                                   em.tempered_e_step(model, o, X, beta, "likelihood"),
+                                   model.component_log_prob(o, X)))
+    exact, joint_1, lik_1, _ = run(old, 1.0)
+    np.testing.assert_array_equal(joint_1, exact)  # bit for bit: the same formula as the exact E-step
+    np.testing.assert_allclose(lik_1, exact, atol=1e-6)
+    _, joint_b, lik_b, component = _np(run(old, 0.3))
+    log_pi = np.log([0.5, 0.25, 0.25])
+    np.testing.assert_allclose(joint_b, scipy.special.softmax(0.3 * component, axis=1), atol=1e-6)
+    # The paper code's: pi_k p_k(x)^beta.
+    np.testing.assert_allclose(lik_b, scipy.special.softmax(log_pi + 0.3 * (component - log_pi), axis=1), atol=1e-6)
+    # Tempering flattens the responsibilities.
+    assert np.mean(np.max(joint_b, axis=1)) < np.mean(np.max(np.asarray(exact), axis=1))
+
+
+def test_tempered_e_step_refuses_beta_outside_zero_one(case):
+    model, params_from, _ = case
+    for beta in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match=re.escape(f"beta must lie in (0, 1], got {beta}")):
+            em.tempered_e_step(model, params_from(2, [0.5, 0.25, 0.25]), X, beta)

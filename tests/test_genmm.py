@@ -53,11 +53,12 @@ def test_single_component_is_the_plain_flow(flow_name):
     assert samples.shape == (3, *x.shape[1:]) and np.all(np.isfinite(samples))
 
 
-def test_init():
+def test_shared_init():
     x = small_flow_batch()
-    model = GenMM(TINIEST_FLOW, num_components=3)
+    model = GenMM(TINIEST_FLOW, num_components=3, init_strategy="shared")
     params = jax.jit(model.init)(jax.random.PRNGKey(1), x)
-    # pi uniform, K stacked generators, each with its first ActNorm normalising x, from different keys.
+    # The paper's init: pi uniform, K stacked generators, each with its first ActNorm normalising
+    # the whole of x, from different keys.
     np.testing.assert_allclose(params["log_pi"], np.log(np.full(3, 1 / 3)), rtol=1e-6)
     assert all(leaf.shape[0] == 3 for leaf in jax.tree.leaves(params["flows"]))
     for k in range(3):

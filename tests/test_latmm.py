@@ -158,8 +158,8 @@ def test_init_bad_configuration_and_input():
     with pytest.raises(ValueError, match=re.escape("expected a batch of shape (batch, 2), got shape (4, 3)")):
         model.init(jax.random.PRNGKey(0), jnp.zeros((4, 3)))
     x = small_flow_batch()
-    params = jax.jit(model.init)(jax.random.PRNGKey(0), x)
-    # init: pi uniform, means and log-stds small (N(0, 0.01^2)) and not all equal, ActNorm on x.
+    params = jax.jit(LatMM(flow, num_components=2, init_strategy="shared").init)(jax.random.PRNGKey(0), x)
+    # the reference code's init: pi uniform, means and log-stds small (N(0, 0.01^2)) and not all equal, ActNorm on x.
     np.testing.assert_allclose(params["log_pi"], np.log([0.5, 0.5]), rtol=1e-6)
     for name in ("means", "log_stds"):
         assert params[name].shape == (2, 2)

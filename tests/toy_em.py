@@ -147,14 +147,15 @@ def seeded_latmm_init(model, key, x, seed: int) -> dict:
 
 
 def fit_em(model, x, key, *, num_rounds: int, t_em: int = 1, batch_size: int = 250,
-           learning_rate=1e-2, params=None, track: bool = False):
+           learning_rate=1e-2, params=None, track: bool = False, warm_centroids=None, warm_rounds: int = 0):
     """Algorithm 1 on ``x`` (length a multiple of ``batch_size``); ``learning_rate`` may be an optax schedule.
 
     Returns ``(params, history)``. With ``track``, ``history`` holds per EM round
     (lists of floats, on the whole of ``x``): ``log_px_old`` = mean log p(X; Phi_old)
     at the start of the round, ``bound_old`` = B(Phi_old; Phi_old), and at its end
     ``bound_new`` = B(Phi_new; Phi_old) and ``log_px_new`` = mean log p(X; Phi_new)
-    (Phi_new with the updated pi).
+    (Phi_new with the updated pi). ``warm_centroids`` (K, F) with ``warm_rounds`` > 0: the first
+    rounds' responsibilities are ``em.partition_e_step``'s (the warm start), then exact.
     """
     x = jnp.asarray(x)
     n = x.shape[0]
@@ -170,12 +171,14 @@ def fit_em(model, x, key, *, num_rounds: int, t_em: int = 1, batch_size: int = 2
     opt_state = jax.jit(opt.init)(params)
 
     @jax.jit
-    def epoch(params, old_params, opt_state, gamma_sum, perm_key):
+    def epoch(params, old_params, opt_state, gamma_sum, perm_key, warm):
         batches = jax.random.permutation(perm_key, x).reshape(num_batches, batch_size, *x.shape[1:])
 
         def step(carry, xb):
             params, opt_state, gamma_sum = carry
             gamma = em.e_step(model, old_params, xb)
+            if warm_centroids is not None:
+                gamma = jnp.where(warm, em.partition_e_step(model, old_params, warm_centroids, xb), gamma)
             loss, grads = jax.value_and_grad(lambda p: em.m_step_loss(model, p, xb, gamma))(params)
             updates, opt_state = opt.update(grads, opt_state, params)
             new = em.with_log_pi(optax.apply_updates(params, updates), params["log_pi"])  # pi moves only by eq. 16
@@ -190,7 +193,7 @@ def fit_em(model, x, key, *, num_rounds: int, t_em: int = 1, batch_size: int = 2
 
     history = {"log_px_old": [], "bound_old": [], "bound_new": [], "log_px_new": []}
     old_params = params
-    for _ in range(num_rounds):
+    for r in range(num_rounds):
         if track:
             log_px, bound = diagnostics(old_params, old_params)
             history["log_px_old"].append(float(log_px))
@@ -198,7 +201,8 @@ def fit_em(model, x, key, *, num_rounds: int, t_em: int = 1, batch_size: int = 2
         gamma_sum = jnp.zeros((model.num_components,), jnp.float32)
         for _ in range(t_em):
             key, k_perm = jax.random.split(key)
-            params, opt_state, gamma_sum, _ = epoch(params, old_params, opt_state, gamma_sum, k_perm)
+            params, opt_state, gamma_sum, _ = epoch(params, old_params, opt_state, gamma_sum, k_perm,
+                                                    jnp.bool_(r < warm_rounds))
         params = em.with_log_pi(params, em.update_prior(gamma_sum, t_em * n))
         if track:
             log_px, bound = diagnostics(params, old_params)

@@ -5,12 +5,13 @@ from emflow.bijectors.conditioners import ConvConditioner, MLPConditioner, ZeroC
 from emflow.bijectors.coupling import Coupling
 from emflow.bijectors.flow_step import FlowStep, Repeat
 from emflow.bijectors.linear import InvertibleLinear, random_rotation
+from emflow.bijectors.logit import Logit
 from emflow.bijectors.permute import Reverse
 from emflow.bijectors.split import Split
 from emflow.bijectors.squeeze import Squeeze
 
 __all__ = [
-    "ActNorm", "Bijector", "ConvConditioner", "Coupling", "FlowStep", "InvertibleLinear",
+    "ActNorm", "Bijector", "ConvConditioner", "Coupling", "FlowStep", "InvertibleLinear", "Logit",
     "MLPConditioner", "Repeat", "Reverse", "Split", "Squeeze", "ZeroConv", "check_batch",
     "random_rotation",
 ]

@@ -1,0 +1,111 @@
+"""k-means partitions and the partition/k-means inits of GenMM and LatMM: against scikit-learn, determinism, bad input."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+
+from emflow import GenMM, LatMM, VectorFlow, em, partition
+from toy_em import TINIEST_FLOW
+
+CENTRES = np.array([[-6.0, 0.0, 1.0], [6.0, 0.0, -1.0], [0.0, 8.0, 0.0], [0.0, -8.0, 2.0]], np.float32)
+
+
+def _blobs(n_per=(40, 60, 80, 20), seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(len(n_per)), n_per)
+    x = CENTRES[labels] + rng.standard_normal((len(labels), 3)).astype(np.float32)
+    return x.astype(np.float32), labels
+
+
+def _same_partition(a, b) -> bool:
+    """Two labellings agree up to a permutation of the part names."""
+    pairs = {(int(i), int(j)) for i, j in zip(a, b)}
+    return len(pairs) == len(set(a)) == len(set(b))
+
+
+def test_kmeans_equals_scikit_learn_and_is_deterministic_for_a_key():
+    x, labels = _blobs()
+    fit = jax.jit(lambda k, f: partition.kmeans(k, f, 4))
+    part = fit(jax.random.PRNGKey(0), jnp.asarray(x))
+    ref = KMeans(4, n_init=10, random_state=0).fit(x)
+    assert _same_partition(np.asarray(part.labels), ref.labels_) and _same_partition(np.asarray(part.labels), labels)
+    order = [int(np.argmin(np.sum((ref.cluster_centers_ - c) ** 2, axis=1))) for c in np.asarray(part.centroids)]
+    np.testing.assert_allclose(np.asarray(part.centroids), ref.cluster_centers_[order], atol=1e-4)
+    again = fit(jax.random.PRNGKey(0), jnp.asarray(x))
+    np.testing.assert_array_equal(again.labels, part.labels)
+    np.testing.assert_array_equal(again.centroids, part.centroids)
+    np.testing.assert_array_equal(partition.nearest(part.centroids, jnp.asarray(x)), part.labels)
+    # without jit: the same numbers
+    eager = partition.kmeans(jax.random.PRNGKey(0), jnp.asarray(x), 4)
+    np.testing.assert_array_equal(eager.labels, part.labels)
+
+
+def test_kmeans_plus_plus_seeds_are_distinct_data_points():
+    x, _ = _blobs()
+    seeds = np.asarray(partition.kmeans_plus_plus(jax.random.PRNGKey(3), jnp.asarray(x), 4))
+    assert all(np.any(np.all(x == s, axis=1)) for s in seeds)
+    assert len({tuple(s) for s in seeds}) == 4
+
+
+def test_draw_from_parts_stays_in_each_part_and_an_empty_part_draws_from_all():
+    labels = jnp.array([0, 0, 1, 1, 1, 0, 1, 0], jnp.int32)  # part 2 is empty
+    index = np.asarray(partition.draw_from_parts(jax.random.PRNGKey(0), labels, 3, 50))
+    assert index.shape == (3, 50)
+    assert set(np.asarray(labels)[index[0]]) == {0} and set(np.asarray(labels)[index[1]]) == {1}
+    assert len(set(index[2])) > 4  # the fallback: the whole batch
+    np.testing.assert_array_equal(partition.part_counts(labels, 3), [4, 4, 0])
+
+
+def test_bad_input_is_a_clear_error():
+    with pytest.raises(ValueError, match="cannot split 3 examples into K = 4 parts"):
+        partition.kmeans(jax.random.PRNGKey(0), jnp.zeros((3, 2)), 4)
+    with pytest.raises(ValueError, match=r"features must have shape \(batch, F\), got \(3,\)"):
+        partition.kmeans(jax.random.PRNGKey(0), jnp.zeros((3,)), 2)
+    for model in (GenMM(TINIEST_FLOW, 3), LatMM(TINIEST_FLOW, 3)):
+        with pytest.raises(ValueError, match="the init batch has 2 examples, fewer than K = 3"):
+            model.init(jax.random.PRNGKey(0), jnp.zeros((2, 2)))
+    with pytest.raises(ValueError, match="init_strategy must be 'partition' or 'shared'"):
+        GenMM(TINIEST_FLOW, 2, init_strategy="kmeans")
+    with pytest.raises(ValueError, match="init_strategy must be 'kmeans' or 'shared'"):
+        LatMM(TINIEST_FLOW, 2, init_strategy="partition")
+
+
+def test_genmm_partition_init_fits_each_generator_on_its_own_part():
+    x, labels = _blobs()
+    flow = VectorFlow(3, num_steps=1, hidden=2, num_hidden_layers=1)
+    model = GenMM(flow, 4)
+    params, part = jax.jit(model.init_with_partition)(jax.random.PRNGKey(1), jnp.asarray(x))
+    assert _same_partition(np.asarray(part.labels), labels)
+    np.testing.assert_allclose(params["log_pi"], np.log(np.full(4, 0.25)), rtol=1e-6)
+    for k in range(4):
+        members = x[np.asarray(part.labels) == k]
+        bias = np.asarray(params["flows"]["steps"]["actnorm"]["bias"][k, 0])
+        # ActNorm is fitted on draws (with replacement) from part k: its mean, up to resampling noise.
+        np.testing.assert_allclose(-bias, members.mean(axis=0), atol=0.5)
+    # Deterministic for the key, and `init` is its first half.
+    again = jax.jit(model.init)(jax.random.PRNGKey(1), jnp.asarray(x))
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(again)):
+        np.testing.assert_array_equal(a, b)
+    # Each generator is the most likely one on its own part.
+    gamma = np.asarray(model.responsibilities(params, jnp.asarray(x)))
+    np.testing.assert_array_equal(gamma.argmax(axis=1), np.asarray(part.labels))
+    # The warm start's hard responsibilities are the partition itself.
+    hard = np.asarray(em.partition_e_step(model, params, part.centroids, jnp.asarray(x)))
+    np.testing.assert_array_equal(hard, np.eye(4)[np.asarray(part.labels)])
+
+
+def test_latmm_kmeans_init_places_the_latent_gaussians_at_the_parts_of_the_latents():
+    x, labels = _blobs()
+    flow = VectorFlow(3, num_steps=1, hidden=2, num_hidden_layers=1)
+    model = LatMM(flow, 4)
+    params, part = jax.jit(model.init_with_partition)(jax.random.PRNGKey(1), jnp.asarray(x))
+    z = np.asarray(model.partition_features(params, jnp.asarray(x)), np.float64)
+    ref = KMeans(4, n_init=10, random_state=0).fit(z)
+    assert _same_partition(np.asarray(part.labels), ref.labels_)
+    for k in range(4):
+        members = z[np.asarray(part.labels) == k]
+        np.testing.assert_allclose(params["means"][k], members.mean(axis=0), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(np.exp(params["log_stds"][k]), members.std(axis=0), rtol=1e-3, atol=1e-4)
+    gamma = np.asarray(model.responsibilities(params, jnp.asarray(x)))
+    assert np.mean(gamma.argmax(axis=1) == np.asarray(part.labels)) > 0.97
