@@ -57,6 +57,9 @@ def logit_gaussian_bits_per_dim(x_train: np.ndarray, x_test: np.ndarray, alpha: 
     y_train, _ = _logit((train + rng.uniform(size=train.shape)) / NUM_BINS, alpha)
     y_test, log_det = _logit((test + rng.uniform(size=test.shape)) / NUM_BINS, alpha)
     d = train.shape[1]
+    if len(train) <= d:
+        raise ValueError(f"logit_gaussian: a full covariance of {d} pixels needs more than {d} training images, "
+                         f"got {len(train)}")
     mean = y_train.mean(axis=0)
     centred = y_train - mean
     cov = centred.T @ centred / len(y_train)

@@ -472,10 +472,13 @@ def fit(
             e_spec = round_e_step(config, epoch // config.em_every, math.prod(model.event_shape), part is not None)
             beta, warm = jnp.float32(e_spec.beta), jnp.bool_(e_spec.warm)
             if cached and epoch % config.em_every == 0:  # a new EM round: Phi_old is fixed until its end
-                gamma, log_px = map_batches(lambda p, raw, k: posterior_fn(p, raw, k, beta), state.old_params,
-                                            train_device, jax.random.fold_in(key_cache, epoch), config.eval_batch_size)
-                if e_spec.warm:
+                if e_spec.warm:  # the partition's responsibilities: no pass over the data (log p unknown: NaN)
                     gamma = jax.nn.one_hot(warm_labels, k_components, dtype=jnp.float32)
+                    log_px = jnp.full((n,), jnp.nan, jnp.float32)
+                else:
+                    gamma, log_px = map_batches(lambda p, raw, k: posterior_fn(p, raw, k, beta), state.old_params,
+                                                train_device, jax.random.fold_in(key_cache, epoch),
+                                                config.eval_batch_size)
                 state = state.replace(gamma_cache=gamma, log_px_cache=log_px)
             perm = jax.random.permutation(jax.random.fold_in(key_data, epoch), n)
             bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
@@ -502,7 +505,8 @@ def fit(
                 "epoch": epoch + 1, "step": int(state.step),
                 "train_nll_nats_per_dim": float(to_nats(train_eval_log_px)),
                 "train_bits_per_dim": float(to_bits(train_eval_log_px)),
-                "train_nll_old_nats_per_dim": float(to_nats(train_log_px)),
+                # under Phi_old, over the epoch's batches (None in a cached warm-start round: not computed)
+                "train_nll_old_nats_per_dim": float(to_nats(train_log_px)) if math.isfinite(train_log_px) else None,
                 "mean_gamma": [float(v) for v in pi_epoch],
                 "pi": [float(v) for v in np.exp(np.asarray(state.params["log_pi"]))],
                 "em_update": em_round,

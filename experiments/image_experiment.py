@@ -14,6 +14,7 @@ import pathlib
 import time
 
 import jax
+import numpy as np
 
 import emflow
 from emflow import baselines as baselines_lib
@@ -43,7 +44,7 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
     p.add_argument("--scheme", choices=["uniform", "paper"], help="dequantization: uniform 28x28, or the paper's 32x32")
     p.add_argument("--linear", choices=["lu", "plain"], help="1x1 convolution parametrisation")
     p.add_argument("--component_axis", choices=["vmap", "unrolled", "scan"], help="GenMM: how the K generators run")
-    p.add_argument("--e_step", choices=["per_batch", "cached"], default="per_batch",
+    p.add_argument("--e_step", choices=["per_batch", "cached"],
                    help="responsibilities on every batch, or once per EM round")
     p.add_argument("--compute_dtype", choices=["float32", "bfloat16"], default="float32",
                    help="dtype of the coupling networks' arithmetic (mixed precision)")
@@ -70,16 +71,33 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
     return p
 
 
+SWEEP_SIZE_FLAGS = ("epochs", "em_every", "num_train", "num_test", "levels", "steps", "hidden", "warmup_steps")
+
+
+def add_sweep_size_arguments(p: argparse.ArgumentParser, *, epochs: int, em_every: int, num_train: int,
+                             num_test: int, warmup_steps: int = 20) -> None:
+    """The flags a sweep of runs (``table1``, ``init_variants``) passes on to every run, with a small Glow by default."""
+    for name, default in zip(SWEEP_SIZE_FLAGS, (epochs, em_every, num_train, num_test, 2, 2, 32, warmup_steps)):
+        p.add_argument(f"--{name}", type=int, default=default)
+    p.add_argument("--data_dir")
+    p.add_argument("--no_progress", action="store_true")
+
+
+def sweep_size_flags(args: argparse.Namespace) -> list[str]:
+    """``add_sweep_size_arguments``' values as ``image_experiment`` flags."""
+    flags = [item for name in SWEEP_SIZE_FLAGS for item in (f"--{name}", str(getattr(args, name)))]
+    return flags + (["--data_dir", args.data_dir] if args.data_dir else []) + (
+        ["--no_progress"] if args.no_progress else [])
+
+
 def resolve(args: argparse.Namespace, model: str) -> argparse.Namespace:
     """Fill every flag not given from the preset."""
     preset = PRESETS[args.preset]
     values = vars(args).copy()
     for name in ("epochs", "levels", "steps", "hidden", "em_every", "num_train", "scheme", "linear", "warmup_steps",
-                 "learning_rate", "schedule", "logit_alpha", "warm_start_rounds", "init"):
+                 "learning_rate", "schedule", "logit_alpha", "warm_start_rounds", "init", "e_step", "batch_size"):
         if values[name] is None:
-            values[name] = preset[name]
-    if values["batch_size"] is None:
-        values["batch_size"] = preset["batch_size"][model]
+            values[name] = preset[name][model] if isinstance(preset[name], dict) else preset[name]
     if values["components"] is None:
         values["components"] = 3 if model == "genmm" else preset["latmm_components"]
     return argparse.Namespace(**values)
@@ -160,10 +178,14 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
 def closed_form_baselines(x_train, x_test) -> dict:
     """The rulers of ``emflow.baselines``, fitted on this run's training images, in test bits/dim."""
     t0 = time.time()
-    out = {"pixel_histogram": baselines_lib.pixel_histogram_bits_per_dim(x_train, x_test),
-           "logit_gaussian": baselines_lib.logit_gaussian_bits_per_dim(x_train, x_test)}
+    out = {"pixel_histogram": baselines_lib.pixel_histogram_bits_per_dim(x_train, x_test)}
+    pixels = int(np.prod(x_train.shape[1:]))
+    if len(x_train) > pixels:
+        out["logit_gaussian"] = baselines_lib.logit_gaussian_bits_per_dim(x_train, x_test)
+    gaussian = (f"{out['logit_gaussian']:.4f}" if "logit_gaussian" in out
+                else f"not fitted (a full covariance needs more than {pixels} training images)")
     print(f"baselines (test bits/dim, fitted on the same {len(x_train)} images in {time.time() - t0:.0f} s): "
-          f"per-pixel histograms {out['pixel_histogram']:.4f}, logit-space Gaussian {out['logit_gaussian']:.4f}")
+          f"per-pixel histograms {out['pixel_histogram']:.4f}, logit-space Gaussian {gaussian}")
     return out
 
 

@@ -64,3 +64,9 @@ def test_logit_gaussian_against_scipy():
     log_det = np.sum(np.log((1 - 2 * alpha) / (s * (1 - s))), axis=1)
     expected = -np.mean(mvn.logpdf(y_test) + log_det - 5 * math.log(256)) / (5 * math.log(2))
     assert got == pytest.approx(expected, rel=1e-9)
+
+
+def test_logit_gaussian_refuses_fewer_images_than_pixels():
+    x = np.zeros((4, 5), np.uint8)
+    with pytest.raises(ValueError, match="needs more than 5 training images, got 4"):
+        baselines.logit_gaussian_bits_per_dim(x, x)

@@ -152,3 +152,36 @@ def test_the_state_can_be_donated_to_a_jitted_step():
         for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(state)):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
         state = train.start_epoch(train.em_update(state))
+
+
+def test_round_e_step_schedule_and_new_refusals():
+    d = 784
+    config = _config(warm_start_rounds=1, tempering="annealed", anneal_beta0=0.1, anneal_rounds=2)
+    specs = [train.round_e_step(config, r, d, has_partition=True) for r in range(4)]
+    assert [s.warm for s in specs] == [True, False, False, False]
+    np.testing.assert_allclose([s.beta for s in specs[1:]], [0.1, 0.1 ** 0.5, 1.0], rtol=1e-12)
+    # No partition (the shared init): no warm start; the paper's tempering is 1/D in every round.
+    paper = train.round_e_step(_config(tempering="paper"), 0, d, has_partition=False)
+    assert not paper.warm and paper.beta == 1 / d and paper.tempering == "likelihood"
+    assert train.round_e_step(_config(), 5, d, True) == train.RoundEStep(False, 1.0, "joint")
+    for kwargs, message in [(dict(anneal_beta0=0.0), r"anneal_beta0: beta must lie in \(0, 1\], got 0.0"),
+                            (dict(anneal_beta0=1.5), r"beta must lie in \(0, 1\], got 1.5"),
+                            (dict(warm_start_rounds=-1), "warm_start_rounds must be an integer >= 0, got -1"),
+                            (dict(tempering="hot"), "tempering must be one of"),
+                            (dict(schedule="linear"), "schedule must be 'noam' or 'cosine'"),
+                            (dict(dead_fraction=1.0), r"dead_fraction must lie in \[0, 1\)")]:
+        with pytest.raises(ValueError, match=message):
+            _config(**kwargs)
+    with pytest.raises(ValueError, match=r"y_test must hold one label per test example, \(N_test,\) = \(128,\), got shape \(5,\)"):
+        train.fit(MODEL, _config(), None, _toy(), _toy(128, seed=1), progress=False, log=lambda s: None,
+                  y_test=np.zeros(5, int))
+
+
+def test_cosine_schedule_warms_up_then_decays_to_the_floor():
+    config = _config(schedule="cosine", warmup_steps=10, learning_rate=1e-2, min_learning_rate=1e-4)
+    schedule = train.learning_rate_schedule(config, total_steps=110)
+    np.testing.assert_allclose([float(schedule(0)), float(schedule(10)), float(schedule(110))], [0.0, 1e-2, 1e-4],
+                               rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(float(schedule(60)), 1e-4 + (1e-2 - 1e-4) * 0.5, rtol=1e-5)
+    with pytest.raises(ValueError, match="the cosine schedule needs total_steps"):
+        train.learning_rate_schedule(config)

@@ -1,0 +1,56 @@
+"""The experiments end to end at a tiny size: the image harness, Table I over seeds and the init comparison."""
+import json
+
+import numpy as np
+import pytest
+
+from experiments import image_experiment, init_variants, part_likelihoods, table1
+
+TINY = ["--num_train", "256", "--num_test", "128", "--levels", "2", "--steps", "1", "--hidden", "4",
+        "--epochs", "2", "--em_every", "1", "--no_progress"]
+
+
+@pytest.fixture(autouse=True)
+def _data(data_dir, monkeypatch):
+    monkeypatch.setenv("EMFLOW_DATA_DIR", str(data_dir))
+
+
+def test_mnist_genmm_tiny_run_reports_its_rulers_and_components(tmp_path, capsys):
+    summary = image_experiment.run("mnist", "genmm", [*TINY, "--workdir", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert "after logit (alpha 1e-06)" in out and "init default, warm start 1 round(s)" in out
+    # The per-pixel histogram baseline is always fitted; the Gaussian needs more images than pixels.
+    assert set(summary["baselines_bits_per_dim"]) == {"pixel_histogram"} and "not fitted" in out
+    assert "| per-pixel histograms (baseline) |" in out
+    history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert history[0]["e_step"] == "warm start" and history[1]["e_step"].startswith("beta 1 ")
+    # The preset's cached E-step makes no pass over the data in the warm round: no NLL under Phi_old there.
+    assert history[0]["train_nll_old_nats_per_dim"] is None and history[1]["train_nll_old_nats_per_dim"] > 0
+    report = summary["final_components"]
+    assert len(report["posterior_share"]) == 3 and np.sum(report["wins"]) == 128
+    for name in ("components.png", "nll.png", "samples/epoch_0002.png", "samples/components_epoch_0002.png"):
+        assert (tmp_path / "run" / name).is_file(), name
+    assert np.isfinite(summary["final_test_bits_per_dim"]) and summary["final_test_bits_per_dim"] < 8
+
+
+def test_table1_over_seeds_and_the_init_comparison(tmp_path):
+    flags = ["--num_train", "256", "--num_test", "128", "--steps", "1", "--hidden", "4", "--epochs", "1",
+             "--no_progress"]
+    results = table1.main(["--datasets", "mnist", "--components", "1,2", "--seeds", "0,1", "--purity_components", "2",
+                           "--workdir", str(tmp_path / "t1"), *flags])
+    assert set(results["mnist"]) == {1, 2} and set(results["mnist"][2]) == {0, 1}
+    text = (tmp_path / "t1" / "table1.md").read_text()
+    assert " ± " in text and "k-means on pixels" in text and "seed 1:" in text
+    variants = init_variants.main(["--variants", "shared,partition+warm", "--components", "2", "--workdir",
+                                   str(tmp_path / "iv"), "--levels", "2", *flags])
+    assert set(variants) == {"shared", "partition+warm"}
+    assert "k-means on pixels (ruler)" in (tmp_path / "iv" / "variants_mnist_k2.md").read_text()
+
+
+def test_part_likelihoods_tiny(tmp_path):
+    out = part_likelihoods.main(["--num_train", "256", "--num_test", "128", "--steps", "1", "--hidden", "4",
+                                 "--epochs", "1", "--components", "2", "--no_progress", "--workdir", str(tmp_path)])
+    assert sum(out["test_images_per_part"]) == 128
+    wins = np.array([[w for w in row] for row in out["wins"]], dtype=float)
+    np.testing.assert_allclose(np.nansum(wins, axis=0), 1.0, atol=1e-9)  # every part's images are won by someone
+    assert (tmp_path / "part_likelihoods_mnist_k2.json").is_file()
