@@ -90,9 +90,11 @@ def render(results: dict, ruler: float, args) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for name, s in results.items():
-        c = s["final_components"]
+        c = s["final_components"]  # None when no EM round ended (epochs < t_EM)
+        share, purity = ((" ".join(f"{v:.3f}" for v in c["posterior_share"]), f"{c['purity']:.3f}") if c
+                         else ("–", "–"))
         lines.append(f"| {name} | {s['final_test_bits_per_dim']:.4f} | {' '.join(f'{v:.3f}' for v in s['final_pi'])} | "
-                     f"{' '.join(f'{v:.3f}' for v in c['posterior_share'])} | {c['purity']:.3f} |")
+                     f"{share} | {purity} |")
     lines.append(f"| k-means on pixels (ruler) | – | – | – | {ruler:.3f} |")
     return "\n".join(lines) + "\n"
 

@@ -69,7 +69,8 @@ def main(argv=None) -> dict:
         if args.purity_components:
             from experiments.init_variants import kmeans_purity
 
-            s = run_one(args, dataset, args.purity_components, seeds[0], root)
+            s = (results[dataset][args.purity_components][seeds[0]] if args.purity_components in ks
+                 else run_one(args, dataset, args.purity_components, seeds[0], root))
             purity[dataset] = {"model": s["final_components"]["purity"], "pi": s["final_pi"],
                                "kmeans": kmeans_purity(dataset, args.data_dir, args.num_train, args.num_test,
                                                        args.purity_components, seeds[0])}

@@ -42,7 +42,7 @@ def test_table1_over_seeds_and_the_init_comparison(tmp_path):
     text = (tmp_path / "t1" / "table1.md").read_text()
     assert " ± " in text and "k-means on pixels" in text and "seed 1:" in text
     variants = init_variants.main(["--variants", "shared,partition+warm", "--components", "2", "--workdir",
-                                   str(tmp_path / "iv"), "--levels", "2", *flags])
+                                   str(tmp_path / "iv"), "--em_every", "1", *flags])
     assert set(variants) == {"shared", "partition+warm"}
     assert "k-means on pixels (ruler)" in (tmp_path / "iv" / "variants_mnist_k2.md").read_text()
 
