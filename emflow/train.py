@@ -156,7 +156,8 @@ def learning_rate_schedule(config: TrainConfig, total_steps: int | None = None) 
     ``"noam"`` (the reference code's): ``lr * min(s / warmup, sqrt(warmup / s))`` with
     ``s = count + 1``, floored at ``min_learning_rate`` after warm-up. ``"cosine"``: a linear
     warm-up to ``lr``, then a cosine decay to ``min_learning_rate`` at ``total_steps``
-    (required; ``fit`` passes ``epochs * steps_per_epoch``).
+    (required; ``fit`` passes ``epochs * steps_per_epoch``); a warm-up as long as the run or
+    longer ends one step before its last.
     """
     if config.schedule == "cosine":
         if total_steps is None:
