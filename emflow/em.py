@@ -36,11 +36,17 @@ def e_step(model, old_params, x: Array) -> Array:
     return posterior(model, old_params, x)[0]
 
 
-def posterior(model, old_params, x: Array) -> tuple[Array, Array]:
-    """``(gamma: (B, K), log p(x; Phi_old): (B,))`` from one evaluation of ``Phi_old``, no gradient."""
+def posterior(model, old_params, x: Array, beta=None, tempering: Tempering = "joint") -> tuple[Array, Array]:
+    """``(gamma: (B, K), log p(x; Phi_old): (B,))`` from one evaluation of ``Phi_old``, no gradient.
+
+    ``gamma`` is exact, or tempered with ``beta`` (``tempered_responsibilities``; may be traced);
+    ``log p(x)`` is always the exact one.
+    """
     joint = jax.lax.stop_gradient(model.component_log_prob(old_params, x))
     log_px = jax.nn.logsumexp(joint, axis=1)
-    return jnp.exp(joint - log_px[:, None]), log_px
+    if beta is None:
+        return jnp.exp(joint - log_px[:, None]), log_px
+    return tempered_responsibilities(joint, jax.lax.stop_gradient(old_params["log_pi"]), beta, tempering), log_px
 
 
 def tempered_responsibilities(joint: Array, log_pi: Array, beta, tempering: Tempering = "joint") -> Array:
@@ -69,8 +75,7 @@ def check_beta(beta: float, where: str = "tempered_e_step") -> None:
 def tempered_e_step(model, old_params, x: Array, beta, tempering: Tempering = "joint") -> Array:
     """Tempered responsibilities under ``Phi_old`` (``tempered_responsibilities``): ``(B, *event_shape) -> (B, K)``."""
     check_beta(beta)
-    joint = jax.lax.stop_gradient(model.component_log_prob(old_params, x))
-    return tempered_responsibilities(joint, jax.lax.stop_gradient(old_params["log_pi"]), beta, tempering)
+    return posterior(model, old_params, x, beta, tempering)[0]
 
 
 def partition_e_step(model, old_params, centroids: Array, x: Array) -> Array:

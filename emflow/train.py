@@ -250,9 +250,7 @@ def round_posterior(model, old_params, x: Array, beta, tempering: em.Tempering =
     ``gamma`` is tempered with ``beta`` (``em.tempered_responsibilities``; beta = 1 exact) or,
     where ``warm`` (may be traced), the given hard ``warm_gamma``.
     """
-    joint = jax.lax.stop_gradient(model.component_log_prob(old_params, x))
-    log_px = jax.nn.logsumexp(joint, axis=1)
-    gamma = em.tempered_responsibilities(joint, jax.lax.stop_gradient(old_params["log_pi"]), beta, tempering)
+    gamma, log_px = em.posterior(model, old_params, x, beta, tempering)
     if warm_gamma is not None:
         gamma = jnp.where(warm, warm_gamma, gamma)
     return gamma, log_px
@@ -272,17 +270,16 @@ def em_round_update(model, state: EMState, config: TrainConfig, key: Array) -> t
     optimizer moments; the two share its weight, ``emflow.reseed``) before Phi_old <- Phi.
     """
     k = model.num_components
-    params = em.with_log_pi(state.params, em.update_prior(state.gamma_sum, state.gamma_count))
-    opt_state = state.opt_state
-    dead = reseed.dead_components(params["log_pi"], config.dead_fraction / k)
-    reseeded = []
-    if config.reseed_dead and len(dead) < k:
-        for i, target in enumerate(dead):
-            source = int(np.argmax(np.asarray(params["log_pi"])))
-            params = reseed.split_component(model, params, source, target, jax.random.fold_in(key, i),
-                                            config.reseed_scale)
-            opt_state = reseed.split_optimizer_state(model, opt_state, source, target)
-            reseeded.append([target, source])
+    state = em_update(state)
+    dead = reseed.dead_components(state.params["log_pi"], config.dead_fraction / k)
+    if not (config.reseed_dead and dead and len(dead) < k):
+        return state, {"dead": dead, "reseeded": []}
+    params, opt_state, reseeded = state.params, state.opt_state, []
+    for i, target in enumerate(dead):
+        source = int(np.argmax(np.asarray(params["log_pi"])))
+        params = reseed.split_component(model, params, source, target, jax.random.fold_in(key, i), config.reseed_scale)
+        opt_state = reseed.split_optimizer_state(model, opt_state, source, target)
+        reseeded.append([target, source])
     state = state.replace(params=params, opt_state=opt_state, old_params=jax.tree.map(jnp.copy, params))
     return state, {"dead": dead, "reseeded": reseeded}
 
@@ -344,6 +341,7 @@ class FitResult:
     state: EMState
     history: list[dict]
     workdir: pathlib.Path | None
+    partition: partition_lib.Partition | None = None  # the init batch's partition (None: the shared init)
 
 
 def fit(
@@ -546,7 +544,7 @@ def fit(
     finally:
         if checkpointer is not None:
             checkpointer.close()
-    return FitResult(state, history, workdir)
+    return FitResult(state, history, workdir, part)
 
 
 def _open_workdir(workdir: pathlib.Path, resume: bool, run_config: dict, log) -> tuple[Checkpointer, int | None]:

@@ -45,13 +45,8 @@ def main(argv=None) -> dict:
                                schedule="cosine", warm_start_rounds=rounds, num_samples=0, e_step="cached",
                                seed=args.seed)
     result = train.fit(model, config, deq, x_train, x_test, progress=not args.no_progress)
-    # The init partition, derived as fit derives it from the seed.
-    key_init = jax.random.split(jax.random.PRNGKey(args.seed), 6)[0]
-    train_device = jnp.asarray(x_train)
-    init_raw = train_device[jax.random.permutation(key_init, len(x_train))[: config.init_batch_size]]
-    _, part = jax.jit(model.init_with_partition)(key_init, deq(jax.random.fold_in(key_init, 1), init_raw))
     x = deq(jax.random.PRNGKey(args.seed + 1), jnp.asarray(x_test))
-    parts = np.asarray(partition.nearest(part.centroids, x.reshape(len(x), -1)))
+    parts = np.asarray(partition.nearest(result.partition.centroids, x.reshape(len(x), -1)))
     score = jax.jit(model.generator_log_prob)
     log_p = np.concatenate([np.asarray(score(result.state.params, x[i: i + 500])) for i in range(0, len(x), 500)])
     bits = -np.asarray(deq.discrete_log_prob(log_p)) / (deq.num_model_dims * np.log(2.0))
