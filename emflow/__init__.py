@@ -7,10 +7,11 @@ from emflow.genmm import GenMM
 from emflow.glow import Glow
 from emflow.latmm import LatMM
 from emflow.latent import Latent
+from emflow.serialization import load, save
 from emflow.vector_flow import VectorFlow
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
-    "Dequantizer", "GenMM", "Glow", "LatMM", "Latent", "Logit", "Prefixed", "VectorFlow", "bijectors", "em", "latent",
+    "Dequantizer", "GenMM", "Glow", "LatMM", "Latent", "Logit", "Prefixed", "VectorFlow", "bijectors", "em", "latent", "load", "save",
 ]

@@ -16,6 +16,16 @@ import jax
 import orbax.checkpoint as ocp
 
 
+FORMAT_VERSION = 1  # of the saved layout; ``emflow.serialization.load`` refuses any other
+
+
+def version_record() -> dict:
+    """``{"format_version", "emflow_version"}``, stored with every checkpoint record."""
+    import emflow
+
+    return {"format_version": FORMAT_VERSION, "emflow_version": emflow.__version__}
+
+
 class ConfigMismatchError(ValueError):
     """The workdir holds a run of a different configuration."""
 

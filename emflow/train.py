@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from emflow import diagnostics, em, plots, reseed, sharding
 from emflow import partition as partition_lib
-from emflow.checkpoint import Checkpointer, ConfigMismatchError, config_differences, to_json_config
+from emflow.checkpoint import Checkpointer, ConfigMismatchError, config_differences, to_json_config, version_record
 
 Array = jax.Array
 
@@ -540,7 +540,7 @@ def fit(
                 if report is not None:
                     plots.component_classes(report["class_share"], [sum(w) for w in report["wins"]],
                                             workdir / "components.png", title=f"test examples won, epoch {epoch + 1}")
-                checkpointer.save(epoch, state, {"epoch": epoch, "config": run_config, "seed": config.seed})
+                checkpointer.save(epoch, state, {"epoch": epoch, "config": run_config, "seed": config.seed, **version_record()})
     finally:
         if checkpointer is not None:
             checkpointer.close()
