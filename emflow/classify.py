@@ -34,6 +34,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+try:
+    import sklearn.base
+    import sklearn.exceptions
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import validate_data
+except ImportError as err:  # pragma: no cover - exercised only without scikit-learn
+    raise ImportError("emflow.classify needs scikit-learn (its estimator API): pip install 'emflow[classify]'") from err
+
 from emflow import data, train
 from emflow.genmm import GenMM
 from emflow.glow import Glow
@@ -44,8 +52,8 @@ Array = jax.Array
 Preprocessing = Literal["dequantize", "standardize", "none"]
 
 
-class NotFittedError(ValueError, AttributeError):
-    """The classifier was used before ``fit`` (the same bases as scikit-learn's)."""
+class NotFittedError(sklearn.exceptions.NotFittedError):
+    """The classifier was used before ``fit`` (scikit-learn's ``NotFittedError``: a ValueError and AttributeError)."""
 
 
 # ---------------------------------------------------------------------------
@@ -328,12 +336,14 @@ def glow_image_shape(num_features: int) -> tuple[int, int, int]:
     return (s, s, 1)
 
 
-class MixtureClassifier:
+class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator):
     """Generative classifier: one GenMM or LatMM per class, ``argmax_y log p(x; Phi_y) + log P(y)``.
 
-    scikit-learn's conventions: ``fit(X, y)``, ``predict``, ``predict_proba``, ``score``,
-    fitted attributes ending in ``_``, constructor arguments stored as given. scikit-learn
-    itself is not needed.
+    A scikit-learn estimator (``BaseEstimator``, ``ClassifierMixin``; it passes
+    ``sklearn.utils.estimator_checks``, see ``tests/test_classify_sklearn.py``): ``fit(X, y)``,
+    ``predict``, ``predict_proba``, ``score``, fitted attributes ending in ``_``, constructor
+    arguments stored as given, so ``clone``, ``GridSearchCV``, ``Pipeline`` and
+    ``cross_val_score`` work with it.
 
     Args:
       model: ``"genmm"`` or ``"latmm"``.
@@ -404,19 +414,21 @@ class MixtureClassifier:
 
     # -- configuration ------------------------------------------------------
 
-    def get_params(self, deep: bool = True) -> dict:
-        del deep
-        names = self.__init__.__code__.co_varnames[1: self.__init__.__code__.co_argcount]
-        return {name: getattr(self, name) for name in names}
-
     def set_params(self, **params) -> "MixtureClassifier":
-        valid = self.get_params()
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(f"MixtureClassifier: unknown parameter {name!r}; valid: {sorted(valid)}")
-            setattr(self, name, value)
-        self._log_prob_fn = None  # compiled for the old settings (e.g. eval_samples)
+        super().set_params(**params)
+        if hasattr(self, "params_"):  # the likelihood was compiled for the old settings (e.g. eval_samples)
+            self._log_prob_fn = self._batch_log_prob()
         return self
+
+    def __getstate__(self):  # a compiled function does not pickle; it is rebuilt on load
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ may return __dict__ itself
+        state.pop("_log_prob_fn", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if hasattr(self, "params_"):
+            self._log_prob_fn = self._batch_log_prob()
 
     def _build_model(self, num_features: int):
         if self.model not in ("genmm", "latmm"):
@@ -454,24 +466,20 @@ class MixtureClassifier:
         if not hasattr(self, "params_"):
             raise NotFittedError(f"MixtureClassifier.{where}: this classifier is not fitted yet; call fit(X, y) first")
 
-    def _check_x(self, x, where: str, num_features: int | None = None) -> np.ndarray:
-        x = np.asarray(x)
-        if x.ndim != 2:
-            raise ValueError(f"MixtureClassifier.{where}: X must be 2-D (n_samples, n_features), got shape {x.shape}")
-        if x.shape[0] < 1:
-            raise ValueError(f"MixtureClassifier.{where}: X has no rows")
-        if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-            raise ValueError(f"MixtureClassifier.{where}: X must be numeric, got dtype {x.dtype}")
-        if num_features is not None and x.shape[1] != num_features:
-            raise ValueError(
-                f"MixtureClassifier.{where}: X has {x.shape[1]} features, but the classifier was fitted "
-                f"with {num_features}")
+    def _check_x(self, X, where: str, reset: bool, y=None):
+        """scikit-learn's ``validate_data`` (2-D, numeric, dense, non-empty; ``n_features_in_``), then finite
+        values and at least 2 features. Returns float32 ``X`` (and 1-D ``y`` when given)."""
+        kwargs = dict(reset=reset, dtype=[np.float64, np.float32], ensure_all_finite=False)
+        x, y = (validate_data(self, X, **kwargs), None) if y is None and not reset else validate_data(self, X, y, **kwargs)
         x = x.astype(np.float32)
+        if x.shape[1] < 2:
+            raise ValueError(f"MixtureClassifier.{where}: X has {x.shape[1]} feature(s) (shape={x.shape}); "
+                             "the per-class flows need n_features >= 2")
         if not np.all(np.isfinite(x)):
             raise ValueError(
                 f"MixtureClassifier.{where}: X holds {int(np.sum(~np.isfinite(x)))} NaN or Inf values; "
                 "expected finite numbers")
-        return x
+        return x if y is None else (x, y)
 
     def _check_label_kind(self, labels: np.ndarray, where: str) -> None:
         fitted, given = self.classes_.dtype, np.asarray(labels).dtype
@@ -502,16 +510,18 @@ class MixtureClassifier:
 
     def fit(self, X, y) -> "MixtureClassifier":
         """Fit the preprocessor on ``X: (N, D)`` and one mixture per distinct label of ``y: (N,)``."""
-        x = self._check_x(X, "fit")
-        y = np.asarray(y)
-        if y.ndim != 1 or y.shape[0] != x.shape[0]:
-            raise ValueError(f"MixtureClassifier.fit: y must have shape ({x.shape[0]},), got {y.shape}")
+        for name in ("params_", "classes_", "n_features_in_"):
+            self.__dict__.pop(name, None)
+        x, y = self._check_x(X, "fit", reset=True, y=y)
+        check_classification_targets(y)
         classes, codes = np.unique(y, return_inverse=True)
         if len(classes) < 2:
-            raise ValueError(f"MixtureClassifier.fit: need at least 2 classes, got {classes.tolist()}")
-        for name in ("params_", "classes_"):
-            self.__dict__.pop(name, None)
-        self.n_features_in_ = x.shape[1]
+            raise ValueError(f"MixtureClassifier.fit: need at least 2 classes, got 1 class ({classes.tolist()})")
+        counts = np.bincount(codes, minlength=len(classes))
+        if int(self.num_components) > counts.min():
+            small = [(c, int(n)) for c, n in zip(classes.tolist(), counts) if n < self.num_components]
+            raise ValueError(f"MixtureClassifier.fit: every class needs at least num_components={self.num_components} "
+                             f"examples; (class, n_samples) below that: {small[:10]}")
         self.symmetries_ = feature_permutations(self.feature_symmetries, x.shape[1])
         augmented = x if self.symmetries_ is None else orbit(x, self.symmetries_)
         self.preprocessor_ = FeaturePreprocessor.fit(augmented, self.preprocessing, self.noise)
@@ -523,7 +533,7 @@ class MixtureClassifier:
         self.class_counts_ = counts
         self.history_ = history
         self.params_ = params
-        self._log_prob_fn = None
+        self._log_prob_fn = self._batch_log_prob()  # compiled here, so that predicting leaves __dict__ as it is
         return self
 
     def add_class(self, X_new, label) -> "MixtureClassifier":
@@ -533,7 +543,7 @@ class MixtureClassifier:
         inputs); the class prior is recomputed from the counts with the new class.
         """
         self._check_fitted("add_class")
-        x = self._check_x(X_new, "add_class", self.n_features_in_)
+        x = self._check_x(X_new, "add_class", reset=False)
         label_arr = np.asarray([label])
         self._check_label_kind(label_arr, "add_class")
         if label in self.classes_.tolist():
@@ -583,9 +593,7 @@ class MixtureClassifier:
     def log_likelihood(self, X) -> np.ndarray:
         """``(n, C)`` log p(x; Phi_y) in nats, density of the original features (see ``FeaturePreprocessor``)."""
         self._check_fitted("log_likelihood")
-        x = self._check_x(X, "log_likelihood", self.n_features_in_)
-        if getattr(self, "_log_prob_fn", None) is None:
-            self._log_prob_fn = self._batch_log_prob()
+        x = self._check_x(X, "log_likelihood", reset=False)
         key = jax.random.fold_in(jax.random.PRNGKey(self.seed), 10**6)
         b = self.eval_batch_size
         out = []

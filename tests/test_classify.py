@@ -102,7 +102,7 @@ def test_bad_input_is_refused_with_a_clear_error(letter, fitted):
     x, y, x_test, _, _ = letter
     with pytest.raises(NotFittedError, match="not fitted yet; call fit"):
         MixtureClassifier().predict(x_test)
-    with pytest.raises(ValueError, match="X has 15 features, but the classifier was fitted with 16"):
+    with pytest.raises(ValueError, match="X has 15 features, but MixtureClassifier is expecting 16 features as input"):
         fitted.predict(x_test[:, :15])
     bad = x_test[:10].astype(np.float32)
     bad[3, 2] = np.nan
@@ -112,7 +112,7 @@ def test_bad_input_is_refused_with_a_clear_error(letter, fitted):
         _small().fit(np.concatenate([x[:50], bad]), np.concatenate([y[:50], y[:10]]))
     with pytest.raises(TypeError, match=r"labels of dtype int64 do not match .*\(dtype <U1"):
         fitted.score(x_test[:10], np.zeros(10, np.int64))
-    with pytest.raises(ValueError, match=r"y must have shape \(100,\)"):
+    with pytest.raises(ValueError, match=r"inconsistent numbers of samples: \[100, 99\]"):
         _small().fit(x[:100], y[:99])
     with pytest.raises(ValueError, match="flow must be 'vector' or 'glow', got 'maf'"):
         _small(flow="maf").fit(x[:100], y[:100])
@@ -160,7 +160,7 @@ def test_symmetrised_likelihood_is_invariant_and_a_mixture_over_the_permutations
     plain = _small(num_components=1, epochs=2).fit(x[:64], y[:64])
     for name in ("params_", "preprocessor_", "model_", "classes_", "class_counts_"):
         setattr(plain, name, getattr(clf, name))
-    plain._log_prob_fn = None
+    plain._log_prob_fn = plain._batch_log_prob()  # recompiled for the transplanted model
     per_g = np.stack([plain.log_likelihood(x_test[:50, perm]) for perm in group])
     expected = np.log(np.mean(np.exp(per_g - per_g.max(0)), axis=0)) + per_g.max(0)
     np.testing.assert_allclose(ll, expected, rtol=1e-5, atol=1e-4)
