@@ -190,3 +190,22 @@ def test_parameter_average_follows_its_recurrence_and_leaves_training_alone(lett
     a, b = jax.tree.leaves(averaged.params_["flows"]), jax.tree.leaves(fitted.params_["flows"])
     assert any(not np.allclose(u, v) for u, v in zip(a, b))
     assert averaged.score(x_test, y_test) > 0.93
+
+
+def test_the_compiled_batched_init_of_26_classes_x_4_components_has_no_lapack_call():
+    """The init that once deadlocked jaxlib's LAPACK thread pool: one program, no custom calls, finite states."""
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 16, size=(26 * 8, 16)).astype(np.float32)
+    codes = np.repeat(np.arange(26), 8)
+    clf = MixtureClassifier(num_components=4, flow_steps=6, hidden=8)
+    trainer = StackTrainer(clf._build_model(16), clf._train_config(), FeaturePreprocessor.fit(x, "dequantize", 1.0))
+    padded = jnp.asarray(np.stack([x[codes == c] for c in range(26)]))
+    keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(0), c) for c in range(26)])
+    counts = jnp.full((26,), 8, jnp.int32)
+    hlo = jax.jit(jax.vmap(trainer.init_class)).lower(keys, padded, counts).as_text()
+    assert "custom_call" not in hlo
+    state = trainer.init(keys, padded, counts)
+    leaves = jax.tree.leaves(state.params)
+    assert all(leaf.shape[0] == 26 for leaf in leaves) and all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves)

@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg
 
+from emflow.bijectors import small_linalg
 from emflow.bijectors.base import Array, check_batch
 
 Parametrization = Literal["plain", "lu"]
@@ -45,9 +46,12 @@ def mix_channels(x: Array, w: Array) -> Array:
 
 
 def random_rotation(key: Array, n: int) -> Array:
-    """A random orthogonal ``(n, n)`` matrix (Haar measure, via QR with sign fix)."""
-    q, r = jnp.linalg.qr(jax.random.normal(key, (n, n)))
-    return q * jnp.sign(jnp.diag(r))[None, :]
+    """A random orthogonal ``(n, n)`` matrix (Haar measure: the Q, with positive diag(R), of a Gaussian matrix).
+
+    Computed without LAPACK (``small_linalg``), so that a batched, compiled init cannot reach
+    jaxlib's CPU LAPACK thread pool; equal to rounding to ``q * sign(diag(r))`` of ``jnp.linalg.qr``.
+    """
+    return small_linalg.orthonormal_columns(jax.random.normal(key, (n, n)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +96,7 @@ class InvertibleLinear:
     @staticmethod
     def lu_params_from_matrix(w: Array) -> dict:
         """LU parameters of a given invertible matrix ``w: (C, C)``."""
-        p, l, u = jax.scipy.linalg.lu(w)
+        p, l, u = small_linalg.lu(w)  # no LAPACK: see random_rotation
         s = jnp.diag(u)
         return {
             "perm": p,
