@@ -1,0 +1,192 @@
+"""The README's table of bad inputs: every row is run here, and the README lists every row.
+
+``ROWS`` is the table: (where, the bad input, the error it gets, a regex the message must
+match, the call). ``python tests/test_bad_inputs.py`` prints it as the README's markdown.
+Nothing here is clipped or coerced: each input is refused with an error that names what
+was expected and what came.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: python tests/test_bad_inputs.py
+    sys.path.insert(0, str(ROOT))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import scipy.sparse  # noqa: E402
+
+import emflow  # noqa: E402
+from emflow import data as data_lib  # noqa: E402
+from emflow import em, notebook, serialization, train  # noqa: E402
+from emflow.checkpoint import ConfigMismatchError  # noqa: E402
+from emflow.classify import MixtureClassifier, NotFittedError  # noqa: E402
+
+QUIET = dict(progress=False, log=lambda s: None)
+VECTOR_MODEL = emflow.GenMM(emflow.VectorFlow(2, num_steps=1, hidden=4), 2)
+IMAGES = np.random.default_rng(0).integers(0, 256, size=(32, 4, 4, 1), dtype=np.uint8)
+DEQ = emflow.Dequantizer((4, 4, 1))
+IMAGE_MODEL = emflow.GenMM(emflow.Glow((4, 4, 1), 1, 1, 4), 2)
+TINY_FIT = dict(epochs=1, batch_size=8, em_every=1, init_batch_size=8, num_samples=0, warmup_steps=1)
+TINY_CLF = dict(epochs=1, flow_steps=1, hidden=4, batch_size=8, warmup_steps=1, eval_batch_size=64)
+
+
+def _toy(n=64):
+    return np.random.default_rng(1).standard_normal((n, 2)).astype(np.float32)
+
+
+def _fit_images(images, **kw):
+    return train.fit(IMAGE_MODEL, train.TrainConfig(**TINY_FIT), DEQ, images, None, **QUIET, **kw)
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory):
+    """Shared material: a finished tiny run, a fitted classifier, a folder for files."""
+    root = tmp_path_factory.mktemp("bad")
+    run = root / "run"
+    train.fit(VECTOR_MODEL, train.TrainConfig(**TINY_FIT), None, _toy(), None, workdir=run, **QUIET)
+    x = np.random.default_rng(2).integers(0, 16, size=(60, 4)).astype(np.int32)
+    y = np.array(list("ab") * 30)
+    clf = MixtureClassifier(**TINY_CLF).fit(x, y)
+    return {"root": root, "run": run, "clf": clf, "x": x, "y": y}
+
+
+def _foreign_checkpoint(ctx):
+    path = ctx["root"] / "foreign"
+    if not path.exists():
+        emflow.save(path, VECTOR_MODEL, VECTOR_MODEL.init(jax.random.PRNGKey(0), jnp.ones((4, 2))))
+        record = json.loads((path / serialization.MODEL_FILE).read_text())
+        (path / serialization.MODEL_FILE).write_text(json.dumps({**record, "format_version": 2,
+                                                                 "emflow_version": "0.9.0"}))
+    return emflow.load(path)
+
+
+def _malformed_idx(ctx):
+    folder = ctx["root"] / "broken" / "mnist"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (folder / name).write_bytes(b"\x00\x00\x08\x03not an idx file")
+    return data_lib.load_dataset("mnist", ctx["root"] / "broken")
+
+
+def _mismatched_resume(ctx):
+    config = train.TrainConfig(**{**TINY_FIT, "batch_size": 16})
+    return train.fit(VECTOR_MODEL, config, None, _toy(), None, workdir=ctx["run"], resume=True, **QUIET)
+
+
+def _experiment(argv):
+    from experiments.image_experiment import run
+
+    return run("mnist", "genmm", argv)
+
+
+# (where, bad input, error, message regex, call)
+ROWS = [
+    ("library", "images of another dtype than uint8 (float32) given to a `Dequantizer`", "ValueError",
+     r"uint8", lambda c: _fit_images(IMAGES.astype(np.float32))),
+    ("library", "images of another shape (8×8) than the `Dequantizer`'s (4×4)", "ValueError",
+     r"expected uint8 data of shape \(batch, 4, 4, 1\), got \(32, 8, 8, 1\)",
+     lambda c: _fit_images(np.zeros((32, 8, 8, 1), np.uint8))),
+    ("library", "NaN or Inf in the training data", "ValueError",
+     r"x_train.*(NaN|non-finite)", lambda c: train.fit(VECTOR_MODEL, train.TrainConfig(**TINY_FIT), None,
+                                                       np.r_[_toy(), [[np.nan, 0.0]]].astype(np.float32), None,
+                                                       **QUIET)),
+    ("library", "K < 1 (`GenMM(flow, 0)`, `LatMM(flow, 0)`)", "ValueError",
+     r"num_components must be an integer >= 1, got 0", lambda c: emflow.GenMM(emflow.VectorFlow(2), 0)),
+    ("library", "an image size the levels cannot squeeze (28×28, 3 levels)", "ValueError",
+     r"cannot be squeezed 3 times.*divisible by 2\*\*num_levels = 8", lambda c: emflow.Glow((28, 28, 1), 3, 1, 8)),
+    ("library", "t_EM < 1 (`TrainConfig(em_every=0)`)", "ValueError",
+     r"em_every must be an integer >= 1, got 0", lambda c: train.TrainConfig(em_every=0)),
+    ("library", "a batch larger than the training set", "ValueError",
+     r"batch_size 64 is larger than the training set \(10 examples\)",
+     lambda c: train.fit(VECTOR_MODEL, train.TrainConfig(batch_size=64), None, _toy(10), None, **QUIET)),
+    ("library", "an init batch smaller than K", "ValueError",
+     r"the init batch has 2 examples, fewer than K = 3",
+     lambda c: emflow.GenMM(emflow.VectorFlow(2), 3).init(jax.random.PRNGKey(0), jnp.ones((2, 2)))),
+    ("library", "a tempering β outside (0, 1]", "ValueError",
+     r"beta must lie in \(0, 1\]", lambda c: em.check_beta(1.5)),
+    ("library", "a batch of the wrong event shape to `log_prob`", "ValueError",
+     r"expected a batch of shape \(batch, 2\), got shape \(4, 3\)",
+     lambda c: VECTOR_MODEL.log_prob(VECTOR_MODEL.init(jax.random.PRNGKey(0), jnp.ones((4, 2))), jnp.ones((4, 3)))),
+    ("library", "a workdir that holds a run, without `resume`", "FileExistsError",
+     r"already holds checkpoints of a run.*pass --resume",
+     lambda c: train.fit(VECTOR_MODEL, train.TrainConfig(**TINY_FIT), None, _toy(), None, workdir=c["run"], **QUIET)),
+    ("library", "a resume with another configuration (batch size 16 for 8)", "ConfigMismatchError",
+     r"train.batch_size: 8 \(saved\) != 16 \(now\)", _mismatched_resume),
+    ("library", "`emflow.load` of a checkpoint written in another format", "IncompatibleCheckpointError",
+     r"written by emflow 0\.9\.0 in checkpoint format 2", _foreign_checkpoint),
+    ("library", "`emflow.load` of a folder that is neither a run nor a saved model", "FileNotFoundError",
+     r"neither a training run", lambda c: emflow.load(c["root"])),
+    ("library", "`emflow.save` into a folder that holds other files", "FileExistsError",
+     r"holds something other than an emflow saved model",
+     lambda c: emflow.save(c["run"], VECTOR_MODEL, VECTOR_MODEL.init(jax.random.PRNGKey(0), jnp.ones((4, 2))))),
+    ("data", "an unknown dataset name", "ValueError",
+     r"unknown dataset 'mnits'; valid names", lambda c: data_lib.load_dataset("mnits", c["root"])),
+    ("data", "a data directory without the files", "FileNotFoundError",
+     r"train-images-idx3-ubyte", lambda c: data_lib.load_dataset("mnist", c["root"] / "empty")),
+    ("data", "a malformed IDX file", "DataFormatError",
+     r"train-images-idx3-ubyte", _malformed_idx),
+    ("classifier", "`predict_proba` before `fit`", "NotFittedError",
+     r"not fitted yet; call fit", lambda c: MixtureClassifier().predict_proba(c["x"])),
+    ("classifier", "a wrong feature count", "ValueError",
+     r"X has 3 features, but MixtureClassifier is expecting 4", lambda c: c["clf"].predict(c["x"][:, :3])),
+    ("classifier", "labels of another type than the fitted ones", "TypeError",
+     r"labels of dtype int64 do not match", lambda c: c["clf"].score(c["x"], np.zeros(60, np.int64))),
+    ("classifier", "sparse input", "TypeError",
+     r"Sparse data was passed", lambda c: MixtureClassifier(**TINY_CLF).fit(scipy.sparse.csr_matrix(c["x"]), c["y"])),
+    ("classifier", "one class only", "ValueError",
+     r"need at least 2 classes, got 1 class", lambda c: MixtureClassifier(**TINY_CLF).fit(c["x"], ["a"] * 60)),
+    ("classifier", "a class with fewer examples than K", "ValueError",
+     r"at least num_components=4 examples", lambda c: MixtureClassifier(num_components=4, **TINY_CLF).fit(
+         c["x"][:33], c["y"][:33].tolist()[:32] + ["z"])),
+    ("classifier", "a continuous target", "ValueError",
+     r"Unknown label type: continuous", lambda c: MixtureClassifier(**TINY_CLF).fit(c["x"], np.linspace(0, 1, 60))),
+    ("experiments", "`--components 0`", "SystemExit",
+     r"--components must be >= 1, got 0", lambda c: _experiment(["--components", "0"])),
+    ("experiments", "`--em_every 0`", "SystemExit",
+     r"--em_every must be >= 1, got 0", lambda c: _experiment(["--em_every", "0"])),
+    ("notebooks", "`EMFLOW_NOTEBOOK_MODE` set to an unknown value", "ValueError",
+     r"is not a notebook mode; expected one of", lambda c: notebook.mode({notebook.MODE_VARIABLE: "tiny"})),
+]
+
+ERRORS = {"ValueError": ValueError, "TypeError": TypeError, "FileExistsError": FileExistsError,
+          "FileNotFoundError": FileNotFoundError, "ConfigMismatchError": ConfigMismatchError,
+          "IncompatibleCheckpointError": serialization.IncompatibleCheckpointError,
+          "DataFormatError": data_lib.DataFormatError, "NotFittedError": NotFittedError, "SystemExit": SystemExit}
+
+
+@pytest.mark.parametrize("where,bad,error,pattern,call", ROWS, ids=[f"{r[0]}: {r[1]}" for r in ROWS])
+def test_each_bad_input_gets_its_error(ctx, where, bad, error, pattern, call):
+    with pytest.raises(ERRORS[error]) as info:
+        call(ctx)
+    assert type(info.value).__name__ == error, type(info.value)
+    import re
+
+    assert re.search(pattern, str(info.value)), f"{bad}: message {str(info.value)!r} does not match {pattern!r}"
+
+
+def test_the_mismatched_resume_left_the_run_as_it_was(ctx):
+    model, params = emflow.load(ctx["run"])
+    assert model == VECTOR_MODEL and len(list((ctx["run"] / "checkpoints").iterdir())) == 1
+
+
+def markdown_table() -> str:
+    lines = ["| where | bad input | error |", "| --- | --- | --- |"]
+    lines += [f"| {where} | {bad} | `{error}` |" for where, bad, error, _, _ in ROWS]
+    return "\n".join(lines)
+
+
+def test_the_readme_lists_every_row():
+    readme = (ROOT / "README.md").read_text()
+    assert markdown_table() in readme, "README's bad-input table is stale: python tests/test_bad_inputs.py"
+
+
+if __name__ == "__main__":
+    print(markdown_table())
