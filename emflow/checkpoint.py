@@ -8,11 +8,13 @@ refused with the differing fields named.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import pathlib
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 
@@ -43,22 +45,71 @@ def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str
     return diffs
 
 
+class WorkdirWriteError(OSError):
+    """A run's outputs could not be written (disk full, permissions, ...); the checkpoints before are intact."""
+
+
+class CheckpointWriteError(WorkdirWriteError):
+    """A checkpoint could not be written (disk full, permissions, ...); the previous one is intact."""
+
+
+class CorruptCheckpointError(ValueError):
+    """No checkpoint of the run can be read; the unreadable ones were moved aside, not deleted."""
+
+
 class Checkpointer:
-    """Saves and restores ``(state, record)`` under ``<workdir>/checkpoints/<epoch>``."""
+    """Saves and restores ``(state, record)`` under ``<workdir>/checkpoints/<epoch>``.
+
+    A checkpoint is written to a temporary folder and renamed when complete (orbax), so a
+    process killed while saving leaves the previous checkpoints as they were; the leftover
+    temporary folder is removed when the run is next opened. A checkpoint that cannot be
+    read is moved to ``<workdir>/corrupt_checkpoints/`` (``quarantine``), never deleted.
+    """
 
     def __init__(self, workdir: str | pathlib.Path, max_to_keep: int = 3):
-        self.directory = pathlib.Path(workdir).resolve() / "checkpoints"
-        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+        self.workdir = pathlib.Path(workdir).resolve()
+        self.directory = self.workdir / "checkpoints"
+        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True, cleanup_tmp_directories=True)
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_epoch(self) -> int | None:
         return self._manager.latest_step()
 
+    def epochs(self) -> list[int]:
+        """The finished checkpoints' epoch indices, oldest first."""
+        return sorted(self._manager.all_steps())
+
     def save(self, epoch: int, state: Any, record: dict) -> None:
-        """Save and wait until the checkpoint is complete on disk."""
+        """Save and wait until the checkpoint is complete on disk.
+
+        Raises:
+          CheckpointWriteError: the write failed (e.g. no space left, no permission); the
+            checkpoints written before are untouched.
+        """
+        digest = state_digest(state)
+        if digest is not None:
+            record = {**record, "state_sha256": digest}
         args = ocp.args.Composite(state=ocp.args.StandardSave(state), record=ocp.args.JsonSave(record))
-        self._manager.save(epoch, args=args, force=True)
-        self._manager.wait_until_finished()
+        try:
+            self._manager.save(epoch, args=args, force=True)
+            self._manager.wait_until_finished()
+        except Exception as err:  # orbax and tensorstore wrap OS errors in their own types
+            kept = [e + 1 for e in self.epochs() if e != epoch]
+            raise CheckpointWriteError(
+                f"could not write the checkpoint of epoch {epoch + 1} to {self.directory}: "
+                f"{type(err).__name__}: {err}. The checkpoints already there (epochs {kept}) are intact; "
+                "free disk space or fix permissions, then resume.") from err
+
+    def quarantine(self, epoch: int) -> pathlib.Path:
+        """Move checkpoint ``epoch`` out of the run, to ``<workdir>/corrupt_checkpoints/<epoch>[-n]``."""
+        target_root = self.workdir / "corrupt_checkpoints"
+        target_root.mkdir(exist_ok=True)
+        target, n = target_root / str(epoch), 1
+        while target.exists():
+            target, n = target_root / f"{epoch}-{n}", n + 1
+        (self.directory / str(epoch)).rename(target)
+        self._manager.reload()
+        return target
 
     def restore(self, target_state: Any, epoch: int | None = None) -> tuple[Any, dict]:
         """The state (with ``target_state``'s structure) and record of ``epoch`` (default: latest)."""
@@ -68,7 +119,12 @@ class Checkpointer:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_state)
         args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract), record=ocp.args.JsonRestore())
         restored = self._manager.restore(epoch, args=args)
-        return restored["state"], dict(restored["record"])
+        state, record = restored["state"], dict(restored["record"])
+        saved, now = record.get("state_sha256"), state_digest(state)
+        if saved is not None and now is not None and saved != now:
+            raise CorruptCheckpointError(f"{self.directory / str(epoch)}: the restored state's sha256 {now[:12]}... "
+                                         f"differs from the one recorded at save time {saved[:12]}...")
+        return state, record
 
     def record(self, epoch: int | None = None) -> dict:
         """Only the JSON record of ``epoch`` (default: latest)."""
@@ -78,6 +134,22 @@ class Checkpointer:
 
     def close(self) -> None:
         self._manager.close()
+
+
+def state_digest(state: Any) -> str | None:
+    """sha256 over every leaf's dtype, shape and bytes; None when a leaf is not fully on this process.
+
+    Stored with each checkpoint and checked on restore: orbax's array files carry no checksum,
+    so without it a flipped byte in the data would restore silently.
+    """
+    digest = hashlib.sha256()
+    for leaf in jax.tree.leaves(state):
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            return None
+        value = np.asarray(leaf)
+        digest.update(f"{value.dtype}{value.shape}".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    return digest.hexdigest()
 
 
 def to_json_config(config: Any) -> dict:

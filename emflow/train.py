@@ -21,10 +21,12 @@ same parameters.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
 import math
+import os
 import pathlib
 import time
 from typing import Any, Callable, Literal
@@ -38,7 +40,8 @@ from tqdm.auto import tqdm
 
 from emflow import diagnostics, em, plots, reseed, sharding
 from emflow import partition as partition_lib
-from emflow.checkpoint import Checkpointer, ConfigMismatchError, config_differences, to_json_config, version_record
+from emflow.checkpoint import (Checkpointer, ConfigMismatchError, CorruptCheckpointError, WorkdirWriteError,
+                               config_differences, to_json_config, version_record)
 
 Array = jax.Array
 
@@ -533,14 +536,17 @@ def fit(
             history.append(record)
             log(_format_record(record))
             if workdir is not None:
-                _write_epoch_outputs(workdir, history, record)
-                if em_round and sample_fn is not None and hasattr(preprocess, "quantize") and len(model.event_shape) == 3:
-                    _write_sample_grids(workdir, epoch, preprocess, sample_fn, component_sample_fn, state.params,
-                                        jax.random.fold_in(key_sample, epoch))
-                if report is not None:
-                    plots.component_classes(report["class_share"], [sum(w) for w in report["wins"]],
-                                            workdir / "components.png", title=f"test examples won, epoch {epoch + 1}")
-                checkpointer.save(epoch, state, {"epoch": epoch, "config": run_config, "seed": config.seed, **version_record()})
+                with _outputs_written(workdir, epoch, checkpointer):
+                    _write_epoch_outputs(workdir, history, record)
+                    if em_round and sample_fn is not None and hasattr(preprocess, "quantize") and len(model.event_shape) == 3:
+                        _write_sample_grids(workdir, epoch, preprocess, sample_fn, component_sample_fn, state.params,
+                                            jax.random.fold_in(key_sample, epoch))
+                    if report is not None:
+                        plots.component_classes(report["class_share"], [sum(w) for w in report["wins"]],
+                                                workdir / "components.png",
+                                                title=f"test examples won, epoch {epoch + 1}")
+                checkpointer.save(epoch, state, {"epoch": epoch, "config": run_config, "seed": config.seed,
+                                                 "history": history, **version_record()})
     finally:
         if checkpointer is not None:
             checkpointer.close()
@@ -561,7 +567,8 @@ def _open_workdir(workdir: pathlib.Path, resume: bool, run_config: dict, log) ->
             "pass --resume to continue it, or choose another --workdir"
         )
     if latest is not None:
-        diffs = config_differences(checkpointer.record(latest)["config"], run_config)
+        latest, saved = _newest_readable(checkpointer, checkpointer.record, log)
+        diffs = config_differences(saved["config"], run_config)
         allowed = [d for d in diffs if d.split(":")[0] in RESUMABLE_CHANGES]
         refused = [d for d in diffs if d not in allowed]
         if refused:
@@ -574,11 +581,42 @@ def _open_workdir(workdir: pathlib.Path, resume: bool, run_config: dict, log) ->
     return checkpointer, latest
 
 
+def _newest_readable(checkpointer: Checkpointer, read, log):
+    """``(epoch, read(epoch))`` of the newest checkpoint that ``read`` accepts.
+
+    An unreadable one (truncated, corrupted) is moved to ``corrupt_checkpoints/`` with a message
+    naming it, and the next older one is tried; none is ever deleted.
+
+    Raises:
+      CorruptCheckpointError: checkpoints exist but none can be read.
+    """
+    tried = []
+    for epoch in reversed(checkpointer.epochs()):
+        try:
+            return epoch, read(epoch)
+        except Exception as err:  # orbax / tensorstore / json raise many types for a damaged file
+            moved = checkpointer.quarantine(epoch)
+            tried.append(f"epoch {epoch + 1} ({type(err).__name__}: {str(err)[:200]}) -> {moved}")
+            log(f"checkpoint {checkpointer.directory / str(epoch)} is unreadable ({type(err).__name__}: "
+                f"{str(err)[:200]}); moved it to {moved} and falling back to the one before")
+    raise CorruptCheckpointError(
+        f"no checkpoint in {checkpointer.directory} can be read; refusing to train from them. Moved aside, "
+        f"not deleted: {'; '.join(tried)}. Resuming again starts the run from scratch.")
+
+
 def _resume(checkpointer: Checkpointer, latest: int, workdir: pathlib.Path, state: EMState, log):
-    """Restore epoch ``latest`` into ``state``'s structure: ``(state, first_epoch, history)``."""
-    state, record = checkpointer.restore(state, latest)
+    """Restore the newest readable checkpoint (at most ``latest``) into ``state``'s structure.
+
+    Returns ``(state, first_epoch, history)``; the history is the one stored with the checkpoint
+    (``metrics.jsonl`` may be ahead of it, or damaged, after a kill).
+    """
+    del latest  # _open_workdir read its record; its state may still be damaged
+    target = state
+    _, (state, record) = _newest_readable(checkpointer, lambda e: checkpointer.restore(target, e), log)
     first_epoch = record["epoch"] + 1
-    history = _read_history(workdir, up_to_epoch=record["epoch"])
+    history = record.get("history")
+    if history is None:  # checkpoints of emflow 0.1 stored no history
+        history = _read_history(workdir, up_to_epoch=record["epoch"])
     log(f"resumed {workdir} after epoch {first_epoch} (step {int(state.step)})")
     return state, first_epoch, history
 
@@ -626,8 +664,27 @@ def _write_sample_grids(workdir: pathlib.Path, epoch: int, preprocess, sample_fn
         plots.image_grid(np.asarray(grid), workdir / "samples" / f"components_epoch_{epoch + 1:04d}.png", columns=m)
 
 
+@contextlib.contextmanager
+def _outputs_written(workdir: pathlib.Path, epoch: int, checkpointer: Checkpointer):
+    """Turn an OS error while writing the epoch's metrics and plots into ``WorkdirWriteError``."""
+    try:
+        yield
+    except OSError as err:
+        raise WorkdirWriteError(
+            f"could not write the outputs of epoch {epoch + 1} in {workdir} ({err}); the run stopped before "
+            f"checkpointing that epoch. The checkpoints already there (epochs {[e + 1 for e in checkpointer.epochs()]}) "
+            "are intact; free disk space or fix permissions, then resume.") from err
+
+
+def _write_atomically(path: pathlib.Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: a kill leaves the old or the new file."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 def _write_epoch_outputs(workdir: pathlib.Path, history: list[dict], record: dict) -> None:
-    (workdir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
+    _write_atomically(workdir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
     epochs = [r["epoch"] for r in history]
     curves = {"train": (epochs, [r["train_nll_nats_per_dim"] for r in history])}
     if "test_nll_nats_per_dim" in record:
