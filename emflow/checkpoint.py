@@ -152,6 +152,16 @@ def state_digest(state: Any) -> str | None:
     return digest.hexdigest()
 
 
+def global_digest(state: Any) -> str:
+    """``state_digest`` of the whole state, gathered from every process when it is spread over several."""
+    digest = state_digest(state)
+    if digest is None:
+        from jax.experimental import multihost_utils
+
+        digest = state_digest(multihost_utils.process_allgather(state, tiled=True))
+    return digest
+
+
 def to_json_config(config: Any) -> dict:
     """A JSON-able dict of nested dataclasses / tuples, for comparing configurations."""
     return json.loads(json.dumps(config, default=_default))

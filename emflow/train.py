@@ -38,10 +38,10 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from emflow import diagnostics, em, plots, reseed, sharding
+from emflow import diagnostics, distributed, em, plots, reseed, sharding
 from emflow import partition as partition_lib
 from emflow.checkpoint import (Checkpointer, ConfigMismatchError, CorruptCheckpointError, WorkdirWriteError,
-                               config_differences, to_json_config, version_record)
+                               config_differences, global_digest, to_json_config, version_record)
 
 Array = jax.Array
 
@@ -427,17 +427,17 @@ def fit(
     tempering = "likelihood" if config.tempering == "paper" else "joint"
     k_components = model.num_components
 
-    history: list[dict] = []
-    first_epoch = 0
-    if latest is not None:
-        state, first_epoch, history = _resume(checkpointer, latest, workdir, state, log)
-
-    if mesh is not None:
+    if mesh is not None:  # placed before a resume, so that each process restores its own shards into place
         model = sharding.for_mesh(model, mesh)
         state = sharding.shard_tree(state, mesh, model.num_components)
         out_shardings = (sharding.tree_shardings(state, mesh, model.num_components), sharding.replicated(mesh))
     else:
         out_shardings = None
+
+    history: list[dict] = []
+    first_epoch = 0
+    if latest is not None:
+        state, first_epoch, history = _resume(checkpointer, latest, workdir, state, log)
 
     # The state is donated: the new Phi, Phi_old and optimizer state are written over the old ones
     # (checkpoints are complete on disk before the next step runs: ``Checkpointer.save`` waits).
@@ -483,7 +483,7 @@ def fit(
                                                 config.eval_batch_size)
                 state = state.replace(gamma_cache=gamma, log_px_cache=log_px)
             perm = jax.random.permutation(jax.random.fold_in(key_data, epoch), n)
-            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
+            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress or not distributed.is_primary(),
                        leave=False, dynamic_ncols=True)
             for i in bar:
                 global_step = epoch * steps_per_epoch + i
@@ -524,7 +524,7 @@ def fit(
                     joint = map_batches(joint_fn, state.params, test_device, key_eval, config.eval_batch_size)
                     test_log_px = float(jnp.mean(jax.nn.logsumexp(joint, axis=1)))
                     if em_round:
-                        report = diagnostics.component_report(np.asarray(joint), np.asarray(y_test))
+                        report = diagnostics.component_report(_to_host(joint), np.asarray(y_test))
                         record["components"] = report
                 else:
                     test_log_px = mean_log_prob(model, state.params, preprocess, test_device, key_eval,
@@ -536,15 +536,19 @@ def fit(
             history.append(record)
             log(_format_record(record))
             if workdir is not None:
-                with _outputs_written(workdir, epoch, checkpointer):
-                    _write_epoch_outputs(workdir, history, record)
-                    if em_round and sample_fn is not None and hasattr(preprocess, "quantize") and len(model.event_shape) == 3:
-                        _write_sample_grids(workdir, epoch, preprocess, sample_fn, component_sample_fn, state.params,
-                                            jax.random.fold_in(key_sample, epoch))
-                    if report is not None:
-                        plots.component_classes(report["class_share"], [sum(w) for w in report["wins"]],
-                                                workdir / "components.png",
-                                                title=f"test examples won, epoch {epoch + 1}")
+                grids = None  # sampled by every process (one SPMD program), written by the primary
+                if em_round and sample_fn is not None and hasattr(preprocess, "quantize") and len(model.event_shape) == 3:
+                    grids = _sample_grids(preprocess, sample_fn, component_sample_fn, state.params,
+                                          jax.random.fold_in(key_sample, epoch))
+                if distributed.is_primary():  # the run's files are written once; every process checkpoints
+                    with _outputs_written(workdir, epoch, checkpointer):
+                        _write_epoch_outputs(workdir, history, record)
+                        if grids is not None:
+                            _write_sample_grids(workdir, epoch, *grids)
+                        if report is not None:
+                            plots.component_classes(report["class_share"], [sum(w) for w in report["wins"]],
+                                                    workdir / "components.png",
+                                                    title=f"test examples won, epoch {epoch + 1}")
                 checkpointer.save(epoch, state, {"epoch": epoch, "config": run_config, "seed": config.seed,
                                                  "history": history, **version_record()})
     finally:
@@ -577,7 +581,8 @@ def _open_workdir(workdir: pathlib.Path, resume: bool, run_config: dict, log) ->
             )
         for d in allowed:
             log(f"resuming with a changed setting: {d}")
-    (workdir / "config.json").write_text(json.dumps(run_config, indent=2))
+    if distributed.is_primary():
+        (workdir / "config.json").write_text(json.dumps(run_config, indent=2))
     return checkpointer, latest
 
 
@@ -617,7 +622,7 @@ def _resume(checkpointer: Checkpointer, latest: int, workdir: pathlib.Path, stat
     history = record.get("history")
     if history is None:  # checkpoints of emflow 0.1 stored no history
         history = _read_history(workdir, up_to_epoch=record["epoch"])
-    log(f"resumed {workdir} after epoch {first_epoch} (step {int(state.step)})")
+    log(f"resumed {workdir} after epoch {first_epoch} (step {int(state.step)}, state sha256 {global_digest(state)[:16]})")
     return state, first_epoch, history
 
 
@@ -651,17 +656,32 @@ def _read_history(workdir: pathlib.Path, up_to_epoch: int) -> list[dict]:
     return [r for r in records if r["epoch"] <= up_to_epoch + 1]
 
 
-def _write_sample_grids(workdir: pathlib.Path, epoch: int, preprocess, sample_fn, component_sample_fn, params,
-                        key: Array) -> None:
+def _to_host(x: Array) -> np.ndarray:
+    """A numpy copy of ``x``, gathered from every process when it is spread over several."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
+
+
+def _sample_grids(preprocess, sample_fn, component_sample_fn, params, key: Array):
+    """``(mixture samples, per-component rows or None, columns)`` as uint8 numpy images."""
+    samples = _to_host(preprocess.quantize(sample_fn(params, key)))
+    if component_sample_fn is None:
+        return samples, None, None
+    rows = component_sample_fn(params, jax.random.fold_in(key, 1))  # (K, n, H, W, C)
+    k, m = rows.shape[:2]
+    return samples, _to_host(preprocess.quantize(rows.reshape(k * m, *rows.shape[2:]))), m
+
+
+def _write_sample_grids(workdir: pathlib.Path, epoch: int, samples: np.ndarray, rows: np.ndarray | None,
+                        columns: int | None) -> None:
     """``samples/epoch_*.png`` (the mixture) and ``samples/components_epoch_*.png`` (one row per component)."""
     (workdir / "samples").mkdir(exist_ok=True)
-    samples = preprocess.quantize(sample_fn(params, key))
-    plots.image_grid(np.asarray(samples), workdir / "samples" / f"epoch_{epoch + 1:04d}.png")
-    if component_sample_fn is not None:
-        rows = component_sample_fn(params, jax.random.fold_in(key, 1))  # (K, n, H, W, C)
-        k, m = rows.shape[:2]
-        grid = preprocess.quantize(rows.reshape(k * m, *rows.shape[2:]))
-        plots.image_grid(np.asarray(grid), workdir / "samples" / f"components_epoch_{epoch + 1:04d}.png", columns=m)
+    plots.image_grid(samples, workdir / "samples" / f"epoch_{epoch + 1:04d}.png")
+    if rows is not None:
+        plots.image_grid(rows, workdir / "samples" / f"components_epoch_{epoch + 1:04d}.png", columns=columns)
 
 
 @contextlib.contextmanager

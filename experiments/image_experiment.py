@@ -19,7 +19,7 @@ import numpy as np
 import emflow
 from emflow import baselines as baselines_lib
 from emflow import data as data_lib
-from emflow import train
+from emflow import distributed, sharding, train
 from emflow.bijectors.conditioners import CONV_IMPLS
 from experiments.configs import PRESETS
 
@@ -68,6 +68,10 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --workdir from its last checkpoint")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    p.add_argument("--mesh_components", type=int, default=None,
+                   help="GenMM: split the K generators over this many devices (a (data, components) mesh over "
+                        "all devices of all processes); default 1 when several processes run, else no mesh")
+    distributed.add_arguments(p)
     return p
 
 
@@ -108,6 +112,7 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
     if args is None:
         args = build_parser(dataset, model).parse_args(argv)
     args = resolve(args, model)
+    distributed.initialize_from_args(args)  # before anything touches a device
     if args.components < 1:
         raise SystemExit(f"--components must be >= 1, got {args.components}")
     if args.em_every < 1:
@@ -146,8 +151,12 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
     run_info = {"dataset": dataset, "num_train": len(x_train), "num_test": len(x_test), "scheme": args.scheme}
     t0 = time.time()
     y_test = ds.y_test[: len(x_test)]
+    mesh = None
+    if args.mesh_components is not None or jax.process_count() > 1:
+        mesh = sharding.make_mesh(components=args.mesh_components or 1)
+        print(f"mesh {dict(mesh.shape)} over {jax.device_count()} devices of {jax.process_count()} process(es)")
     result = train.fit(mixture, config, dequantizer, x_train, x_test, workdir=workdir, resume=args.resume,
-                       run_info=run_info, progress=not args.no_progress, y_test=y_test)
+                       run_info=run_info, progress=not args.no_progress, y_test=y_test, mesh=mesh)
     history = result.history
     best = min(history, key=lambda r: r["test_nll_nats_per_dim"])
     last_report = next((r["components"] for r in reversed(history) if "components" in r), None)
@@ -168,7 +177,8 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
         "seconds_this_call": round(time.time() - t0, 1),
         "history": [{k: r[k] for k in ("epoch", "train_nll_nats_per_dim", "test_nll_nats_per_dim", "pi")} for r in history],
     }
-    (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if distributed.is_primary():
+        (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"best test NLL {summary['best_test_nll_nats_per_dim']:.4f} nats/dim "
           f"({summary['best_test_bits_per_dim']:.4f} bits/dim) at epoch {best['epoch']}; outputs in {workdir}")
     print(result_table(summary))

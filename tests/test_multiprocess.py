@@ -1,0 +1,101 @@
+"""Two processes train one GenMM with jax.distributed (gloo on the CPU), as jax's own tests/multiprocess do.
+
+The commands are the README's ("Several processes"), with only the address changed: process 0
+is the coordinator on a free localhost port. The generators are split over the two processes
+(``--mesh_components 2``: each process holds and trains one of K = 2). Checked:
+- the parameters after 2 epochs equal those of a single-process run of the same command;
+- the checkpoint is written once and every process restores the same state (the resume log
+  prints the sha256 of the whole restored state, gathered across processes);
+- ``--resume`` from the two-process checkpoint ends where a single process resuming the same way does.
+"""
+import os
+import re
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+import emflow
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TIMEOUT = 300
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _command(workdir, data_dir, epochs, extra=()):
+    return [sys.executable, "-m", "experiments.mnist_genmm", "--components", "2", "--epochs", str(epochs),
+            "--num_train", "256", "--num_test", "64", "--levels", "1", "--steps", "1", "--hidden", "8",
+            "--batch_size", "32", "--warmup_steps", "2", "--no_baselines", "--no_progress",
+            "--data_dir", str(data_dir), "--workdir", str(workdir), *extra]
+
+
+def _run_processes(workdir, data_dir, epochs, resume=False):
+    port = _free_port()
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    procs = [subprocess.Popen(_command(workdir, data_dir, epochs, [
+        "--coordinator_address", f"localhost:{port}", "--num_processes", "2", "--process_id", str(i),
+        "--mesh_components", "2", *(["--resume"] if resume else [])]),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT) for i in range(2)]
+    try:
+        outs = [p.communicate(timeout=TIMEOUT)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0, out[-3000:]
+    return outs
+
+
+def _run_single(workdir, data_dir, epochs, resume=False):
+    proc = subprocess.run(_command(workdir, data_dir, epochs, ["--resume"] if resume else []), capture_output=True, text=True, timeout=TIMEOUT,
+                          cwd=ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def _max_diff(a, b):
+    return max(float(np.max(np.abs(np.asarray(u) - np.asarray(v)))) for u, v in zip(jax.tree.leaves(a),
+                                                                                   jax.tree.leaves(b)))
+
+
+@pytest.fixture(scope="module")
+def runs(data_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("multiprocess")
+    first = _run_processes(root / "two", data_dir, epochs=2)
+    resumed = _run_processes(root / "two", data_dir, epochs=3, resume=True)
+    _run_single(root / "one", data_dir, epochs=2)
+    _run_single(root / "one", data_dir, epochs=3, resume=True)  # (more epochs also stretch the cosine schedule)
+    return root, first, resumed
+
+
+def test_two_processes_split_the_generators_and_train_what_one_process_trains(runs):
+    root, first, _ = runs
+    assert all("mesh {'data': 1, 'components': 2} over 2 devices of 2 process(es)" in out for out in first), first[0]
+    _, two = emflow.load(root / "two", epoch=2)
+    _, one = emflow.load(root / "one", epoch=2)
+    assert _max_diff(two, one) < 1e-4
+
+
+def test_the_checkpoint_is_written_once_and_every_process_restores_the_same_state(runs):
+    root, _, resumed = runs
+    digests = [re.search(r"resumed .* after epoch 2 \(step \d+, state sha256 ([0-9a-f]{16})\)", out) for out in resumed]
+    assert all(digests), resumed[0][-2000:]
+    assert digests[0].group(1) == digests[1].group(1)
+    assert sorted(p.name for p in (root / "two" / "checkpoints").iterdir() if p.name.isdigit()) == ["0", "1", "2"]
+    lines = (root / "two" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 3
+
+
+def test_resume_from_the_two_process_checkpoint_ends_where_one_process_resuming_does(runs):
+    root, _, _ = runs
+    _, two = emflow.load(root / "two")
+    _, one = emflow.load(root / "one")
+    assert _max_diff(two, one) < 1e-4
