@@ -137,6 +137,8 @@ def main(argv=None) -> dict:
     p.add_argument("--workdir", default="/tmp/emflow_faults")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds for all the runs together")
+    p.add_argument("--window", type=float, default=None,
+                   help="seconds over which random kills are drawn (default: measured, by a second uninterrupted run)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     if args.kills < 0 or args.epochs < 1:
@@ -146,9 +148,12 @@ def main(argv=None) -> dict:
     root.mkdir(parents=True)
     whole, killed = root / "uninterrupted", root / "killed"
     cold = run_uninterrupted(whole, args.epochs, args.timeout)            # compiles, and fills the cache
-    duration = run_uninterrupted(root / "uninterrupted_again", args.epochs, args.timeout)  # as a restart runs
+    again = None
+    duration = args.window
+    if duration is None:  # as long as a restart runs, measured
+        duration = run_uninterrupted(root / "uninterrupted_again", args.epochs, args.timeout)
+        again = compare(whole, root / "uninterrupted_again", args.epochs)["params_bitwise_equal"]
     events = run_with_kills(killed, args.epochs, args.kills, duration, args.seed, args.timeout)
-    again = compare(whole, root / "uninterrupted_again", args.epochs)["params_bitwise_equal"]
     result = {"epochs": args.epochs, "uninterrupted_s": round(cold, 1), "restart_s": round(duration, 1),
               "two_uninterrupted_runs_bitwise_equal": again, "starts": len(events),
               "kills_landed": sum(e["landed"] for e in events),

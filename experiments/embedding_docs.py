@@ -3,7 +3,7 @@
     python -m experiments.embedding_docs --workdir runs/mnist_genmm [--data_dir D] [--num_eval 10000]
 
 The page's ``python`` blocks run top to bottom in one namespace, as a reader would run
-them. Only its three settings lines (``workdir``, ``data_dir``, ``num_eval``) are
+them. Only its settings lines (``workdir``, ``data_dir``, ``num_eval``, ``num_steps``) are
 replaced. This script then writes the denoising figure
 (``docs/figures/embedding_denoise.png`` by default) and a JSON of the numbers the page
 quotes. ``tests/test_embedding_docs.py`` runs the same page through
@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 PAGE = pathlib.Path(__file__).resolve().parents[1] / "docs" / "embedding.md"
-SETTINGS = ("workdir", "data_dir", "num_eval")
+SETTINGS = ("workdir", "data_dir", "num_eval", "num_steps")
 
 
 def code_blocks(page: pathlib.Path = PAGE) -> list[str]:

@@ -20,7 +20,8 @@ def page(data_dir, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("embedding") / "run"
     train.fit(emflow.GenMM(flow, 2), config, emflow.Dequantizer((28, 28, 1)), mnist.x_train[:1024], None,
               workdir=workdir, progress=False, log=lambda s: None)
-    return embedding_docs.run_page({"workdir": str(workdir), "data_dir": str(data_dir), "num_eval": 200})
+    return embedding_docs.run_page({"workdir": str(workdir), "data_dir": str(data_dir), "num_eval": 200,
+                                    "num_steps": 100})
 
 
 def test_the_page_loads_the_run_it_was_given(page):

@@ -44,8 +44,7 @@ def test_sigkill_at_random_moments_and_during_a_checkpoint_write(tmp_path):
     from benchmarks import fault_injection
 
     result = fault_injection.main(["--kills", "2", "--epochs", "3", "--workdir", str(tmp_path / "faults"),
-                                   "--timeout", "600"])
-    assert result["two_uninterrupted_runs_bitwise_equal"]
+                                   "--timeout", "600", "--window", "8"])
     assert result["kills_during_checkpoint_write"] == 1 and result["kills_landed"] >= 1, result["events"]
     assert result["params_bitwise_equal"] and result["metrics_each_epoch_once"], result
     assert result["metrics_equal_to_uninterrupted"]
@@ -101,25 +100,26 @@ SAVE_FAILS = textwrap.dedent('''
     quiet = dict(progress=False, log=lambda s: None)
     train.fit(model, config(1), None, x, None, workdir=sys.argv[1], **quiet)
     # From here on no file may grow past the limit: a real EFBIG from the OS, as a full disk gives ENOSPC.
+    # 64 KB: metrics.jsonl and the plot fit, the checkpoint's arrays do not; 2 KB: metrics.jsonl does not.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), resource.RLIM_INFINITY))
-    try:
-        train.fit(model, config(2), None, x, None, workdir=sys.argv[1], resume=True, **quiet)
-    except WorkdirWriteError as err:
-        print("REFUSED " + str(err))
+    for limit in (65536, 2048):
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+        try:
+            train.fit(model, config(2), None, x, None, workdir=sys.argv[1], resume=True, **quiet)
+        except WorkdirWriteError as err:
+            print(f"REFUSED {limit} " + str(err))
 ''')
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE semantics checked on Linux")
-@pytest.mark.parametrize("limit,what", [(2048, "outputs"), (65536, "checkpoint")])
-def test_a_write_that_fails_stops_the_run_and_leaves_the_previous_checkpoint_valid(tmp_path, limit, what):
-    """2 KB: metrics.jsonl cannot be written; 64 KB: it and the plots can, the checkpoint's arrays cannot."""
+def test_a_write_that_fails_stops_the_run_and_leaves_the_previous_checkpoint_valid(tmp_path):
     run = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-c", SAVE_FAILS, str(run), str(limit)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", SAVE_FAILS, str(run)], capture_output=True, text=True,
                           timeout=300, cwd=ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu"})
     out = proc.stdout
-    assert f"REFUSED could not write the {what} of epoch 2" in out, (out, proc.stderr[-2000:])
-    assert "(epochs [1]) are intact" in out
+    for limit, what in ((65536, "checkpoint"), (2048, "outputs")):
+        assert f"REFUSED {limit} could not write the {what} of epoch 2" in out, (out, proc.stderr[-2000:])
+    assert out.count("(epochs [1]) are intact") == 2
     model, params = emflow.load(run)   # the epoch-1 checkpoint still loads
     assert model.num_components == 2 and np.isfinite(np.asarray(params["log_pi"])).all()
     assert sorted(p.name for p in (run / "checkpoints").iterdir() if p.name.isdigit()) == ["0"]

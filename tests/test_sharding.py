@@ -57,7 +57,8 @@ def sharded_out(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sharded_runs(sharded_out):
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu",
+    env = {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8",
+           "JAX_PLATFORMS": "cpu",
            "EMFLOW_TEST_OUT": str(sharded_out)}
     proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600,
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
