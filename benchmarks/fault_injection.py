@@ -10,7 +10,7 @@ finishes. Two kinds of kill alternate:
   process and the duration of an uninterrupted run started as the restarts are, with
   JAX's compilation cache filled (imports, cache loads and training included);
 - **during a checkpoint write**: as soon as orbax's temporary checkpoint folder appears
-  (polled every millisecond).
+  (polled every 0.2 ms).
 
 The run must then end with exactly the parameters of an uninterrupted run (bit for
 bit, compared with ``emflow.load``), and ``metrics.jsonl`` must hold each epoch exactly
@@ -43,7 +43,7 @@ def child(workdir: str, epochs: int) -> None:
     rng = np.random.default_rng(0)
     labels = rng.random(2048) < 0.3
     x = (np.where(labels[:, None], [-2.0, 0.0], [2.0, 1.0]) + 0.5 * rng.standard_normal((2048, 2))).astype(np.float32)
-    model = emflow.GenMM(emflow.VectorFlow(2, num_steps=2, hidden=16), 2)
+    model = emflow.GenMM(emflow.VectorFlow(2, num_steps=2, hidden=128), 2)  # ~1 MB of state: a save lasts long enough to catch
     config = train.TrainConfig(epochs=epochs, batch_size=32, em_every=2, warmup_steps=10, seed=3, learning_rate=5e-3,
                                num_samples=0)
     train.fit(model, config, None, x, x[:128], workdir=workdir, resume=True, progress=False)
@@ -94,7 +94,7 @@ def run_with_kills(workdir: pathlib.Path, epochs: int, kills: int, duration: flo
                             kind != "at a random moment" and _saving(workdir)):
                         proc.send_signal(signal.SIGKILL)
                         break
-                    time.sleep(0.001)
+                    time.sleep(0.0002)
             code = proc.wait(timeout=max(1.0, deadline - time.time()))
             done = code == 0
             events.append({"kill": kind, "landed": code == -signal.SIGKILL, "after_s": round(time.time() - t0, 2),

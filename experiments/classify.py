@@ -77,8 +77,11 @@ def run_baselines(x_train, y_train, x_test, y_test, seed: int, symmetries: np.nd
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
+    from emflow.gaussian_classifier import GaussianBayesClassifier
+
     d = x_train.shape[1]
     models = {
+        "Gaussian Bayes (full covariance, reg 0.1)": GaussianBayesClassifier(0.1),
         "RandomForest (500 trees)": RandomForestClassifier(500, random_state=seed, n_jobs=1),
         "ExtraTrees (500 trees)": ExtraTreesClassifier(500, random_state=seed, n_jobs=1),
         "RBF SVC (standardised, CV grid)": GridSearchCV(

@@ -54,3 +54,12 @@ def test_part_likelihoods_tiny(tmp_path):
     wins = np.array([[w for w in row] for row in out["wins"]], dtype=float)
     np.testing.assert_allclose(np.nansum(wins, axis=0), 1.0, atol=1e-9)  # every part's images are won by someone
     assert (tmp_path / "part_likelihoods_mnist_k2.json").is_file()
+
+
+def test_classify_defaults_tiny_reports_every_model_with_its_rulers():
+    from experiments import classify_defaults
+
+    result = classify_defaults.main(["--datasets", "iris", "--seeds", "0", "--epochs", "2"])
+    models = result["iris"]["models"]
+    assert set(models) == {"MixtureClassifier()", "Gaussian Bayes (reg 0.1)", "RBF SVC (standardised, CV grid)"}
+    assert models["Gaussian Bayes (reg 0.1)"]["mean"] > 0.9 and all(len(m["accuracy"]) == 1 for m in models.values())

@@ -1,8 +1,10 @@
 """Two processes train one GenMM with jax.distributed (gloo on the CPU), as jax's own tests/multiprocess do.
 
 The commands are the README's ("Several processes"), with only the address changed: process 0
-is the coordinator on a free localhost port. The generators are split over the two processes
-(``--mesh_components 2``: each process holds and trains one of K = 2). Checked:
+is the coordinator on a free localhost port. The first 2 epochs run data parallel over the two
+processes (``--mesh_components 1``); the resume to epoch 3 splits the generators over them
+(``--mesh_components 2``: each process holds and trains one of K = 2), so the checkpoint is
+also restored into another layout than it was written from. Checked:
 - the parameters after 2 epochs equal those of a single-process run of the same command;
 - the checkpoint is written once and every process restores the same state (the resume log
   prints the sha256 of the whole restored state, gathered across processes);
@@ -38,12 +40,12 @@ def _command(workdir, data_dir, epochs, extra=()):
             "--data_dir", str(data_dir), "--workdir", str(workdir), *extra]
 
 
-def _run_processes(workdir, data_dir, epochs, resume=False):
+def _run_processes(workdir, data_dir, epochs, mesh_components, resume=False):
     port = _free_port()
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     procs = [subprocess.Popen(_command(workdir, data_dir, epochs, [
         "--coordinator_address", f"localhost:{port}", "--num_processes", "2", "--process_id", str(i),
-        "--mesh_components", "2", *(["--resume"] if resume else [])]),
+        "--mesh_components", str(mesh_components), *(["--resume"] if resume else [])]),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT) for i in range(2)]
     try:
         outs = [p.communicate(timeout=TIMEOUT)[0] for p in procs]
@@ -70,15 +72,15 @@ def _max_diff(a, b):
 @pytest.fixture(scope="module")
 def runs(data_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("multiprocess")
-    first = _run_processes(root / "two", data_dir, epochs=2)
-    resumed = _run_processes(root / "two", data_dir, epochs=3, resume=True)
+    first = _run_processes(root / "two", data_dir, epochs=2, mesh_components=1)                # data parallel
+    resumed = _run_processes(root / "two", data_dir, epochs=3, mesh_components=2, resume=True)  # generators split
     _run_single(root / "one", data_dir, epochs=3)  # noam: the schedule does not depend on the epoch count
     return root, first, resumed
 
 
-def test_two_processes_split_the_generators_and_train_what_one_process_trains(runs):
+def test_two_processes_train_data_parallel_what_one_process_trains(runs):
     root, first, _ = runs
-    assert all("mesh {'data': 1, 'components': 2} over 2 devices of 2 process(es)" in out for out in first), first[0]
+    assert all("mesh {'data': 2, 'components': 1} over 2 devices of 2 process(es)" in out for out in first), first[0]
     _, two = emflow.load(root / "two", epoch=2)
     _, one = emflow.load(root / "one", epoch=2)
     assert _max_diff(two, one) < 1e-4
@@ -94,8 +96,10 @@ def test_the_checkpoint_is_written_once_and_every_process_restores_the_same_stat
     assert len(lines) == 3
 
 
-def test_resume_from_the_two_process_checkpoint_ends_where_one_uninterrupted_process_does(runs):
-    root, _, _ = runs
+def test_resume_with_the_generators_split_ends_where_one_uninterrupted_process_does(runs):
+    """The data-parallel checkpoint, restored into a layout with one generator per process, trains on."""
+    root, _, resumed = runs
+    assert all("mesh {'data': 1, 'components': 2} over 2 devices of 2 process(es)" in out for out in resumed)
     _, two = emflow.load(root / "two")
     _, one = emflow.load(root / "one")
     assert _max_diff(two, one) < 1e-4
