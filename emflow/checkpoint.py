@@ -107,7 +107,12 @@ class Checkpointer:
         target, n = target_root / str(epoch), 1
         while target.exists():
             target, n = target_root / f"{epoch}-{n}", n + 1
-        (self.directory / str(epoch)).rename(target)
+        if jax.process_index() == 0:  # one process moves it; the others wait until it has
+            (self.directory / str(epoch)).rename(target)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f"emflow quarantine {epoch}")
         self._manager.reload()
         return target
 
