@@ -63,10 +63,10 @@ def test_a_damaged_latest_checkpoint_is_moved_aside_and_the_one_before_resumes(t
         for f in _data_files(latest):
             f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2])
     elif damage == "flipped byte":  # not detectable by orbax: the recorded sha256 of the state catches it
-        biggest = max(_data_files(latest), key=lambda f: f.stat().st_size)
-        raw = bytearray(biggest.read_bytes())
-        raw[len(raw) // 2] ^= 0x40
-        biggest.write_bytes(bytes(raw))
+        for f in _data_files(latest):  # one byte in the middle of every data file (one alone may be padding)
+            raw = bytearray(f.read_bytes())
+            raw[len(raw) // 2] ^= 0x40
+            f.write_bytes(bytes(raw))
     else:
         (latest / "record" / "metadata").write_text('{"epoch": 2, "conf')
     lines = []
