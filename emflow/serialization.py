@@ -50,12 +50,6 @@ class ConfigRebuildError(ValueError):
     """A recorded configuration that names no known class, or fields that class does not have."""
 
 
-def _emflow_version() -> str:
-    import emflow
-
-    return emflow.__version__
-
-
 def known_classes() -> dict[str, type]:
     """The dataclasses a recorded configuration may name, by class name."""
     import emflow
@@ -123,7 +117,7 @@ def check_format(record: dict, where: pathlib.Path) -> None:
     if version != FORMAT_VERSION:
         raise IncompatibleCheckpointError(
             f"{where} was written by emflow {record.get('emflow_version', '<unrecorded>')} in checkpoint format "
-            f"{version}; this emflow ({_emflow_version()}) reads format {FORMAT_VERSION} only")
+            f"{version}; this emflow ({version_record()['emflow_version']}) reads format {FORMAT_VERSION} only")
 
 
 def save(path: str | pathlib.Path, model: Any, params: Any, overwrite: bool = False) -> pathlib.Path:

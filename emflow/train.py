@@ -437,7 +437,7 @@ def fit(
     history: list[dict] = []
     first_epoch = 0
     if latest is not None:
-        state, first_epoch, history = _resume(checkpointer, latest, workdir, state, log)
+        state, first_epoch, history = _resume(checkpointer, workdir, state, log)
 
     # The state is donated: the new Phi, Phi_old and optimizer state are written over the old ones
     # (checkpoints are complete on disk before the next step runs: ``Checkpointer.save`` waits).
@@ -609,13 +609,12 @@ def _newest_readable(checkpointer: Checkpointer, read, log):
         f"not deleted: {'; '.join(tried)}. Resuming again starts the run from scratch.")
 
 
-def _resume(checkpointer: Checkpointer, latest: int, workdir: pathlib.Path, state: EMState, log):
-    """Restore the newest readable checkpoint (at most ``latest``) into ``state``'s structure.
+def _resume(checkpointer: Checkpointer, workdir: pathlib.Path, state: EMState, log):
+    """Restore the newest readable checkpoint into ``state``'s structure (its record may be fine, its state not).
 
     Returns ``(state, first_epoch, history)``; the history is the one stored with the checkpoint
     (``metrics.jsonl`` may be ahead of it, or damaged, after a kill).
     """
-    del latest  # _open_workdir read its record; its state may still be damaged
     target = state
     _, (state, record) = _newest_readable(checkpointer, lambda e: checkpointer.restore(target, e), log)
     first_epoch = record["epoch"] + 1
