@@ -69,3 +69,43 @@ def logit_gaussian_bits_per_dim(x_train: np.ndarray, x_test: np.ndarray, alpha: 
              - 0.5 * d * math.log(2 * math.pi) + log_det.sum(axis=1))
     log_p_discrete = log_p - d * math.log(NUM_BINS)
     return float(-np.mean(log_p_discrete) / (d * math.log(2.0)))
+
+
+# ------------------------------------------------------------------------------------------ samplers
+# The two baselines as samplers: the floors of the sample-quality tables (emflow.metrics).
+
+
+def sample_pixel_histogram(x_train: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` images whose pixels are drawn independently from their add-one-smoothed training histograms."""
+    train = _flat_uint8(x_train, "sample_pixel_histogram")
+    d = train.shape[1]
+    counts = np.zeros((d, NUM_BINS), np.float64)
+    np.add.at(counts, (np.broadcast_to(np.arange(d), train.shape), train), 1)
+    cdf = np.cumsum(counts + 1.0, axis=1)
+    cdf /= cdf[:, -1:]
+    u = np.random.default_rng(seed).uniform(size=(n, d))
+    k = np.stack([np.searchsorted(cdf[j], u[:, j], side="right") for j in range(d)], axis=1)
+    return np.minimum(k, NUM_BINS - 1).astype(np.uint8).reshape(n, *np.shape(x_train)[1:])
+
+
+def sample_logit_gaussian(x_train: np.ndarray, n: int, seed: int = 0, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
+    """``n`` images from the full-covariance logit-space Gaussian of ``x_train``, mapped back to 8 bits.
+
+    ``y ~ N(mean, cov)``, ``x = (sigmoid(y) - alpha) / (1 - 2 alpha)``, ``k = floor(256 x)`` in 0..255
+    (the inverse of the uniform dequantization and the logit map, as for the flows' samples).
+
+    Raises:
+      ValueError: no more training images than pixels (the covariance would be singular).
+    """
+    train = _flat_uint8(x_train, "sample_logit_gaussian")
+    if len(train) <= train.shape[1]:
+        raise ValueError(f"sample_logit_gaussian: a full covariance of {train.shape[1]} pixels needs more than "
+                         f"{train.shape[1]} training images, got {len(train)}")
+    rng = np.random.default_rng(seed)
+    y, _ = _logit((train + rng.uniform(size=train.shape)) / NUM_BINS, alpha)
+    mean = y.mean(axis=0)
+    centred = y - mean
+    chol = np.linalg.cholesky(centred.T @ centred / len(y))
+    draws = mean + rng.standard_normal((n, train.shape[1])) @ chol.T
+    x = (1.0 / (1.0 + np.exp(-draws)) - alpha) / (1.0 - 2.0 * alpha)
+    return np.clip(np.floor(x * NUM_BINS), 0, NUM_BINS - 1).astype(np.uint8).reshape(n, *np.shape(x_train)[1:])

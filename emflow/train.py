@@ -8,8 +8,9 @@
     every t_EM:     pi <- mean gamma of the epoch (eq. 16);  Phi_old <- Phi;  sample grids;
                     dead components logged (and re-seeded, if asked);  per-component report (labelled data)
 
-The E-step of a round (``round_e_step``): the first ``warm_start_rounds`` rounds use
-the init partition's hard responsibilities (each generator first learns its own
+The E-step of a round (``round_e_step``): the first ``shared_rounds`` rounds give every
+component every example (gamma = 1/K: each generator learns the whole data set); the
+next ``warm_start_rounds`` rounds use the init partition's hard responsibilities (each generator first learns its own
 k-means part); after them, exact responsibilities, or tempered ones when
 ``tempering`` asks (deterministic annealing, or the paper code's 1/D). Reported
 likelihoods are always the exact ``log p(x)``.
@@ -69,10 +70,20 @@ class TrainConfig:
         ``"cached"``: Phi_old is fixed for an EM round, so every training example's
         responsibilities are computed once per round (one forward pass over the
         data, with that round's own dequantization noise) and looked up by the steps.
-      warm_start_rounds: EM rounds, from the first, whose responsibilities are the
+      shared_rounds: EM rounds, from the first, in which every component learns every
+        example (``gamma = 1/K``, ``em.uniform_e_step``), so that no generator starts the
+        mixture having seen more data than another; 0 (the default) skips them.
+      warm_start_rounds: EM rounds, after the shared ones, whose responsibilities are the
         init partition's (hard: one-hot of each example's nearest k-means centroid,
         ``em.partition_e_step``); 0 turns the warm start off. Ignored for a model
         initialised without a partition (``init_strategy="shared"``).
+      balanced_parts: the warm start's parts are made equal in size (``partition.balanced_assignment``:
+        nearest centroid with a per-part offset), so that every generator first learns as many
+        examples as every other; False: each example's nearest centroid.
+      balanced_e_step: after the shared and warm rounds, the exact responsibilities reweighted
+        so that every component's total is N/K (``em.balanced_responsibilities``): each
+        component learns the examples it models best *relative to the others*. Needs the
+        cached E-step (the weights come from every training example); ``tempering`` must be "none".
       tempering: the E-step after the warm start: ``"none"`` (exact, eq. 13 / 24),
         ``"annealed"`` (``gamma ∝ (pi_k p_k)^beta``, beta rising geometrically from
         ``anneal_beta0`` to 1 over ``anneal_rounds`` rounds, then exact), or ``"paper"``
@@ -98,7 +109,10 @@ class TrainConfig:
     train_eval_size: int = 2000
     e_step: Literal["per_batch", "cached"] = "per_batch"
     schedule: Literal["noam", "cosine"] = "noam"
+    shared_rounds: int = 0
     warm_start_rounds: int = 1
+    balanced_parts: bool = False
+    balanced_e_step: bool = False
     tempering: Literal["none", "annealed", "paper"] = "none"
     anneal_beta0: float = 0.1
     anneal_rounds: int = 3
@@ -118,9 +132,14 @@ class TrainConfig:
             value = getattr(self, name)
             if int(value) != value or value < 1:
                 raise ValueError(f"TrainConfig: {name} must be an integer >= 1, got {value!r}")
-        if int(self.warm_start_rounds) != self.warm_start_rounds or self.warm_start_rounds < 0:
-            raise ValueError(f"TrainConfig: warm_start_rounds must be an integer >= 0, got {self.warm_start_rounds!r}")
+        for name in ("shared_rounds", "warm_start_rounds"):
+            value = getattr(self, name)
+            if int(value) != value or value < 0:
+                raise ValueError(f"TrainConfig: {name} must be an integer >= 0, got {value!r}")
         em.check_beta(self.anneal_beta0, "TrainConfig.anneal_beta0")
+        if self.balanced_e_step and (self.e_step != "cached" or self.tempering != "none"):
+            raise ValueError(f"TrainConfig: balanced_e_step needs e_step='cached' and tempering='none', got "
+                             f"e_step={self.e_step!r}, tempering={self.tempering!r}")
         if not 0.0 <= self.dead_fraction < 1.0:
             raise ValueError(f"TrainConfig: dead_fraction must lie in [0, 1), got {self.dead_fraction!r}")
         if self.reseed_scale < 0:
@@ -132,20 +151,29 @@ TEMPERINGS = ("none", "annealed", "paper")
 
 @dataclasses.dataclass(frozen=True)
 class RoundEStep:
-    """How one EM round computes responsibilities: ``warm`` (the init partition's, hard) or
-    tempered with inverse temperature ``beta`` (``tempering`` "joint" or "likelihood"; beta 1 = exact)."""
+    """How one EM round computes responsibilities: ``uniform`` (1/K: a shared round), ``warm``
+    (the init partition's, hard) or tempered with inverse temperature ``beta`` (``tempering``
+    "joint" or "likelihood"; beta 1 = exact)."""
 
     warm: bool
     beta: float
     tempering: em.Tempering = "joint"
+    uniform: bool = False
+
+    def describe(self) -> str:
+        if self.uniform:
+            return "shared (1/K)"
+        return "warm start" if self.warm else f"beta {self.beta:.4g} ({self.tempering})"
 
 
 def round_e_step(config: TrainConfig, em_round: int, num_dims: int, has_partition: bool) -> RoundEStep:
     """The E-step of EM round ``em_round`` (0-based) under ``config``, for data of ``num_dims`` dimensions."""
+    if em_round < config.shared_rounds:
+        return RoundEStep(False, 1.0, uniform=True)
     warm_rounds = config.warm_start_rounds if has_partition else 0
-    if em_round < warm_rounds:
+    if em_round < config.shared_rounds + warm_rounds:
         return RoundEStep(True, 1.0)
-    r = em_round - warm_rounds
+    r = em_round - config.shared_rounds - warm_rounds
     if config.tempering == "paper":
         return RoundEStep(False, 1.0 / num_dims, "likelihood")
     if config.tempering == "annealed" and r < config.anneal_rounds:
@@ -247,15 +275,17 @@ def train_step(model, optimizer, state: EMState, x: Array, posterior=None) -> tu
 
 
 def round_posterior(model, old_params, x: Array, beta, tempering: em.Tempering = "joint",
-                    warm_gamma: Array | None = None, warm=False) -> tuple[Array, Array]:
+                    warm_gamma: Array | None = None, warm=False, uniform=False) -> tuple[Array, Array]:
     """``(gamma: (B, K), exact log p(x; Phi_old): (B,))`` of a round's E-step, from one evaluation of Phi_old.
 
     ``gamma`` is tempered with ``beta`` (``em.tempered_responsibilities``; beta = 1 exact) or,
-    where ``warm`` (may be traced), the given hard ``warm_gamma``.
+    where ``warm`` (may be traced), the given hard ``warm_gamma``, or, where ``uniform``
+    (may be traced), ``1/K`` for every example (a shared round).
     """
     gamma, log_px = em.posterior(model, old_params, x, beta, tempering)
     if warm_gamma is not None:
         gamma = jnp.where(warm, warm_gamma, gamma)
+    gamma = jnp.where(uniform, em.uniform_responsibilities(x.shape[0], model.num_components), gamma)
     return gamma, log_px
 
 
@@ -418,10 +448,11 @@ def fit(
     # The warm start's hard responsibilities: every training example's nearest centroid of the init partition.
     warm_labels = None
     if part is not None and config.warm_start_rounds > 0:
-        assign = jax.jit(lambda p, raw, k: partition_lib.nearest(
-            part.centroids, model.partition_features(p, preprocess(k, raw))))
-        warm_labels = map_batches(assign, params, train_device, jax.random.fold_in(key_init, 2),
-                                  config.eval_batch_size)
+        distances = jax.jit(lambda p, raw, k: partition_lib.squared_distances(
+            model.partition_features(p, preprocess(k, raw)), part.centroids))
+        d2 = map_batches(distances, params, train_device, jax.random.fold_in(key_init, 2), config.eval_batch_size)
+        warm_labels = (jax.jit(partition_lib.balanced_assignment)(d2) if config.balanced_parts else
+                       jnp.argmin(d2, axis=1).astype(jnp.int32))
     cached = config.e_step == "cached"
     state = init_state(model, optimizer, params, cache_size=n if cached else 0)
     tempering = "likelihood" if config.tempering == "paper" else "joint"
@@ -442,7 +473,7 @@ def fit(
     # The state is donated: the new Phi, Phi_old and optimizer state are written over the old ones
     # (checkpoints are complete on disk before the next step runs: ``Checkpointer.save`` waits).
     @functools.partial(jax.jit, out_shardings=out_shardings, donate_argnums=0)
-    def step_fn(state, perm, index, key, beta, warm):
+    def step_fn(state, perm, index, key, beta, warm, uniform):
         idx = jax.lax.dynamic_slice_in_dim(perm, index * config.batch_size, config.batch_size)
         x = preprocess(key, train_device[idx])
         if mesh is not None:
@@ -452,7 +483,7 @@ def fit(
         else:
             warm_gamma = (None if warm_labels is None else
                           jax.nn.one_hot(warm_labels[idx], k_components, dtype=jnp.float32))
-            posterior = round_posterior(model, state.old_params, x, beta, tempering, warm_gamma, warm)
+            posterior = round_posterior(model, state.old_params, x, beta, tempering, warm_gamma, warm, uniform)
         return train_step(model, optimizer, state, x, posterior)
 
     posterior_fn = jax.jit(lambda p, raw, k, beta: round_posterior(model, p, preprocess(k, raw), beta, tempering))
@@ -472,11 +503,17 @@ def fit(
             t0 = time.time()
             state = start_epoch(state)
             e_spec = round_e_step(config, epoch // config.em_every, math.prod(model.event_shape), part is not None)
-            beta, warm = jnp.float32(e_spec.beta), jnp.bool_(e_spec.warm)
+            beta, warm, uniform = jnp.float32(e_spec.beta), jnp.bool_(e_spec.warm), jnp.bool_(e_spec.uniform)
             if cached and epoch % config.em_every == 0:  # a new EM round: Phi_old is fixed until its end
-                if e_spec.warm:  # the partition's responsibilities: no pass over the data (log p unknown: NaN)
-                    gamma = jax.nn.one_hot(warm_labels, k_components, dtype=jnp.float32)
+                if e_spec.warm or e_spec.uniform:  # no pass over the data (log p unknown: NaN)
+                    gamma = (em.uniform_responsibilities(n, k_components) if e_spec.uniform else
+                             jax.nn.one_hot(warm_labels, k_components, dtype=jnp.float32))
                     log_px = jnp.full((n,), jnp.nan, jnp.float32)
+                elif config.balanced_e_step and not e_spec.warm:  # equal totals need every example's joint
+                    joint = map_batches(joint_fn, state.old_params, train_device,
+                                        jax.random.fold_in(key_cache, epoch), config.eval_batch_size)
+                    gamma, log_px = jax.jit(lambda j: (em.balanced_responsibilities(j),
+                                                       jax.nn.logsumexp(j, axis=1)))(joint)
                 else:
                     gamma, log_px = map_batches(lambda p, raw, k: posterior_fn(p, raw, k, beta), state.old_params,
                                                 train_device, jax.random.fold_in(key_cache, epoch),
@@ -487,7 +524,8 @@ def fit(
                        leave=False, dynamic_ncols=True)
             for i in bar:
                 global_step = epoch * steps_per_epoch + i
-                state, metrics = step_fn(state, perm, i, jax.random.fold_in(key_noise, global_step), beta, warm)
+                state, metrics = step_fn(state, perm, i, jax.random.fold_in(key_noise, global_step), beta, warm,
+                                         uniform)
                 if i % 20 == 0 or i == steps_per_epoch - 1:
                     _raise_if_nonfinite(state, epoch, i)
                     bar.set_postfix(loss=f"{float(metrics['loss']):.2f}",
@@ -512,7 +550,8 @@ def fit(
                 "mean_gamma": [float(v) for v in pi_epoch],
                 "pi": [float(v) for v in np.exp(np.asarray(state.params["log_pi"]))],
                 "em_update": em_round,
-                "e_step": "warm start" if e_spec.warm else f"beta {e_spec.beta:.4g} ({e_spec.tempering})",
+                "e_step": "balanced (equal totals)" if (config.balanced_e_step and not e_spec.warm
+                                                          and not e_spec.uniform) else e_spec.describe(),
             }
             if round_info is not None:
                 record["dead"] = round_info["dead"]

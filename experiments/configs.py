@@ -17,12 +17,12 @@ PRESETS: dict[str, dict] = {
     "paper": dict(
         levels=3, steps=4, hidden=512, scheme="paper", epochs=400, em_every=5, num_train=10000,
         batch_size={"genmm": 64, "latmm": 256}, latmm_components=10, linear="plain", warmup_steps=1000,
-        learning_rate=1e-3, schedule="noam", logit_alpha=0.0, warm_start_rounds=0, init="shared", e_step="per_batch",
+        learning_rate=1e-3, schedule="noam", logit_alpha=0.0, shared_rounds=0, warm_start_rounds=0, init="shared", e_step="per_batch",
     ),
     "cpu": dict(
         levels=2, steps=4, hidden=64, scheme="uniform", epochs={"genmm": 3, "latmm": 8}, em_every=1, num_train=0,
         batch_size={"genmm": 64, "latmm": 64}, latmm_components=3, linear="lu", warmup_steps=200,
-        learning_rate=1e-3, schedule="cosine", logit_alpha=1e-6, warm_start_rounds=1, init="default",
+        learning_rate=1e-3, schedule="cosine", logit_alpha=1e-6, shared_rounds=0, warm_start_rounds=1, init="default",
         e_step="cached",
     ),
 }

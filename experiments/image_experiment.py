@@ -57,8 +57,14 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
                    help="put y = logit(alpha + (1 - 2 alpha) x) in front of the flow (0: no logit; paper: 0)")
     p.add_argument("--init", choices=["default", "shared"],
                    help="default: k-means partition (GenMM) / k-means latents (LatMM); shared: the paper's init")
+    p.add_argument("--shared_rounds", type=int,
+                   help="first EM rounds in which every generator learns every image (gamma = 1/K); 0: none")
     p.add_argument("--warm_start_rounds", type=int,
                    help="EM rounds whose responsibilities are the init partition's (hard); 0: off")
+    p.add_argument("--balanced_parts", action="store_true",
+                   help="equal-size parts for the warm start (balanced assignment to the k-means centroids)")
+    p.add_argument("--balanced_e_step", action="store_true",
+                   help="responsibilities reweighted so every component's total is N/K (cached E-step)")
     p.add_argument("--tempering", choices=["none", "annealed", "paper"], default="none",
                    help="E-step after the warm start: exact, deterministic annealing, or the paper code's 1/D")
     p.add_argument("--reseed_dead", action="store_true", help="re-seed dead components by splitting the largest")
@@ -99,7 +105,7 @@ def resolve(args: argparse.Namespace, model: str) -> argparse.Namespace:
     preset = PRESETS[args.preset]
     values = vars(args).copy()
     for name in ("epochs", "levels", "steps", "hidden", "em_every", "num_train", "scheme", "linear", "warmup_steps",
-                 "learning_rate", "schedule", "logit_alpha", "warm_start_rounds", "init", "e_step", "batch_size"):
+                 "learning_rate", "schedule", "logit_alpha", "shared_rounds", "warm_start_rounds", "init", "e_step", "batch_size"):
         if values[name] is None:
             values[name] = preset[name][model] if isinstance(preset[name], dict) else preset[name]
     if values["components"] is None:
@@ -138,6 +144,8 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
     config = train.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, em_every=args.em_every,
                                learning_rate=args.learning_rate, warmup_steps=args.warmup_steps, seed=args.seed,
                                e_step=args.e_step, schedule=args.schedule, warm_start_rounds=args.warm_start_rounds,
+                               shared_rounds=args.shared_rounds, balanced_parts=args.balanced_parts,
+                               balanced_e_step=args.balanced_e_step,
                                tempering=args.tempering, reseed_dead=args.reseed_dead)
     unit = ("nats per pixel of the 32x32 resized input (the paper's protocol; not comparable with 28x28 bits/dim)"
             if args.scheme == "paper" else "per pixel of the original 28x28 image")
@@ -145,7 +153,8 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
           f"Glow {args.levels}x{args.steps}x{args.hidden} on {dequantizer.model_shape}"
           f"{f' after logit (alpha {args.logit_alpha:g})' if args.logit_alpha else ''}, {args.epochs} epochs, "
           f"batch {args.batch_size}, t_EM {args.em_every}, lr {args.learning_rate:g} ({args.schedule}, warm-up "
-          f"{args.warmup_steps} steps), init {args.init}, warm start {args.warm_start_rounds} round(s), "
+          f"{args.warmup_steps} steps), init {args.init}, "
+          f"{f'{args.shared_rounds} shared round(s), ' if args.shared_rounds else ''}warm start {args.warm_start_rounds} round(s), "
           f"E-step {args.tempering}; backend {jax.default_backend()}; NLL {unit}")
     baselines = {} if args.no_baselines or args.scheme == "paper" else closed_form_baselines(x_train, x_test)
     run_info = {"dataset": dataset, "num_train": len(x_train), "num_test": len(x_test), "scheme": args.scheme}
@@ -171,7 +180,8 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
         "final_test_nll_nats_per_dim": history[-1]["test_nll_nats_per_dim"],
         "final_pi": history[-1]["pi"], "backend": jax.default_backend(),
         "final_test_bits_per_dim": history[-1]["test_bits_per_dim"],
-        "logit_alpha": args.logit_alpha, "init": args.init, "warm_start_rounds": args.warm_start_rounds,
+        "logit_alpha": args.logit_alpha, "init": args.init, "shared_rounds": args.shared_rounds,
+        "warm_start_rounds": args.warm_start_rounds,
         "tempering": args.tempering, "learning_rate": args.learning_rate, "schedule": args.schedule,
         "baselines_bits_per_dim": baselines, "final_components": last_report,
         "seconds_this_call": round(time.time() - t0, 1),

@@ -5,13 +5,17 @@
 
 Every variant is one ``image_experiment`` run of the same small model (the ``cpu``
 preset's Glow size unless flags say otherwise, logit preprocessing, the same seed
-and data); they differ only in ``--init``, ``--warm_start_rounds`` and ``--tempering``:
+and data); they differ only in ``--init``, ``--shared_rounds``, ``--warm_start_rounds``, ``--balanced_parts``,
+``--balanced_e_step`` and ``--tempering``:
 
 - ``shared``: the paper's init (every generator on the whole batch), exact EM;
 - ``shared+annealed``: the same, with deterministic annealing (beta 0.1 -> 1 over 3 rounds);
 - ``shared+paper``: the same, with the paper code's responsibilities (likelihood^(1/D));
 - ``partition``: k-means parts, one per generator, exact EM from the first round;
-- ``partition+warm``: the default: k-means parts and one warm-start round of hard partition responsibilities.
+- ``partition+warm``: the default: k-means parts and one warm-start round of hard partition responsibilities;
+- ``shared-round+warm``: one round in which every generator learns every image (gamma = 1/K), then the warm start;
+- ``balanced+warm``: the warm start on equal-size parts;
+- ``balanced+warm+balanced-e-step``: the same, then responsibilities reweighted to equal totals every round.
 
 Writes ``variants.md`` / ``variants.json``: final test bits/dim, pi, the exact
 posterior share of the test set, the purity of the test images' argmax-gamma
@@ -36,6 +40,10 @@ VARIANTS = {
     "shared+paper": ["--init", "shared", "--warm_start_rounds", "0", "--tempering", "paper"],
     "partition": ["--init", "default", "--warm_start_rounds", "0"],
     "partition+warm": ["--init", "default", "--warm_start_rounds", "1"],
+    "shared-round+warm": ["--init", "default", "--shared_rounds", "1", "--warm_start_rounds", "1"],
+    "balanced+warm": ["--init", "default", "--warm_start_rounds", "1", "--balanced_parts"],
+    "balanced+warm+balanced-e-step": ["--init", "default", "--warm_start_rounds", "1", "--balanced_parts",
+                                      "--balanced_e_step"],
 }
 
 

@@ -24,7 +24,7 @@ import scipy.sparse  # noqa: E402
 
 import emflow  # noqa: E402
 from emflow import data as data_lib  # noqa: E402
-from emflow import em, notebook, serialization, train  # noqa: E402
+from emflow import em, feature_net, metrics, notebook, serialization, train  # noqa: E402
 from emflow.checkpoint import ConfigMismatchError  # noqa: E402
 from emflow.classify import MixtureClassifier, NotFittedError  # noqa: E402
 
@@ -152,6 +152,16 @@ ROWS = [
      r"--components must be >= 1, got 0", lambda c: _experiment(["--components", "0"])),
     ("experiments", "`--em_every 0`", "SystemExit",
      r"--em_every must be >= 1, got 0", lambda c: _experiment(["--em_every", "0"])),
+    ("metrics", "feature arrays of different widths", "ValueError",
+     r"same width, got \[4, 5\]", lambda c: metrics.frechet_distance(np.zeros((8, 4)), np.zeros((8, 5)))),
+    ("metrics", "fewer than 2 samples", "ValueError",
+     r"at least 2 samples per set, got 1", lambda c: metrics.mmd(np.zeros((8, 4)), np.zeros((1, 4)))),
+    ("metrics", "NaN features", "ValueError",
+     r"features hold NaN or Inf", lambda c: metrics.one_nn_accuracy(np.zeros((8, 4)), np.full((8, 4), np.nan))),
+    ("metrics", "class probabilities that do not sum to 1", "ValueError",
+     r"every row of probs must be a probability vector", lambda c: metrics.inception_score(np.full((8, 4), 0.3), num_splits=2)),
+    ("metrics", "a missing feature-network checkpoint", "MissingFeatureNetError",
+     r"python -m experiments.train_feature_net --dataset mnist", lambda c: feature_net.load("mnist", c["root"])),
     ("notebooks", "`EMFLOW_NOTEBOOK_MODE` set to an unknown value", "ValueError",
      r"is not a notebook mode; expected one of", lambda c: notebook.mode({notebook.MODE_VARIABLE: "tiny"})),
 ]
@@ -159,7 +169,8 @@ ROWS = [
 ERRORS = {"ValueError": ValueError, "TypeError": TypeError, "FileExistsError": FileExistsError,
           "FileNotFoundError": FileNotFoundError, "ConfigMismatchError": ConfigMismatchError,
           "IncompatibleCheckpointError": serialization.IncompatibleCheckpointError,
-          "DataFormatError": data_lib.DataFormatError, "NotFittedError": NotFittedError, "SystemExit": SystemExit}
+          "DataFormatError": data_lib.DataFormatError, "NotFittedError": NotFittedError, "SystemExit": SystemExit,
+          "MissingFeatureNetError": feature_net.MissingFeatureNetError}
 
 
 @pytest.mark.parametrize("where,bad,error,pattern,call", ROWS, ids=[f"{r[0]}: {r[1]}" for r in ROWS])

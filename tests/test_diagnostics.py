@@ -70,3 +70,22 @@ def test_logit_gaussian_refuses_fewer_images_than_pixels():
     x = np.zeros((4, 5), np.uint8)
     with pytest.raises(ValueError, match="needs more than 5 training images, got 4"):
         baselines.logit_gaussian_bits_per_dim(x, x)
+
+
+def test_baseline_samplers_reproduce_their_models():
+    """The histogram sampler's pixel frequencies match the smoothed histograms (chi-square); the
+    Gaussian sampler's logit-space moments match the fitted mean and covariance."""
+    rng = np.random.default_rng(4)
+    train = np.stack([rng.choice([0, 10, 255], 300, p=[0.5, 0.3, 0.2]), rng.integers(0, 256, 300)], 1)
+    train = train.astype(np.uint8).reshape(300, 2, 1, 1)
+    draws = baselines.sample_pixel_histogram(train, 20000, seed=5)
+    assert draws.shape == (20000, 2, 1, 1) and draws.dtype == np.uint8
+    counts = np.bincount(draws[:, 0, 0, 0], minlength=256)
+    expected = (np.bincount(train[:, 0, 0, 0], minlength=256) + 1.0) / (300 + 256) * 20000
+    assert scipy.stats.chisquare(counts, expected).pvalue > 1e-3
+    images = rng.integers(40, 216, (2000, 3)).astype(np.uint8)
+    images[:, 2] = np.clip(images[:, 0].astype(int) // 2 + 60, 0, 255)  # correlated pixels
+    gauss = baselines.sample_logit_gaussian(images, 20000, seed=6)
+    logit = lambda k: scipy.special.logit((k + 0.5) / 256)
+    np.testing.assert_allclose(logit(gauss).mean(0), logit(images).mean(0), atol=0.03)
+    np.testing.assert_allclose(np.corrcoef(logit(gauss).T), np.corrcoef(logit(images).T), atol=0.03)

@@ -63,3 +63,33 @@ def test_classify_defaults_tiny_reports_every_model_with_its_rulers():
     models = result["iris"]["models"]
     assert set(models) == {"MixtureClassifier()", "Gaussian Bayes (reg 0.1)", "RBF SVC (standardised, CV grid)"}
     assert models["Gaussian Bayes (reg 0.1)"]["mean"] > 0.9 and all(len(m["accuracy"]) == 1 for m in models.values())
+
+
+def test_evaluate_samples_and_interpolate_tiny(tmp_path, data_dir):
+    """Both figure scripts end to end at a tiny size, with a tiny feature network in a temporary cache."""
+    from emflow import data as data_lib
+    from emflow import feature_net
+    from experiments import evaluate_samples, interpolate
+
+    ds = data_lib.load_dataset("mnist", data_dir)
+    config = feature_net.FeatureNetConfig(widths=(4,), feature_width=8, epochs=1, batch_size=64)
+    net = feature_net.train_feature_net(ds.x_train[:256], ds.y_train[:256], ds.x_test[:64], ds.y_test[:64], config,
+                                        progress=False, log=lambda s: None)
+    feature_net.save(net, feature_net.cache_dir("mnist", tmp_path / "cache"))
+    flags = ["--num_train", "256", "--num_test", "64", "--levels", "2", "--steps", "1", "--hidden", "4", "--epochs",
+             "1", "--warmup_steps", "5", "--no_progress"]
+    out = evaluate_samples.main(["--datasets", "mnist", "--models", "genmm,latmm", "--components", "1,2",
+                                 "--num_samples", "20", "--trials", "2", "--temperatures", "1.0,0.7", "--cache_dir",
+                                 str(tmp_path / "cache"), "--workdir", str(tmp_path / "runs"), *flags])["mnist"]
+    assert set(out["models"]) == {"genmm_k1", "genmm_k2", "latmm_k1", "latmm_k2"}
+    assert len(out["rulers"]) == 2 and len(out["models"]["genmm_k2"]["by_temperature"]["0.7"]["FID"]["trials"]) == 2
+    text = (tmp_path / "runs" / "samples_mnist.md").read_text()
+    assert "logit-space Gaussian" not in text  # 256 training images: a full covariance is not fitted
+    assert "real vs real" in text and "per-pixel histograms (sampler)" in text and "feature network test accuracy" in text
+    assert (tmp_path / "runs" / "figs45_mnist.png").is_file()
+    record = interpolate.main(["--runs", str(tmp_path / "runs"), "--genmm_k", "2", "--latmm_k", "2", "--pairs", "3",
+                               "--points", "2", "--out", str(tmp_path / "interp"), *flags])
+    assert len(record["first"]) == 3 and len(record["genmm_argmax_first"]) == 3
+    for name in ("fig6_mnist_genmm_k2.png", "fig7a_mnist_genmm_k2.png", "fig7b_mnist_genmm_k2.png",
+                 "fig7c_mnist_latmm_k2.png", "interpolation_mnist.json"):
+        assert (tmp_path / "interp" / name).is_file(), name

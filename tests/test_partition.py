@@ -109,3 +109,16 @@ def test_latmm_kmeans_init_places_the_latent_gaussians_at_the_parts_of_the_laten
         np.testing.assert_allclose(np.exp(params["log_stds"][k]), members.std(axis=0), rtol=1e-3, atol=1e-4)
     gamma = np.asarray(model.responsibilities(params, jnp.asarray(x)))
     assert np.mean(gamma.argmax(axis=1) == np.asarray(part.labels)) > 0.97
+
+
+def test_balanced_assignment_evens_out_the_parts_and_keeps_balanced_ones():
+    x, labels = _blobs(n_per=(400, 300, 200, 100))
+    part = partition.kmeans(jax.random.PRNGKey(0), jnp.asarray(x), 4)
+    d2 = partition.squared_distances(jnp.asarray(x), part.centroids)
+    counts = np.asarray(partition.part_counts(jax.jit(partition.balanced_assignment)(d2), 4))
+    assert counts.sum() == 1000 and counts.max() - counts.min() <= 10, counts
+    # Already equal, well-separated parts: the balanced assignment is the nearest centroid.
+    x, _ = _blobs(n_per=(50, 50, 50, 50))
+    part = partition.kmeans(jax.random.PRNGKey(0), jnp.asarray(x), 4)
+    d2 = partition.squared_distances(jnp.asarray(x), part.centroids)
+    np.testing.assert_array_equal(partition.balanced_assignment(d2), partition.nearest(part.centroids, jnp.asarray(x)))

@@ -164,12 +164,18 @@ def test_round_e_step_schedule_and_new_refusals():
     paper = train.round_e_step(_config(tempering="paper"), 0, d, has_partition=False)
     assert not paper.warm and paper.beta == 1 / d and paper.tempering == "likelihood"
     assert train.round_e_step(_config(), 5, d, True) == train.RoundEStep(False, 1.0, "joint")
+    # shared rounds first, then the warm start, then exact
+    shared = [train.round_e_step(_config(shared_rounds=2), r, d, True) for r in range(4)]
+    assert [(s.uniform, s.warm, s.beta) for s in shared] == [(True, False, 1.0)] * 2 + [(False, True, 1.0),
+                                                                                          (False, False, 1.0)]
     for kwargs, message in [(dict(anneal_beta0=0.0), r"anneal_beta0: beta must lie in \(0, 1\], got 0.0"),
                             (dict(anneal_beta0=1.5), r"beta must lie in \(0, 1\], got 1.5"),
                             (dict(warm_start_rounds=-1), "warm_start_rounds must be an integer >= 0, got -1"),
                             (dict(tempering="hot"), "tempering must be one of"),
                             (dict(schedule="linear"), "schedule must be 'noam' or 'cosine'"),
-                            (dict(dead_fraction=1.0), r"dead_fraction must lie in \[0, 1\)")]:
+                            (dict(dead_fraction=1.0), r"dead_fraction must lie in \[0, 1\)"),
+                            (dict(shared_rounds=1.5), "shared_rounds must be an integer >= 0, got 1.5"),
+                            (dict(balanced_e_step=True), "balanced_e_step needs e_step='cached'")]:
         with pytest.raises(ValueError, match=message):
             _config(**kwargs)
     with pytest.raises(ValueError, match=r"y_test must hold one label per test example, \(N_test,\) = \(128,\), got shape \(5,\)"):
@@ -185,3 +191,15 @@ def test_cosine_schedule_warms_up_then_decays_to_the_floor():
     np.testing.assert_allclose(float(schedule(60)), 1e-4 + (1e-2 - 1e-4) * 0.5, rtol=1e-5)
     with pytest.raises(ValueError, match="the cosine schedule needs total_steps"):
         train.learning_rate_schedule(config)
+
+
+def test_shared_rounds_keep_pi_uniform_and_balanced_options_train():
+    """A shared round (gamma = 1/K) leaves pi exactly uniform; the balanced warm start and
+    E-step give a run whose responsibilities have equal totals."""
+    shared = _fit(None, shared_rounds=1, epochs=2, em_every=1, e_step="cached")
+    assert shared.history[0]["e_step"] == "shared (1/K)" and shared.history[1]["e_step"] == "warm start"
+    np.testing.assert_allclose(shared.history[0]["pi"], [0.5, 0.5], atol=1e-6)
+    balanced = _fit(None, balanced_parts=True, balanced_e_step=True, epochs=2, em_every=1, e_step="cached")
+    assert balanced.history[1]["e_step"] == "balanced (equal totals)"
+    np.testing.assert_allclose(balanced.history[0]["pi"], [0.5, 0.5], atol=0.02)  # balanced parts of the toy
+    np.testing.assert_allclose(balanced.history[1]["pi"], [0.5, 0.5], atol=1e-3)
