@@ -10,10 +10,11 @@
 
 The E-step of a round (``round_e_step``): the first ``shared_rounds`` rounds give every
 component every example (gamma = 1/K: each generator learns the whole data set); the
-next ``warm_start_rounds`` rounds use the init partition's hard responsibilities (each generator first learns its own
-k-means part); after them, exact responsibilities, or tempered ones when
-``tempering`` asks (deterministic annealing, or the paper code's 1/D). Reported
-likelihoods are always the exact ``log p(x)``.
+next ``warm_start_rounds`` rounds use the init partition's hard responsibilities (each
+generator first learns its own k-means part); after them, exact responsibilities, or
+tempered ones when ``tempering`` asks (deterministic annealing, or the paper code's 1/D),
+or exact ones reweighted to equal totals (``balanced_e_step``). Reported likelihoods are
+always the exact ``log p(x)``.
 
 The data order of epoch ``e`` is ``permutation(fold_in(key_data, e))`` and the
 noise of step ``s`` is ``fold_in(key_noise, s)``, both from the seed: a resumed
@@ -152,17 +153,20 @@ TEMPERINGS = ("none", "annealed", "paper")
 @dataclasses.dataclass(frozen=True)
 class RoundEStep:
     """How one EM round computes responsibilities: ``uniform`` (1/K: a shared round), ``warm``
-    (the init partition's, hard) or tempered with inverse temperature ``beta`` (``tempering``
-    "joint" or "likelihood"; beta 1 = exact)."""
+    (the init partition's, hard), tempered with inverse temperature ``beta`` (``tempering``
+    "joint" or "likelihood"; beta 1 = exact), or exact and ``balanced`` to equal totals."""
 
     warm: bool
     beta: float
     tempering: em.Tempering = "joint"
     uniform: bool = False
+    balanced: bool = False
 
     def describe(self) -> str:
         if self.uniform:
             return "shared (1/K)"
+        if self.balanced:
+            return "balanced (equal totals)"
         return "warm start" if self.warm else f"beta {self.beta:.4g} ({self.tempering})"
 
 
@@ -178,7 +182,7 @@ def round_e_step(config: TrainConfig, em_round: int, num_dims: int, has_partitio
         return RoundEStep(False, 1.0 / num_dims, "likelihood")
     if config.tempering == "annealed" and r < config.anneal_rounds:
         return RoundEStep(False, float(config.anneal_beta0 ** (1.0 - r / config.anneal_rounds)))
-    return RoundEStep(False, 1.0)
+    return RoundEStep(False, 1.0, balanced=config.balanced_e_step)
 
 
 def learning_rate_schedule(config: TrainConfig, total_steps: int | None = None) -> optax.Schedule:
@@ -509,7 +513,7 @@ def fit(
                     gamma = (em.uniform_responsibilities(n, k_components) if e_spec.uniform else
                              jax.nn.one_hot(warm_labels, k_components, dtype=jnp.float32))
                     log_px = jnp.full((n,), jnp.nan, jnp.float32)
-                elif config.balanced_e_step and not e_spec.warm:  # equal totals need every example's joint
+                elif e_spec.balanced:  # equal totals need every example's joint
                     joint = map_batches(joint_fn, state.old_params, train_device,
                                         jax.random.fold_in(key_cache, epoch), config.eval_batch_size)
                     gamma, log_px = jax.jit(lambda j: (em.balanced_responsibilities(j),
@@ -550,8 +554,7 @@ def fit(
                 "mean_gamma": [float(v) for v in pi_epoch],
                 "pi": [float(v) for v in np.exp(np.asarray(state.params["log_pi"]))],
                 "em_update": em_round,
-                "e_step": "balanced (equal totals)" if (config.balanced_e_step and not e_spec.warm
-                                                          and not e_spec.uniform) else e_spec.describe(),
+                "e_step": e_spec.describe(),
             }
             if round_info is not None:
                 record["dead"] = round_info["dead"]
