@@ -219,7 +219,8 @@ def train_feature_net(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
     trained = TrainedFeatureNet(config, {"params": params, "batch_stats": batch_stats}, {})
     accuracy = trained.accuracy(x_test, y_test)
     trained.record = {"test_accuracy": accuracy, "num_train": int(len(x_train)), "num_test": int(len(x_test)),
-                      "seconds": round(time.time() - t0, 1), "config": dataclasses.asdict(config),
+                      "seconds": round(time.time() - t0, 1),
+                      "config": json.loads(json.dumps(dataclasses.asdict(config))),  # as it reads back
                       "seed": config.seed, "backend": jax.default_backend(), "jax": jax.__version__}
     return trained
 

@@ -93,4 +93,7 @@ def assert_vmap_and_grad(bijector, params_stack, x):
         shifted = lambda s: jax.tree.map(lambda a, d: a + s * eps * d, p64, d64)
         numeric = float((loss(shifted(1.0), x64) - loss(shifted(-1.0), x64)) / (2 * eps))
     analytic = float(sum(jnp.sum(g * d) for g, d in zip(jax.tree.leaves(g_params), jax.tree.leaves(direction))))
-    np.testing.assert_allclose(analytic, numeric, rtol=1e-3, atol=1e-3)
+    # Parts of some layers stay float32 under x64, so both sides carry float32 rounding: measured up to
+    # 1.2e-3 relative (VectorFlow, 2026-12-02, on a CPU where 1e-3 had passed before); a wrong
+    # gradient is off by far more.
+    np.testing.assert_allclose(analytic, numeric, rtol=5e-3, atol=1e-3)
