@@ -28,13 +28,19 @@ def _flat_uint8(x: np.ndarray, name: str) -> np.ndarray:
     return x.reshape(len(x), -1)
 
 
+def _pixel_counts(train: np.ndarray) -> np.ndarray:
+    """How often each pixel takes each value: flat uint8 ``(N, D) -> (D, 256)`` int64."""
+    d = train.shape[1]
+    counts = np.zeros((d, NUM_BINS), np.int64)
+    np.add.at(counts, (np.broadcast_to(np.arange(d), train.shape), train), 1)
+    return counts
+
+
 def pixel_histogram_bits_per_dim(x_train: np.ndarray, x_test: np.ndarray) -> float:
     """Test bits/dim of independent per-pixel 256-bin histograms (add-one smoothing) of ``x_train``."""
     train, test = _flat_uint8(x_train, "pixel_histogram"), _flat_uint8(x_test, "pixel_histogram")
     n, d = train.shape
-    counts = np.zeros((d, NUM_BINS), np.int64)
-    np.add.at(counts, (np.broadcast_to(np.arange(d), train.shape), train), 1)
-    log2_p = np.log2(counts + 1.0) - np.log2(n + NUM_BINS)                  # (D, 256)
+    log2_p = np.log2(_pixel_counts(train) + 1.0) - np.log2(n + NUM_BINS)   # (D, 256)
     return float(-np.mean(log2_p[np.arange(d)[None, :], test]))
 
 
@@ -43,6 +49,20 @@ def _logit(x: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
     s = alpha + (1.0 - 2.0 * alpha) * x
     y = np.log(s) - np.log1p(-s)
     return y, math.log1p(-2.0 * alpha) - np.log(s) - np.log1p(-s)
+
+
+def _fit_logit_gaussian(train: np.ndarray, rng: np.random.Generator, alpha: float,
+                        name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean (D,), Cholesky factor (D, D))`` of the logit of uniformly dequantized flat uint8 ``train``
+    (the maximum-likelihood covariance); the dequantization noise is drawn from ``rng``."""
+    d = train.shape[1]
+    if len(train) <= d:
+        raise ValueError(f"{name}: a full covariance of {d} pixels needs more than {d} training images, "
+                         f"got {len(train)}")
+    y, _ = _logit((train + rng.uniform(size=train.shape)) / NUM_BINS, alpha)
+    mean = y.mean(axis=0)
+    centred = y - mean
+    return mean, np.linalg.cholesky(centred.T @ centred / len(y))
 
 
 def logit_gaussian_bits_per_dim(x_train: np.ndarray, x_test: np.ndarray, alpha: float = DEFAULT_ALPHA,
@@ -54,16 +74,9 @@ def logit_gaussian_bits_per_dim(x_train: np.ndarray, x_test: np.ndarray, alpha: 
     """
     train, test = _flat_uint8(x_train, "logit_gaussian"), _flat_uint8(x_test, "logit_gaussian")
     rng = np.random.default_rng(seed)
-    y_train, _ = _logit((train + rng.uniform(size=train.shape)) / NUM_BINS, alpha)
+    mean, chol = _fit_logit_gaussian(train, rng, alpha, "logit_gaussian")  # the training noise first, then the test's
     y_test, log_det = _logit((test + rng.uniform(size=test.shape)) / NUM_BINS, alpha)
     d = train.shape[1]
-    if len(train) <= d:
-        raise ValueError(f"logit_gaussian: a full covariance of {d} pixels needs more than {d} training images, "
-                         f"got {len(train)}")
-    mean = y_train.mean(axis=0)
-    centred = y_train - mean
-    cov = centred.T @ centred / len(y_train)
-    chol = np.linalg.cholesky(cov)
     white = np.linalg.solve(chol, (y_test - mean).T)                        # (D, N_test)
     log_p = (-0.5 * np.sum(white**2, axis=0) - np.sum(np.log(np.diag(chol)))
              - 0.5 * d * math.log(2 * math.pi) + log_det.sum(axis=1))
@@ -79,9 +92,7 @@ def sample_pixel_histogram(x_train: np.ndarray, n: int, seed: int = 0) -> np.nda
     """``n`` images whose pixels are drawn independently from their add-one-smoothed training histograms."""
     train = _flat_uint8(x_train, "sample_pixel_histogram")
     d = train.shape[1]
-    counts = np.zeros((d, NUM_BINS), np.float64)
-    np.add.at(counts, (np.broadcast_to(np.arange(d), train.shape), train), 1)
-    cdf = np.cumsum(counts + 1.0, axis=1)
+    cdf = np.cumsum(_pixel_counts(train) + 1.0, axis=1)
     cdf /= cdf[:, -1:]
     u = np.random.default_rng(seed).uniform(size=(n, d))
     k = np.stack([np.searchsorted(cdf[j], u[:, j], side="right") for j in range(d)], axis=1)
@@ -98,14 +109,8 @@ def sample_logit_gaussian(x_train: np.ndarray, n: int, seed: int = 0, alpha: flo
       ValueError: no more training images than pixels (the covariance would be singular).
     """
     train = _flat_uint8(x_train, "sample_logit_gaussian")
-    if len(train) <= train.shape[1]:
-        raise ValueError(f"sample_logit_gaussian: a full covariance of {train.shape[1]} pixels needs more than "
-                         f"{train.shape[1]} training images, got {len(train)}")
     rng = np.random.default_rng(seed)
-    y, _ = _logit((train + rng.uniform(size=train.shape)) / NUM_BINS, alpha)
-    mean = y.mean(axis=0)
-    centred = y - mean
-    chol = np.linalg.cholesky(centred.T @ centred / len(y))
+    mean, chol = _fit_logit_gaussian(train, rng, alpha, "sample_logit_gaussian")
     draws = mean + rng.standard_normal((n, train.shape[1])) @ chol.T
     x = (1.0 / (1.0 + np.exp(-draws)) - alpha) / (1.0 - 2.0 * alpha)
     return np.clip(np.floor(x * NUM_BINS), 0, NUM_BINS - 1).astype(np.uint8).reshape(n, *np.shape(x_train)[1:])

@@ -21,6 +21,7 @@ import functools
 import chex
 import jax
 import jax.numpy as jnp
+import jax.scipy.special
 import numpy as np
 
 from emflow.bijectors.base import Array
@@ -80,9 +81,8 @@ def _inception_score(probs: Array, num_splits: int) -> tuple[Array, Array]:
     per = probs.shape[0] // num_splits
     splits = probs[: per * num_splits].reshape(num_splits, per, -1)
     marginal = jnp.mean(splits, axis=1, keepdims=True)
-    log_ratio = jnp.where(splits > 0, jnp.log(jnp.where(splits > 0, splits, 1.0)) - jnp.log(
-        jnp.where(splits > 0, marginal, 1.0)), 0.0)
-    kl = jnp.sum(splits * log_ratio, axis=2)  # (splits, per)
+    # xlogy(0, .) = 0: a class a row gives no probability adds nothing
+    kl = jnp.sum(jax.scipy.special.xlogy(splits, splits) - jax.scipy.special.xlogy(splits, marginal), axis=2)
     scores = jnp.exp(jnp.mean(kl, axis=1))
     return jnp.mean(scores), jnp.std(scores)
 
@@ -143,7 +143,7 @@ def _frechet(mu1, sigma1, mu2, sigma2) -> Array:
 def frechet_distance(real: Array, fake: Array) -> Array:
     """The Fréchet distance (FID, on a classifier's features) of ``real: (n, F)`` and ``fake: (m, F)``."""
     check_features("frechet_distance", real, fake)
-    return frechet_distance_from_statistics(*feature_statistics(real), *feature_statistics(fake))
+    return _frechet(*_statistics(jnp.asarray(real)), *_statistics(jnp.asarray(fake)))
 
 
 # ------------------------------------------------------------------------------------ distances

@@ -58,8 +58,9 @@ def summarise(trials: list[dict]) -> dict:
                 "max": float(np.max([t[m] for t in trials])), "trials": [t[m] for t in trials]} for m in METRICS}
 
 
-def trained_model(dataset: str, model_name: str, k: int, root: pathlib.Path, args) -> tuple:
-    """``(model, params, dequantizer, summary)``: trained here, or loaded from a finished run."""
+def trained_model(dataset: str, model_name: str, k: int, root: pathlib.Path, args, data_shape) -> tuple:
+    """``(model, params, dequantizer, summary)``: trained here, or loaded from a finished run.
+    ``data_shape``: the dataset's image shape ``(H, W, C)``, for the dequantizer."""
     workdir = root / f"{dataset}_{model_name}_k{k}"
     if not (workdir / "summary.json").exists():
         flags = image_experiment.build_parser(dataset, model_name).parse_args([
@@ -68,8 +69,7 @@ def trained_model(dataset: str, model_name: str, k: int, root: pathlib.Path, arg
         image_experiment.run(dataset, model_name, args=flags)
     summary = json.loads((workdir / "summary.json").read_text())
     model, params = emflow.load(workdir)
-    shape = data_lib.load_dataset(dataset, args.data_dir).x_train.shape[1:]
-    return model, params, emflow.Dequantizer(shape, scheme=summary["scheme"]), summary
+    return model, params, emflow.Dequantizer(data_shape, scheme=summary["scheme"]), summary
 
 
 def sampler(model, dequantizer, chunk: int = 500):
@@ -117,7 +117,8 @@ def evaluate_dataset(dataset: str, args, root: pathlib.Path) -> dict:
     models = {}
     for model_name in args.models.split(","):
         for k in [int(c) for c in args.components.split(",")]:
-            model, params, dequantizer, summary = trained_model(dataset, model_name, k, root, args)
+            model, params, dequantizer, summary = trained_model(dataset, model_name, k, root, args,
+                                                                 ds.x_train.shape[1:])
             key = jax.random.PRNGKey(args.seed + 1000 * k)
             draw, by_t = sampler(model, dequantizer), {}
             for temperature in [float(t) for t in args.temperatures.split(",")]:
@@ -127,8 +128,9 @@ def evaluate_dataset(dataset: str, args, root: pathlib.Path) -> dict:
             models[f"{model_name}_k{k}"] = {
                 "model": model_name, "K": k, "by_temperature": by_t, "best_temperature": float(best_t),
                 "test_bits_per_dim": summary["final_test_bits_per_dim"], "final_pi": summary["final_pi"]}
-            print(f"{dataset} {model_name} K={k}: FID {by_t[str(1.0)]['FID']['mean'] if '1.0' in by_t else '-'} "
-                  f"(T=1), best T {best_t}: FID {by_t[best_t]['FID']['mean']:.3f}")
+            at_one = f"{by_t['1.0']['FID']['mean']:.3f}" if "1.0" in by_t else "-"
+            print(f"{dataset} {model_name} K={k}: FID {at_one} (T=1), best T {best_t}: FID "
+                  f"{by_t[best_t]['FID']['mean']:.3f}")
     result = {"dataset": dataset, "num_samples": n, "trials": trials, "feature_net": net.record,
               "feature_net_test_accuracy": net.record["test_accuracy"], "rulers": rulers, "models": models,
               "settings": {k: v for k, v in vars(args).items()}, "seconds": round(time.time() - t0, 1),

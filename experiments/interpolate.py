@@ -60,7 +60,8 @@ def main(argv=None) -> dict:
         record["files"].append(name)
 
     for model_name, k in (("genmm", args.genmm_k), ("latmm", args.latmm_k)):
-        model, params, dequantizer, _ = evaluate_samples.trained_model(args.dataset, model_name, k, root, args)
+        model, params, dequantizer, _ = evaluate_samples.trained_model(args.dataset, model_name, k, root, args,
+                                                                      ds.x_train.shape[1:])
         samples = jax.jit(lambda p, kk: dequantizer.quantize(model.sample(p, kk, 64, args.temperature)))(
             params, jax.random.fold_in(key, k))
         save(f"fig6_{args.dataset}_{model_name}_k{k}.png", np.asarray(samples), 8)
