@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +43,7 @@ except ImportError as err:  # pragma: no cover - exercised only without scikit-l
     raise ImportError("emflow.classify needs scikit-learn (its estimator API): pip install 'emflow[classify]'") from err
 
 from emflow import data, train
+from emflow.flow import Whitened
 from emflow.genmm import GenMM
 from emflow.glow import Glow
 from emflow.latmm import LatMM
@@ -136,6 +137,35 @@ def orbit(x: np.ndarray, perms: np.ndarray) -> np.ndarray:
 
 
 _SYMMETRY_STREAM = 7919  # fold_in index of the random symmetries' PRNG stream
+
+def class_log_prob(model: Any, pre: FeaturePreprocessor, perms: np.ndarray | None, samples: int
+                   ) -> Callable[[dict, Array, Array], Array]:
+    """``(params, raw: (n, D), key) -> (n,)`` log p(raw; params) of one class's model on the flows' input scale.
+
+    The input is ``pre.eval_transform(raw)`` (the cell centres), or with ``samples > 0`` (and
+    dequantizing) ``log p`` averaged in probability over ``samples`` draws of the noise; with
+    ``perms: (G, D)`` the symmetrised density ``(1/G) sum_g p(raw[:, perm_g])``. The
+    preprocessor's constant log-det is not included.
+    """
+    event = tuple(model.event_shape)
+    perms = None if perms is None else jnp.asarray(perms)
+
+    def unsymmetrised(params, raw, key):
+        if samples <= 0 or pre.mode != "dequantize":
+            return model.log_prob(params, pre.eval_transform(raw).reshape((-1,) + event))
+        u = pre.noise * jax.random.uniform(key, (samples,) + raw.shape)
+        z = jax.vmap(lambda us: pre.eval_transform(raw, us))(u).reshape((-1,) + event)
+        lp = model.log_prob(params, z).reshape(samples, raw.shape[0])
+        return jax.nn.logsumexp(lp, axis=0) - math.log(samples)
+
+    def per_class(params, raw, key):
+        if perms is None:
+            return unsymmetrised(params, raw, key)
+        lp = jax.vmap(lambda perm: unsymmetrised(params, raw[:, perm], key))(perms)  # (G, n)
+        return jax.nn.logsumexp(lp, axis=0) - math.log(perms.shape[0])
+
+    return per_class
+
 
 # ---------------------------------------------------------------------------
 # Batched per-class EM
@@ -259,13 +289,31 @@ class StackTrainer:
         state = jax.lax.cond(em_round, jax.vmap(train.em_update), lambda s: s, state)
         return state, average, mean_nll
 
-    def fit(self, keys: Array, x: np.ndarray, counts: np.ndarray, log: Callable[[str], None] | None = None
-            ) -> tuple[train.EMState, dict, list[np.ndarray]]:
-        """Train the stack for ``config.epochs`` epochs: one compiled epoch program, called once per epoch.
+    def validation_nll(self, params: dict, x_val: Array, val_counts: Array) -> Array:
+        """``(C,)`` mean ``-log p`` (nats per flow-input dimension) of each class's model on its own
+        held-out examples ``x_val: (C, V_max, D)`` (rows ``< val_counts[c]``), with the density
+        ``MixtureClassifier`` predicts with (cell centres, symmetrised; see ``class_log_prob``)."""
+        per_class = class_log_prob(self.model, self.preprocessor, self.symmetries, 0)
+        mask = jnp.arange(x_val.shape[1])[None, :] < val_counts[:, None]
+        lp = jax.vmap(per_class, in_axes=(0, 0, None))(params, x_val, jax.random.PRNGKey(0))  # (C, V_max)
+        return -jnp.sum(jnp.where(mask, lp, 0.0), axis=1) / val_counts / self.preprocessor.num_features
 
-        Returns the final stacked state, the parameters to predict with (``state.params``, or
-        with ``ema_decay`` their moving average with EM's final ``log_pi``) and the per-epoch
-        ``(C,)`` mean training NLL (nats per flow-input dimension, of the standardized features).
+    def _prediction_params(self, state: train.EMState, average: dict) -> dict:
+        return {**average, "log_pi": state.params["log_pi"]} if self.ema_decay else state.params
+
+    def fit(self, keys: Array, x: np.ndarray, counts: np.ndarray, log: Callable[[str], None] | None = None,
+            validation: tuple[np.ndarray, np.ndarray] | None = None, patience: int | None = None) -> TrainedStack:
+        """Train the stack for up to ``config.epochs`` epochs: one compiled epoch program, called once per epoch.
+
+        With ``validation = (x_val: (C, V_max, D), val_counts: (C,))`` (early stopping), each
+        class's held-out NLL is measured at the start (the init) and after every epoch, and each
+        class keeps the parameters of its own best epoch; training stops once no class has
+        improved for ``patience`` epochs (None: never early). Without it, the last epoch's.
+
+        Returns a ``TrainedStack``: the parameters to predict with (``state.params``, or with
+        ``ema_decay`` their moving average with EM's ``log_pi``), the per-epoch ``(C,)`` mean
+        training NLL (nats per flow-input dimension, of the standardized features), the
+        held-out NLL (epoch 0 first) and each class's chosen epoch (0: the init).
 
         Raises:
           NonFiniteLossError: a class met a NaN/Inf loss or gradient.
@@ -276,21 +324,87 @@ class StackTrainer:
         average = state.params if self.ema_decay else {}
         epoch_fn = jax.jit(self.epoch)
         dims = self.preprocessor.num_features
-        history = []
+        history, val_history = [], []
+        num_classes = x.shape[0]
+        best_epoch = np.zeros(num_classes, np.int64)
+        if validation is not None:
+            x_val, val_counts = jnp.asarray(validation[0], jnp.float32), jnp.asarray(validation[1], jnp.int32)
+            val_fn = jax.jit(self.validation_nll)
+            keep_best = jax.jit(lambda better, new, old: jax.tree.map(
+                lambda n, o: jnp.where(better.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old))
+            best = self._prediction_params(state, average)
+            val_history.append(np.asarray(val_fn(best, x_val, val_counts)))
+            best_nll = val_history[-1]
         t0 = time.time()
         for e in range(self.config.epochs):
             state, average, nll = epoch_fn(state, average, keys, x, counts, jnp.asarray(e, jnp.int32))
             history.append(np.asarray(nll) / dims)
-            if log is not None and (e == 0 or (e + 1) % max(1, self.config.epochs // 10) == 0):
+            if validation is not None:
+                current = self._prediction_params(state, average)
+                val_history.append(np.asarray(val_fn(current, x_val, val_counts)))
+                better = val_history[-1] < best_nll   # NaN is never better
+                best = keep_best(jnp.asarray(better), current, best)
+                best_nll = np.where(better, val_history[-1], best_nll)
+                best_epoch = np.where(better, e + 1, best_epoch)
+            stop = patience is not None and validation is not None and e + 1 - best_epoch.max() >= patience
+            if log is not None and (stop or e == 0 or (e + 1) % max(1, self.config.epochs // 10) == 0):
+                held_out = f"  held-out {float(np.mean(val_history[-1])):.4f}" if validation is not None else ""
                 log(f"epoch {e + 1}/{self.config.epochs}: train NLL (nats/dim, standardized) "
-                    f"mean over classes {float(np.mean(history[-1])):.4f}  {time.time() - t0:.1f}s")
+                    f"mean over classes {float(np.mean(history[-1])):.4f}{held_out}  {time.time() - t0:.1f}s")
+            if stop:
+                if log is not None:
+                    log(f"early stop after epoch {e + 1}: no class improved its held-out NLL for {patience} epochs")
+                break
         bad = np.flatnonzero(np.asarray(state.nonfinite))
         if bad.size:
             raise train.NonFiniteLossError(
                 f"non-finite loss or gradient while training class index(es) {bad.tolist()}: lower the "
                 "learning rate or check the data")
-        params = {**average, "log_pi": state.params["log_pi"]} if self.ema_decay else state.params
-        return state, params, history
+        if validation is None:
+            best, best_epoch = self._prediction_params(state, average), np.full(num_classes, len(history))
+        return TrainedStack(best, history, val_history, best_epoch)
+
+
+class TrainedStack(NamedTuple):
+    """What ``StackTrainer.fit`` returns.
+
+    Attributes:
+      params: the stacked ``(C, ...)`` parameters to predict with.
+      history: per epoch, ``(C,)`` mean training NLL (nats per flow-input dimension).
+      validation_history: ``(C,)`` held-out NLL at the init and after each epoch (empty without validation).
+      best_epoch: ``(C,)`` the epoch each class's ``params`` come from (0: the init).
+    """
+
+    params: dict
+    history: list
+    validation_history: list
+    best_epoch: np.ndarray
+
+
+def stratified_holdout(codes: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """``(N,)`` bool, True for the held-out examples: ``max(1, round(fraction * n_c))`` of each class ``c``, at random.
+
+    Args:
+      codes: ``(N,)`` class codes.
+      fraction: in (0, 1).
+      seed: the draw's seed (the same split for the same seed and codes).
+    """
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(codes), bool)
+    for c in np.unique(codes):
+        rows = np.flatnonzero(codes == c)
+        held[rng.choice(rows, max(1, int(round(fraction * len(rows)))), replace=False)] = True
+    return held
+
+
+def pad_by_class(x: np.ndarray, codes: np.ndarray, num: int) -> tuple[np.ndarray, np.ndarray]:
+    """``x: (N, D)``, ``codes: (N,)`` in ``range(num)`` -> ``(num, N_max, D)`` float32 (class rows first, zeros
+    after), ``(num,)`` int32 counts."""
+    counts = np.bincount(codes, minlength=num).astype(np.int32)
+    padded = np.zeros((num, max(int(counts.max()), 1), x.shape[1]), np.float32)
+    for j in range(num):
+        padded[j, : counts[j]] = x[codes == j]
+    return padded, counts
 
 
 # ---------------------------------------------------------------------------
@@ -364,6 +478,18 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
         unit Jacobian, and exactly invariant when the rows form a group.
       ema_decay: 0, or predict with a moving average of the flows' parameters over the
         gradient steps (Polyak averaging; see ``StackTrainer``), e.g. 0.99.
+      gaussian_start: each class's flow ends with a whitening layer fitted at init
+        (``emflow.Whitened``) and the mixtures use their partition init, so a class's model
+        starts at its fitted Gaussian (K = 1) or at the Gaussians of the K k-means parts of
+        its examples (GenMM: one per generator; LatMM: the latent means at the parts). False:
+        the paper's start (ActNorm only, every generator on the whole class). Needs a flow
+        with a single latent (``flow="vector"`` or a one-level Glow).
+      gaussian_reg: the whitening layer's regulariser, added to the covariance's diagonal in the
+        flow's standardized coordinates (the features' scale is 1 there).
+      early_stopping: hold out ``validation_fraction`` of each class's training examples
+        (stratified, drawn from ``seed``), measure each class's held-out NLL at the init and
+        after every epoch, and keep each class's best epoch (the init included); stop once no
+        class has improved for ``patience`` epochs. The held-out examples are not trained on.
       epochs, batch_size, learning_rate, warmup_steps, min_learning_rate, em_every: EM training
         (``emflow.train.TrainConfig``); ``batch_size`` examples of *each* class per step.
       component_axis: how GenMM maps over its K generators (default ``"vmap"``: the fastest
@@ -373,7 +499,10 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
       verbose: print training progress.
 
     Fitted attributes: ``classes_`` (C,), ``class_counts_`` (C,), ``preprocessor_``, ``model_``
-    (the per-class model), ``params_`` (its params with a leading (C,) axis), ``history_``.
+    (the per-class model), ``params_`` (its params with a leading (C,) axis), ``history_`` (per
+    epoch, (C,) training NLL), ``validation_history_`` (the held-out NLL, the init first; empty
+    without early stopping), ``best_epoch_`` ((C,) each class's chosen epoch, 0 the init),
+    ``fit_seconds_``.
     """
 
     def __init__(self, model: str = "genmm", num_components: int = 1, flow: str = "vector",
@@ -381,7 +510,8 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
                  image_shape: tuple[int, int, int] | None = None, glow_levels: int = 1, class_prior: str = "frequency",
                  preprocessing: Preprocessing = "dequantize", noise: float = 1.0, eval_samples: int = 0,
                  feature_symmetries: str | np.ndarray | None = None, ema_decay: float = 0.0,
-                 epochs: int = 60, batch_size: int = 64, learning_rate: float = 2e-3, warmup_steps: int = 100,
+                 gaussian_start: bool = True, gaussian_reg: float = 0.1, early_stopping: bool = True,
+                 validation_fraction: float = 0.1, patience: int = 10, epochs: int = 60, batch_size: int = 64, learning_rate: float = 2e-3, warmup_steps: int = 100,
                  min_learning_rate: float = 1e-4, em_every: int = 5, component_axis: str | None = "vmap",
                  eval_batch_size: int = 1000, seed: int = 0, verbose: bool = False):
         self.model = model
@@ -397,6 +527,11 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
         self.eval_samples = eval_samples
         self.feature_symmetries = feature_symmetries
         self.ema_decay = ema_decay
+        self.gaussian_start = gaussian_start
+        self.gaussian_reg = gaussian_reg
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.patience = patience
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -443,11 +578,16 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
                         hidden_channels=self.hidden or 8)
         else:
             raise ValueError(f"MixtureClassifier: flow must be 'vector' or 'glow', got {self.flow!r}")
-        # The shared init, with which the README's Table II was measured: the partition start
-        # (and its warm round, which this vmapped per-class loop does not run) is not yet measured here.
+        if not self.gaussian_start:  # the paper's start, with which the README's earlier Table II was measured
+            if self.model == "genmm":
+                return GenMM(flow, self.num_components, component_axis=self.component_axis, init_strategy="shared")
+            return LatMM(flow, self.num_components, init_strategy="shared")
+        if not (math.isfinite(self.gaussian_reg) and self.gaussian_reg > 0):
+            raise ValueError(f"MixtureClassifier: gaussian_reg must be a finite number > 0, got {self.gaussian_reg}")
+        flow = Whitened(flow, float(self.gaussian_reg))
         if self.model == "genmm":
-            return GenMM(flow, self.num_components, component_axis=self.component_axis, init_strategy="shared")
-        return LatMM(flow, self.num_components, init_strategy="shared")
+            return GenMM(flow, self.num_components, component_axis=self.component_axis, init_strategy="partition")
+        return LatMM(flow, self.num_components, init_strategy="partition")
 
     def _train_config(self) -> train.TrainConfig:
         return train.TrainConfig(
@@ -490,19 +630,37 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
 
     def _train_classes(self, x: np.ndarray, codes: np.ndarray, class_ids: np.ndarray):
         """Train one stack on ``x`` with class codes ``codes`` in ``range(len(class_ids))``;
-        class ``j``'s key is ``fold_in(seed, class_ids[j])``."""
+        class ``j``'s key is ``fold_in(seed, class_ids[j])``. Returns ``(TrainedStack, counts)``,
+        the counts of all the examples given (held-out ones included)."""
         num = len(class_ids)
-        counts = np.bincount(codes, minlength=num).astype(np.int32)
-        padded = np.zeros((num, counts.max(), x.shape[1]), np.float32)
-        for j in range(num):
-            padded[j, : counts[j]] = x[codes == j]
+        all_counts = np.bincount(codes, minlength=num).astype(np.int32)
+        validation = None
+        if self.early_stopping:
+            held = stratified_holdout(codes, float(self.validation_fraction), self.seed + int(class_ids[0]))
+            validation = pad_by_class(x[held], codes[held], num)
+            x, codes = x[~held], codes[~held]
+        padded, counts = pad_by_class(x, codes, num)
         root = jax.random.PRNGKey(self.seed)
         keys = jnp.stack([jax.random.fold_in(root, int(c)) for c in class_ids])
-        trainer = StackTrainer(self.model_, self._train_config(), self.preprocessor_, self.symmetries_,
-                               float(self.ema_decay))
+        # the whole class initialises its flow (its Gaussian start), not a batch of it
+        config = dataclasses.replace(self._train_config(), init_batch_size=int(padded.shape[1]))
+        trainer = StackTrainer(self.model_, config, self.preprocessor_, self.symmetries_, float(self.ema_decay))
         log = print if self.verbose else None
-        _, params, history = trainer.fit(keys, padded, counts, log=log)
-        return params, counts, history
+        trained = trainer.fit(keys, padded, counts, log=log, validation=validation,
+                              patience=int(self.patience) if self.early_stopping else None)
+        return trained, all_counts
+
+    def _check_training_settings(self) -> None:
+        if self.early_stopping:
+            if not 0.0 < self.validation_fraction < 1.0:
+                raise ValueError("MixtureClassifier: validation_fraction must be in (0, 1), "
+                                 f"got {self.validation_fraction}")
+            if not (isinstance(self.patience, (int, np.integer)) and self.patience >= 1):
+                raise ValueError(f"MixtureClassifier: patience must be an integer >= 1, got {self.patience!r}")
+
+    def _needed_per_class(self) -> int:
+        """Examples a class needs: K to train on, and one more to hold out with early stopping."""
+        return int(self.num_components) + (1 if self.early_stopping else 0)
 
     def fit(self, X, y) -> "MixtureClassifier":
         """Fit the preprocessor on ``X: (N, D)`` and one mixture per distinct label of ``y: (N,)``."""
@@ -514,21 +672,26 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
         if len(classes) < 2:
             raise ValueError(f"MixtureClassifier.fit: need at least 2 classes, got 1 class ({classes.tolist()})")
         counts = np.bincount(codes, minlength=len(classes))
-        if int(self.num_components) > counts.min():
-            small = [(c, int(n)) for c, n in zip(classes.tolist(), counts) if n < self.num_components]
-            raise ValueError(f"MixtureClassifier.fit: every class needs at least num_components={self.num_components} "
-                             f"examples; (class, n_samples) below that: {small[:10]}")
+        self._check_training_settings()
+        needed = self._needed_per_class()
+        if needed > counts.min():
+            small = [(c, int(n)) for c, n in zip(classes.tolist(), counts) if n < needed]
+            held = " (+ 1 held out for early stopping)" if self.early_stopping else ""
+            raise ValueError(f"MixtureClassifier.fit: every class needs at least num_components={self.num_components}"
+                             f"{held} examples; (class, n_samples) below that: {small[:10]}")
         self.symmetries_ = feature_permutations(self.feature_symmetries, x.shape[1])
         augmented = x if self.symmetries_ is None else orbit(x, self.symmetries_)
         self.preprocessor_ = FeaturePreprocessor.fit(augmented, self.preprocessing, self.noise)
         self.model_ = self._build_model(x.shape[1])
         t0 = time.time()
-        params, counts, history = self._train_classes(x, codes.astype(np.int32), np.arange(len(classes)))
+        trained, counts = self._train_classes(x, codes.astype(np.int32), np.arange(len(classes)))
         self.fit_seconds_ = time.time() - t0
         self.classes_ = classes
         self.class_counts_ = counts
-        self.history_ = history
-        self.params_ = params
+        self.history_ = trained.history
+        self.validation_history_ = trained.validation_history
+        self.best_epoch_ = trained.best_epoch
+        self.params_ = trained.params
         self._log_prob_fn = self._batch_log_prob()  # compiled here, so that predicting leaves __dict__ as it is
         return self
 
@@ -544,13 +707,19 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
         self._check_label_kind(label_arr, "add_class")
         if label in self.classes_.tolist():
             raise ValueError(f"MixtureClassifier.add_class: label {label!r} is already a class")
+        if len(x) < self._needed_per_class():
+            raise ValueError(f"MixtureClassifier.add_class: the new class needs at least {self._needed_per_class()} "
+                             f"examples (num_components={self.num_components}"
+                             f"{', + 1 held out for early stopping' if self.early_stopping else ''}), got {len(x)}")
         new_id = len(self.classes_)
-        params, counts, history = self._train_classes(x, np.zeros(len(x), np.int32), np.asarray([new_id]))
-        self.params_ = jax.tree.map(lambda old, new: jnp.concatenate([old, new]), self.params_, params)
+        trained, counts = self._train_classes(x, np.zeros(len(x), np.int32), np.asarray([new_id]))
+        history = trained.history
+        self.params_ = jax.tree.map(lambda old, new: jnp.concatenate([old, new]), self.params_, trained.params)
         self.classes_ = np.concatenate([self.classes_, label_arr.astype(self.classes_.dtype)
                                         if self.classes_.dtype.kind != "U" else label_arr])
         self.class_counts_ = np.concatenate([self.class_counts_, counts])
         self.added_history_ = {**getattr(self, "added_history_", {}), label: history}
+        self.best_epoch_ = np.concatenate([self.best_epoch_, trained.best_epoch])
         return self
 
     # -- prediction ---------------------------------------------------------
@@ -565,25 +734,7 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
         return np.log(counts / counts.sum())
 
     def _batch_log_prob(self):
-        model, pre, samples = self.model_, self.preprocessor_, int(self.eval_samples)
-        event = tuple(model.event_shape)
-        perms = None if self.symmetries_ is None else jnp.asarray(self.symmetries_)
-
-        def unsymmetrised(params, raw, key):
-            if samples <= 0 or pre.mode != "dequantize":
-                z = pre.eval_transform(raw).reshape((-1,) + event)
-                return model.log_prob(params, z)
-            u = pre.noise * jax.random.uniform(key, (samples,) + raw.shape)
-            z = jax.vmap(lambda us: pre.eval_transform(raw, us))(u).reshape((-1,) + event)
-            lp = model.log_prob(params, z).reshape(samples, raw.shape[0])
-            return jax.nn.logsumexp(lp, axis=0) - math.log(samples)
-
-        def per_class(params, raw, key):
-            if perms is None:
-                return unsymmetrised(params, raw, key)
-            lp = jax.vmap(lambda perm: unsymmetrised(params, raw[:, perm], key))(perms)  # (G, n)
-            return jax.nn.logsumexp(lp, axis=0) - math.log(perms.shape[0])
-
+        per_class = class_log_prob(self.model_, self.preprocessor_, self.symmetries_, int(self.eval_samples))
         return jax.jit(lambda params, raw, key: jax.vmap(per_class, in_axes=(0, None, None))(params, raw, key).T)
 
     def log_likelihood(self, X) -> np.ndarray:

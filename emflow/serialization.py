@@ -56,7 +56,8 @@ def known_classes() -> dict[str, type]:
     from emflow.dequantize import Dequantizer
 
     return {cls.__name__: cls for cls in (emflow.GenMM, emflow.LatMM, emflow.Glow, emflow.VectorFlow,
-                                          emflow.Prefixed, emflow.Logit, Dequantizer)}
+                                          emflow.Prefixed, emflow.Whitened, emflow.Logit,
+                                          Dequantizer)}
 
 
 def model_to_config(model: Any) -> dict:

@@ -60,9 +60,18 @@ def test_refusals_are_scikit_learn_errors(wine):
         clf.predict_proba(x)
     with pytest.raises(ValueError, match=r"need at least 2 classes, got 1 class \(\[0\]\)"):
         clf.fit(x[y == 0], y[y == 0])
+    keep = np.r_[np.flatnonzero(y != 2), np.flatnonzero(y == 2)[:2]]
     with pytest.raises(ValueError, match=r"at least num_components=3 examples; \(class, n_samples\) below that: \[\(2, 2\)\]"):
-        keep = np.r_[np.flatnonzero(y != 2), np.flatnonzero(y == 2)[:2]]
-        MixtureClassifier(num_components=3, **TINY).fit(x[keep], y[keep])
+        MixtureClassifier(num_components=3, early_stopping=False, **TINY).fit(x[keep], y[keep])
+    with pytest.raises(ValueError, match=r"at least num_components=2 \(\+ 1 held out for early stopping\) examples; "
+                                         r"\(class, n_samples\) below that: \[\(2, 2\)\]"):
+        MixtureClassifier(num_components=2, **TINY).fit(x[keep], y[keep])
+    with pytest.raises(ValueError, match=r"validation_fraction must be in \(0, 1\), got 1.5"):
+        MixtureClassifier(validation_fraction=1.5, **TINY).fit(x, y)
+    with pytest.raises(ValueError, match=r"patience must be an integer >= 1, got 0"):
+        MixtureClassifier(patience=0, **TINY).fit(x, y)
+    with pytest.raises(ValueError, match=r"gaussian_reg must be a finite number > 0, got 0.0"):
+        MixtureClassifier(gaussian_reg=0.0, **TINY).fit(x, y)
     with pytest.raises(ValueError, match="Found array with 0 sample"):
         clf.fit(x[:0], y[:0])
     with pytest.raises(TypeError, match="Sparse data was passed"):

@@ -46,3 +46,40 @@ def test_batched_compiled_rotations_have_no_lapack_call():
     p, l, u = fn(keys)
     w = jnp.einsum("bij,bjk,bkl->bil", p, l, u)
     np.testing.assert_allclose(jnp.einsum("bji,bjk->bik", w, w), np.broadcast_to(np.eye(16), w.shape), atol=1e-5)
+
+
+def _spd(n, seed):
+    a = np.asarray(jax.random.normal(jax.random.PRNGKey(seed), (n + 3, n)), np.float64)
+    return a.T @ a / (n + 3) + 0.1 * np.eye(n)
+
+
+@pytest.mark.parametrize("n", [1, 2, 6, 16, 36])
+def test_cholesky_is_lapacks_cholesky(n):
+    a = _spd(n, 200 + n)
+    l = np.asarray(small_linalg.cholesky(jnp.asarray(a, jnp.float32)))
+    l_ref = np.linalg.cholesky(a)                                   # LAPACK potrf in float64
+    np.testing.assert_allclose(l, l_ref, atol=2e-5 * np.abs(l_ref).max())
+    assert np.allclose(np.triu(l, 1), 0) and np.all(np.diag(l) > 0)
+
+
+def test_cholesky_of_an_indefinite_matrix_is_nan_not_a_wrong_factor():
+    l = small_linalg.cholesky(jnp.array([[1.0, 2.0], [2.0, 1.0]]))
+    assert np.isnan(np.asarray(l)[1, 1])
+
+
+@pytest.mark.parametrize("n", [1, 3, 16])
+def test_solve_lower_is_scipys_triangular_solve(n):
+    l = np.linalg.cholesky(_spd(n, 300 + n))
+    b = np.asarray(jax.random.normal(jax.random.PRNGKey(n), (5, n)), np.float64)
+    x = np.asarray(small_linalg.solve_lower(jnp.asarray(l, jnp.float32), jnp.asarray(b, jnp.float32)))
+    x_ref = scipy.linalg.solve_triangular(l, b.T, lower=True).T     # LAPACK trtrs in float64
+    np.testing.assert_allclose(x, x_ref, rtol=1e-4, atol=1e-5)
+
+
+def test_batched_compiled_cholesky_has_no_lapack_call():
+    mats = jnp.stack([jnp.asarray(_spd(16, s), jnp.float32) for s in range(8)])
+    fn = jax.jit(jax.vmap(lambda a: small_linalg.solve_lower(small_linalg.cholesky(a), jnp.eye(16))))
+    assert "custom_call" not in fn.lower(mats).as_text()
+    inv_l = np.asarray(fn(mats)).transpose(0, 2, 1)                 # L^{-1}
+    for a, t in zip(np.asarray(mats, np.float64), inv_l):
+        np.testing.assert_allclose(t @ a @ t.T, np.eye(16), atol=5e-5)

@@ -9,9 +9,10 @@ from emflow.bijectors.logit import Logit
 from emflow.bijectors.permute import Reverse
 from emflow.bijectors.split import Split
 from emflow.bijectors.squeeze import Squeeze
+from emflow.bijectors.whiten import Whiten
 
 __all__ = [
     "ActNorm", "Bijector", "ConvConditioner", "Coupling", "FlowStep", "InvertibleLinear", "Logit",
-    "MLPConditioner", "Repeat", "Reverse", "Split", "Squeeze", "ZeroConv", "check_batch",
+    "MLPConditioner", "Repeat", "Reverse", "Split", "Squeeze", "Whiten", "ZeroConv", "check_batch",
     "random_rotation",
 ]

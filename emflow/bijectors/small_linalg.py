@@ -1,4 +1,4 @@
-"""QR and LU of small square matrices in plain jax.numpy, without LAPACK.
+"""QR, LU and Cholesky of small square matrices in plain jax.numpy, without LAPACK.
 
 The invertible linear layers draw a random rotation and take its LU factors at init.
 ``jnp.linalg.qr`` and ``jax.scipy.linalg.lu`` lower, on the CPU, to jaxlib's LAPACK
@@ -16,8 +16,14 @@ of a flow they cost microseconds.
 - ``lu(a)``: Doolittle with partial pivoting (the largest ``|a_ik|``, first on ties, as
   LAPACK's ``getrf``). It returns ``(p, l, u)`` with ``a = p @ l @ u``, the convention of
   ``jax.scipy.linalg.lu``, and equals it to rounding.
+- ``cholesky(a)``: the column-by-column (left-looking) Cholesky ``a = l l^T`` of a
+  symmetric positive-definite matrix, for the whitening layer's init (``bijectors.whiten``),
+  which is batched over classes and components as the rotations are.
+- ``solve_lower(l, b)``: forward substitution, ``x`` with ``x l^T = b`` for a batch of rows
+  ``b: (B, n)``, i.e. ``l x_i = b_i`` for every row; used for the inverse of a lower
+  triangular layer and to invert a Cholesky factor.
 
-Both are tested against those LAPACK routines.
+All are tested against LAPACK's routines (numpy / scipy in float64).
 """
 from __future__ import annotations
 
@@ -65,3 +71,36 @@ def lu(a: Array) -> tuple[Array, Array, Array]:
     upper = jnp.triu(m)
     p = jnp.eye(n, dtype=a.dtype)[order].T   # a[order] = l @ u, so a = p @ l @ u
     return p, lower, upper
+
+
+def cholesky(a: Array) -> Array:
+    """``(n, n)`` symmetric positive definite ``a -> (n, n)`` lower triangular ``l``, ``a = l @ l.T``, ``diag(l) > 0``.
+
+    Column ``j`` is ``(a[:, j] - l[:, :j] @ l[j, :j]) / l[j, j]`` below the diagonal; the
+    columns right of ``j`` are still zero when column ``j`` is formed, so one matrix-vector
+    product with the whole ``l`` computes the sum. A matrix that is not positive definite
+    gives NaN (the square root of a non-positive pivot), not a silently wrong factor.
+    """
+    n = a.shape[-1]
+    index = jnp.arange(n)
+
+    def column(j, l):
+        v = a[:, j] - jnp.dot(l, l[j], precision=FULL)
+        pivot = jnp.sqrt(v[j])
+        return l.at[:, j].set(jnp.where(index >= j, v / pivot, 0.0))
+
+    return jax.lax.fori_loop(0, n, column, jnp.zeros_like(a))
+
+
+def solve_lower(l: Array, b: Array) -> Array:
+    """``l: (n, n)`` lower triangular (non-zero diagonal), ``b: (B, n) -> x: (B, n)`` with ``x @ l.T = b``.
+
+    Forward substitution over the ``n`` columns of ``x``: ``x_i = (b_i - sum_{j<i} l_ij x_j) / l_ii``
+    (the columns ``>= i`` of ``x`` are still zero when column ``i`` is formed).
+    """
+    n = l.shape[-1]
+
+    def column(i, x):
+        return x.at[:, i].set((b[:, i] - jnp.dot(x, l[i], precision=FULL)) / l[i, i])
+
+    return jax.lax.fori_loop(0, n, column, jnp.zeros_like(b))
