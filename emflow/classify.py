@@ -26,6 +26,7 @@ Features go through a ``FeaturePreprocessor`` fitted on the whole training set
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from typing import Any, Callable, Literal, NamedTuple
@@ -245,7 +246,15 @@ class StackTrainer:
         CPU kernel deadlocked its thread pool; ``bijectors.small_linalg`` removed those calls.
         ``python -m benchmarks.classifier_init`` measures the two.)
         """
-        return jax.jit(jax.vmap(self.init_class))(keys, x, counts)
+        return self._compiled_init(keys, x, counts)
+
+    @functools.cached_property
+    def _compiled_init(self):
+        return jax.jit(jax.vmap(self.init_class))
+
+    @functools.cached_property
+    def _compiled_epoch(self):  # one per trainer: a refit on data of the same padded shape reuses it
+        return jax.jit(self.epoch)
 
     def _update_average(self, average: dict, params: dict, step: Array) -> dict:
         """One step of the parameters' moving average (``ema_decay``; a no-op when it is 0)."""
@@ -289,31 +298,41 @@ class StackTrainer:
         state = jax.lax.cond(em_round, jax.vmap(train.em_update), lambda s: s, state)
         return state, average, mean_nll
 
-    def validation_nll(self, params: dict, x_val: Array, val_counts: Array) -> Array:
-        """``(C,)`` mean ``-log p`` (nats per flow-input dimension) of each class's model on its own
-        held-out examples ``x_val: (C, V_max, D)`` (rows ``< val_counts[c]``), with the density
-        ``MixtureClassifier`` predicts with (cell centres, symmetrised; see ``class_log_prob``)."""
+    def held_out_loss(self, params: dict, x_val: Array, codes_val: Array, log_prior: Array) -> Array:
+        """The early-stopping criterion on held-out examples ``x_val: (V, D)`` of classes ``codes_val: (V,)``.
+
+        With C >= 2 classes: the classifier's mean log-loss ``-log P(y | x)``, from every class's
+        density (the one ``MixtureClassifier`` predicts with, see ``class_log_prob``) and the
+        class prior ``log_prior: (C,)``. One epoch is chosen for all the classes together, so
+        their densities stay comparable. With one class (``add_class``): its mean ``-log p(x)``
+        per flow-input dimension. A scalar.
+        """
         per_class = class_log_prob(self.model, self.preprocessor, self.symmetries, 0)
-        mask = jnp.arange(x_val.shape[1])[None, :] < val_counts[:, None]
-        lp = jax.vmap(per_class, in_axes=(0, 0, None))(params, x_val, jax.random.PRNGKey(0))  # (C, V_max)
-        return -jnp.sum(jnp.where(mask, lp, 0.0), axis=1) / val_counts / self.preprocessor.num_features
+        lp = jax.vmap(per_class, in_axes=(0, None, None))(params, x_val, jax.random.PRNGKey(0))  # (C, V)
+        if lp.shape[0] == 1:
+            return -jnp.mean(lp) / self.preprocessor.num_features
+        log_posterior = jax.nn.log_softmax(lp + log_prior[:, None], axis=0)
+        return -jnp.mean(jnp.take_along_axis(log_posterior, codes_val[None, :], axis=0))
 
     def _prediction_params(self, state: train.EMState, average: dict) -> dict:
         return {**average, "log_pi": state.params["log_pi"]} if self.ema_decay else state.params
 
     def fit(self, keys: Array, x: np.ndarray, counts: np.ndarray, log: Callable[[str], None] | None = None,
-            validation: tuple[np.ndarray, np.ndarray] | None = None, patience: int | None = None) -> TrainedStack:
+            validation: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, patience: int | None = None,
+            num_epochs: int | None = None) -> "TrainedStack":
         """Train the stack for up to ``config.epochs`` epochs: one compiled epoch program, called once per epoch.
 
-        With ``validation = (x_val: (C, V_max, D), val_counts: (C,))`` (early stopping), each
-        class's held-out NLL is measured at the start (the init) and after every epoch, and each
-        class keeps the parameters of its own best epoch; training stops once no class has
-        improved for ``patience`` epochs (None: never early). Without it, the last epoch's.
+        With ``validation = (x_val: (V, D), codes_val: (V,), log_prior: (C,))`` (early stopping),
+        ``held_out_loss`` is measured at the start (the init) and after every epoch, and the
+        parameters of the best epoch are kept (for all the classes together); training stops
+        once it has not improved for ``patience`` epochs (None: never early). Without it, the
+        last epoch's parameters. ``num_epochs`` (<= ``config.epochs``) stops after that many
+        epochs, with the learning-rate schedule of ``config.epochs`` (a refit to a chosen epoch).
 
         Returns a ``TrainedStack``: the parameters to predict with (``state.params``, or with
         ``ema_decay`` their moving average with EM's ``log_pi``), the per-epoch ``(C,)`` mean
         training NLL (nats per flow-input dimension, of the standardized features), the
-        held-out NLL (epoch 0 first) and each class's chosen epoch (0: the init).
+        held-out loss (epoch 0 first) and the chosen epoch (0: the init).
 
         Raises:
           NonFiniteLossError: a class met a NaN/Inf loss or gradient.
@@ -322,38 +341,33 @@ class StackTrainer:
         counts = jnp.asarray(counts, jnp.int32)
         state = self.init(keys, x, counts)
         average = state.params if self.ema_decay else {}
-        epoch_fn = jax.jit(self.epoch)
+        epoch_fn = self._compiled_epoch
         dims = self.preprocessor.num_features
-        history, val_history = [], []
-        num_classes = x.shape[0]
-        best_epoch = np.zeros(num_classes, np.int64)
+        history, val_history, best_epoch = [], [], None
         if validation is not None:
-            x_val, val_counts = jnp.asarray(validation[0], jnp.float32), jnp.asarray(validation[1], jnp.int32)
-            val_fn = jax.jit(self.validation_nll)
-            keep_best = jax.jit(lambda better, new, old: jax.tree.map(
-                lambda n, o: jnp.where(better.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old))
-            best = self._prediction_params(state, average)
-            val_history.append(np.asarray(val_fn(best, x_val, val_counts)))
-            best_nll = val_history[-1]
+            held_out = tuple(jnp.asarray(v) for v in validation)
+            loss_fn = jax.jit(self.held_out_loss)
+            best, best_epoch = self._prediction_params(state, average), 0
+            val_history.append(float(loss_fn(best, *held_out)))
         t0 = time.time()
-        for e in range(self.config.epochs):
+        for e in range(self.config.epochs if num_epochs is None else min(num_epochs, self.config.epochs)):
             state, average, nll = epoch_fn(state, average, keys, x, counts, jnp.asarray(e, jnp.int32))
             history.append(np.asarray(nll) / dims)
+            stop = False
             if validation is not None:
                 current = self._prediction_params(state, average)
-                val_history.append(np.asarray(val_fn(current, x_val, val_counts)))
-                better = val_history[-1] < best_nll   # NaN is never better
-                best = keep_best(jnp.asarray(better), current, best)
-                best_nll = np.where(better, val_history[-1], best_nll)
-                best_epoch = np.where(better, e + 1, best_epoch)
-            stop = patience is not None and validation is not None and e + 1 - best_epoch.max() >= patience
+                val_history.append(float(loss_fn(current, *held_out)))
+                if val_history[-1] < val_history[best_epoch]:   # NaN is never better
+                    best, best_epoch = current, e + 1
+                stop = patience is not None and e + 1 - best_epoch >= patience
             if log is not None and (stop or e == 0 or (e + 1) % max(1, self.config.epochs // 10) == 0):
-                held_out = f"  held-out {float(np.mean(val_history[-1])):.4f}" if validation is not None else ""
+                held = f"  held-out loss {val_history[-1]:.4f}" if validation is not None else ""
                 log(f"epoch {e + 1}/{self.config.epochs}: train NLL (nats/dim, standardized) "
-                    f"mean over classes {float(np.mean(history[-1])):.4f}{held_out}  {time.time() - t0:.1f}s")
+                    f"mean over classes {float(np.mean(history[-1])):.4f}{held}  {time.time() - t0:.1f}s")
             if stop:
                 if log is not None:
-                    log(f"early stop after epoch {e + 1}: no class improved its held-out NLL for {patience} epochs")
+                    log(f"early stop after epoch {e + 1}: the held-out loss has not improved for {patience} epochs "
+                        f"(best: epoch {best_epoch})")
                 break
         bad = np.flatnonzero(np.asarray(state.nonfinite))
         if bad.size:
@@ -361,7 +375,7 @@ class StackTrainer:
                 f"non-finite loss or gradient while training class index(es) {bad.tolist()}: lower the "
                 "learning rate or check the data")
         if validation is None:
-            best, best_epoch = self._prediction_params(state, average), np.full(num_classes, len(history))
+            best, best_epoch = self._prediction_params(state, average), len(history)
         return TrainedStack(best, history, val_history, best_epoch)
 
 
@@ -371,14 +385,14 @@ class TrainedStack(NamedTuple):
     Attributes:
       params: the stacked ``(C, ...)`` parameters to predict with.
       history: per epoch, ``(C,)`` mean training NLL (nats per flow-input dimension).
-      validation_history: ``(C,)`` held-out NLL at the init and after each epoch (empty without validation).
-      best_epoch: ``(C,)`` the epoch each class's ``params`` come from (0: the init).
+      validation_history: the held-out loss at the init and after each epoch (empty without validation).
+      best_epoch: the epoch ``params`` come from (0: the init).
     """
 
     params: dict
     history: list
     validation_history: list
-    best_epoch: np.ndarray
+    best_epoch: int
 
 
 def stratified_holdout(codes: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -397,11 +411,12 @@ def stratified_holdout(codes: np.ndarray, fraction: float, seed: int) -> np.ndar
     return held
 
 
-def pad_by_class(x: np.ndarray, codes: np.ndarray, num: int) -> tuple[np.ndarray, np.ndarray]:
-    """``x: (N, D)``, ``codes: (N,)`` in ``range(num)`` -> ``(num, N_max, D)`` float32 (class rows first, zeros
-    after), ``(num,)`` int32 counts."""
+def pad_by_class(x: np.ndarray, codes: np.ndarray, num: int, n_max: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``x: (N, D)``, ``codes: (N,)`` in ``range(num)`` -> ``(num, n_max, D)`` float32 (class rows first, zeros
+    after; ``n_max`` default: the largest class), ``(num,)`` int32 counts."""
     counts = np.bincount(codes, minlength=num).astype(np.int32)
-    padded = np.zeros((num, max(int(counts.max()), 1), x.shape[1]), np.float32)
+    padded = np.zeros((num, int(counts.max()) if n_max is None else n_max, x.shape[1]), np.float32)
     for j in range(num):
         padded[j, : counts[j]] = x[codes == j]
     return padded, counts
@@ -487,9 +502,15 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
       gaussian_reg: the whitening layer's regulariser, added to the covariance's diagonal in the
         flow's standardized coordinates (the features' scale is 1 there).
       early_stopping: hold out ``validation_fraction`` of each class's training examples
-        (stratified, drawn from ``seed``), measure each class's held-out NLL at the init and
-        after every epoch, and keep each class's best epoch (the init included); stop once no
-        class has improved for ``patience`` epochs. The held-out examples are not trained on.
+        (stratified, drawn from ``seed``), measure the classifier's held-out log-loss
+        ``-log P(y | x)`` at the init and after every epoch, keep the best epoch's parameters
+        (the init included; one epoch for all the classes, so that their densities stay
+        comparable), and stop once it has not improved for ``patience`` epochs. The
+        held-out examples are not trained on. (``add_class`` holds out part of the new
+        class and judges it by its own held-out NLL.)
+      refit: with early stopping, train again on all the examples (held-out ones included),
+        from the same keys and with the same schedule, for the chosen number of epochs, and
+        predict with that (``best_epoch_`` stays the chosen epoch).
       epochs, batch_size, learning_rate, warmup_steps, min_learning_rate, em_every: EM training
         (``emflow.train.TrainConfig``); ``batch_size`` examples of *each* class per step.
       component_axis: how GenMM maps over its K generators (default ``"vmap"``: the fastest
@@ -500,8 +521,8 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
 
     Fitted attributes: ``classes_`` (C,), ``class_counts_`` (C,), ``preprocessor_``, ``model_``
     (the per-class model), ``params_`` (its params with a leading (C,) axis), ``history_`` (per
-    epoch, (C,) training NLL), ``validation_history_`` (the held-out NLL, the init first; empty
-    without early stopping), ``best_epoch_`` ((C,) each class's chosen epoch, 0 the init),
+    epoch, (C,) training NLL), ``validation_history_`` (the held-out log-loss, the init first;
+    empty without early stopping), ``best_epoch_`` (the chosen epoch, 0 the init),
     ``fit_seconds_``.
     """
 
@@ -511,7 +532,7 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
                  preprocessing: Preprocessing = "dequantize", noise: float = 1.0, eval_samples: int = 0,
                  feature_symmetries: str | np.ndarray | None = None, ema_decay: float = 0.0,
                  gaussian_start: bool = True, gaussian_reg: float = 0.1, early_stopping: bool = True,
-                 validation_fraction: float = 0.1, patience: int = 10, epochs: int = 60, batch_size: int = 64, learning_rate: float = 2e-3, warmup_steps: int = 100,
+                 validation_fraction: float = 0.1, patience: int = 20, refit: bool = True, epochs: int = 100, batch_size: int = 64, learning_rate: float = 2e-3, warmup_steps: int = 100,
                  min_learning_rate: float = 1e-4, em_every: int = 5, component_axis: str | None = "vmap",
                  eval_batch_size: int = 1000, seed: int = 0, verbose: bool = False):
         self.model = model
@@ -532,6 +553,7 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.refit = refit
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -635,19 +657,28 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
         num = len(class_ids)
         all_counts = np.bincount(codes, minlength=num).astype(np.int32)
         validation = None
+        full_x, full_codes = x, codes
         if self.early_stopping:
             held = stratified_holdout(codes, float(self.validation_fraction), self.seed + int(class_ids[0]))
-            validation = pad_by_class(x[held], codes[held], num)
+            validation = (x[held], codes[held].astype(np.int32), self._log_prior(all_counts).astype(np.float32))
             x, codes = x[~held], codes[~held]
-        padded, counts = pad_by_class(x, codes, num)
         root = jax.random.PRNGKey(self.seed)
         keys = jnp.stack([jax.random.fold_in(root, int(c)) for c in class_ids])
-        # the whole class initialises its flow (its Gaussian start), not a batch of it
-        config = dataclasses.replace(self._train_config(), init_batch_size=int(padded.shape[1]))
+        # The whole class initialises its flow (its Gaussian start), not a batch of it; the held-out run
+        # and the refit are padded to one shape, so they share one compiled epoch.
+        n_max = int(all_counts.max())
+        config = dataclasses.replace(self._train_config(), init_batch_size=n_max)
         trainer = StackTrainer(self.model_, config, self.preprocessor_, self.symmetries_, float(self.ema_decay))
         log = print if self.verbose else None
+        padded, counts = pad_by_class(x, codes, num, n_max)
         trained = trainer.fit(keys, padded, counts, log=log, validation=validation,
                               patience=int(self.patience) if self.early_stopping else None)
+        if self.early_stopping and self.refit:
+            if log is not None:
+                log(f"refit on all {len(full_x)} examples for the chosen {trained.best_epoch} epoch(s)")
+            padded, _ = pad_by_class(full_x, full_codes, num, n_max)
+            refitted = trainer.fit(keys, padded, all_counts, log=log, num_epochs=trained.best_epoch)
+            trained = trained._replace(params=refitted.params, history=refitted.history)
         return trained, all_counts
 
     def _check_training_settings(self) -> None:
@@ -719,7 +750,7 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
                                         if self.classes_.dtype.kind != "U" else label_arr])
         self.class_counts_ = np.concatenate([self.class_counts_, counts])
         self.added_history_ = {**getattr(self, "added_history_", {}), label: history}
-        self.best_epoch_ = np.concatenate([self.best_epoch_, trained.best_epoch])
+        self.added_best_epoch_ = {**getattr(self, "added_best_epoch_", {}), label: trained.best_epoch}
         return self
 
     # -- prediction ---------------------------------------------------------
@@ -728,9 +759,12 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
     def class_log_prior_(self) -> np.ndarray:
         """``(C,)`` log P(y)."""
         self._check_fitted("class_log_prior_")
+        return self._log_prior(self.class_counts_)
+
+    def _log_prior(self, counts: np.ndarray) -> np.ndarray:
         if self.class_prior == "uniform":
-            return np.full(len(self.classes_), -np.log(len(self.classes_)))
-        counts = self.class_counts_.astype(np.float64)
+            return np.full(len(counts), -np.log(len(counts)))
+        counts = counts.astype(np.float64)
         return np.log(counts / counts.sum())
 
     def _batch_log_prob(self):

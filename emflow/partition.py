@@ -122,15 +122,24 @@ def part_counts(labels: Array, k: int) -> Array:
 
 
 def draw_from_parts(key: Array, labels: Array, k: int, size: int) -> Array:
-    """For every part, ``size`` indices drawn with replacement from its members: ``(K, size)`` int32.
+    """For every part, ``size`` indices of its members: ``(K, size)`` int32.
 
-    This gives every component an init batch of one static shape from its own part.
-    A part with no member draws from the whole batch (the documented fallback: that
-    component starts as the shared init would start it).
+    Each part's members in a random order, repeated as often as it takes to fill
+    ``size``: every member appears ``floor(size / n_k)`` or ``ceil(size / n_k)`` times
+    (exactly once when ``size == n_k``), so that a component's init batch has the
+    statistics of its part up to that rounding, not of a with-replacement resample of it
+    (the batch's mean and covariance become the part's, e.g. for ``Whitened``). Every
+    component gets a batch of one static shape. A part with no member draws from the
+    whole batch (the documented fallback: that component starts as the shared init
+    would start it).
     """
     member = jax.nn.one_hot(labels, k, dtype=jnp.float32).T  # (K, B)
     empty = jnp.sum(member, axis=1, keepdims=True) == 0
-    weights = jnp.where(empty, 1.0, member)
-    logits = jnp.log(weights)  # -inf outside the part
-    draw = lambda kk, lg: jax.random.categorical(kk, lg, shape=(size,))
-    return jax.vmap(draw)(jax.random.split(key, k), logits).astype(jnp.int32)
+    member = jnp.where(empty, 1.0, member) > 0
+    count = jnp.sum(member, axis=1)                                              # (K,) >= 1
+
+    def cycle(kk, in_part, n):
+        order = jnp.argsort(jnp.where(in_part, jax.random.uniform(kk, in_part.shape), 2.0))  # members first
+        return order[jnp.arange(size) % n]
+
+    return jax.vmap(cycle)(jax.random.split(key, k), member, count).astype(jnp.int32)

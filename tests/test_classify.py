@@ -211,3 +211,55 @@ def test_the_compiled_batched_init_of_26_classes_x_4_components_has_no_lapack_ca
     state = trainer.init(keys, padded, counts)
     leaves = jax.tree.leaves(state.params)
     assert all(leaf.shape[0] == 26 for leaf in leaves) and all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves)
+
+
+def test_the_gaussian_start_is_each_class_s_fitted_gaussian(letter):
+    """At init (K = 1, standardized features), each class's density is the maximum-likelihood Gaussian of its
+    examples (reg 1e-6, negligible): against scipy's multivariate normal."""
+    import jax.numpy as jnp
+    import scipy.stats
+
+    from emflow.classify import class_log_prob, pad_by_class
+
+    x, y, x_test, _, _ = letter
+    codes = np.unique(y, return_inverse=True)[1]
+    keep = np.concatenate([np.flatnonzero(codes == c)[:500] for c in range(4)])   # equal classes: no wrap-around
+    x, codes = x[keep].astype(np.float64), codes[keep]
+    clf = MixtureClassifier(num_components=1, flow_steps=2, hidden=8, gaussian_reg=1e-6, preprocessing="standardize")
+    pre = FeaturePreprocessor.fit(x, "standardize")
+    trainer = StackTrainer(clf._build_model(16), train.TrainConfig(init_batch_size=500), pre)
+    padded, counts = pad_by_class(x.astype(np.float32), codes, 4)
+    keys = jnp.stack([jax.random.PRNGKey(c) for c in range(4)])
+    params = trainer.init(keys, jnp.asarray(padded), jnp.asarray(counts)).params
+    per_class = class_log_prob(trainer.model, pre, None, 0)
+    got = np.asarray(jax.vmap(per_class, in_axes=(0, None, None))(params, jnp.asarray(x_test[:50]), None)) \
+        + pre.log_det                                                                  # (4, 50), raw features
+    for c in range(4):
+        xc = x[codes == c]
+        gaussian = scipy.stats.multivariate_normal(xc.mean(0), np.cov(xc.T, bias=True))
+        np.testing.assert_allclose(got[c], gaussian.logpdf(x_test[:50]), rtol=2e-4, atol=5e-3)
+
+
+def test_early_stopping_keeps_the_best_epoch_and_the_refit_trains_that_long(letter):
+    import jax.numpy as jnp
+
+    from emflow.classify import stratified_holdout
+
+    x, y, x_test, y_test, _ = letter
+    kept = _small(refit=False, patience=3, epochs=30).fit(x, y)
+    losses = np.asarray(kept.validation_history_)
+    assert kept.best_epoch_ == int(np.argmin(losses))          # the init (epoch 0) is a candidate
+    assert len(losses) == len(kept.history_) + 1
+    assert len(kept.history_) in (kept.best_epoch_ + 3, 30)    # stopped 3 epochs after the best, or ran out
+    # The kept parameters are the best epoch's: recompute their held-out loss from scratch.
+    codes = np.unique(y, return_inverse=True)[1].astype(np.int32)
+    held = stratified_holdout(codes, 0.1, kept.seed)
+    assert held.sum() == sum(round(0.1 * n) for n in np.bincount(codes))
+    trainer = StackTrainer(kept.model_, kept._train_config(), kept.preprocessor_)
+    loss = trainer.held_out_loss(kept.params_, jnp.asarray(x[held], jnp.float32), jnp.asarray(codes[held]),
+                                 jnp.asarray(kept.class_log_prior_, jnp.float32))
+    np.testing.assert_allclose(float(loss), losses[kept.best_epoch_], rtol=1e-5)
+    refitted = _small(patience=3, epochs=30).fit(x, y)
+    assert refitted.best_epoch_ == kept.best_epoch_ and len(refitted.history_) == kept.best_epoch_
+    assert not np.allclose(jax.tree.leaves(refitted.params_["flows"])[0], jax.tree.leaves(kept.params_["flows"])[0])
+    assert refitted.score(x_test, y_test) > 0.93

@@ -48,12 +48,17 @@ def test_kmeans_plus_plus_seeds_are_distinct_data_points():
     assert len({tuple(s) for s in seeds}) == 4
 
 
-def test_draw_from_parts_stays_in_each_part_and_an_empty_part_draws_from_all():
+def test_draw_from_parts_stays_in_each_part_evenly_and_an_empty_part_draws_from_all():
     labels = jnp.array([0, 0, 1, 1, 1, 0, 1, 0], jnp.int32)  # part 2 is empty
     index = np.asarray(partition.draw_from_parts(jax.random.PRNGKey(0), labels, 3, 50))
     assert index.shape == (3, 50)
     assert set(np.asarray(labels)[index[0]]) == {0} and set(np.asarray(labels)[index[1]]) == {1}
     assert len(set(index[2])) > 4  # the fallback: the whole batch
+    for part, members in ((0, [0, 1, 5, 7]), (1, [2, 3, 4, 6]), (2, range(8))):   # as even as can be
+        counts = np.bincount(index[part], minlength=8)[list(members)]
+        assert counts.min() >= 50 // len(members) and counts.max() <= -(-50 // len(members)), counts
+    exact = np.asarray(partition.draw_from_parts(jax.random.PRNGKey(1), jnp.zeros(8, jnp.int32), 1, 8))
+    assert sorted(exact[0].tolist()) == list(range(8))   # size == n: each member exactly once
     np.testing.assert_array_equal(partition.part_counts(labels, 3), [4, 4, 0])
 
 
