@@ -139,6 +139,7 @@ def orbit(x: np.ndarray, perms: np.ndarray) -> np.ndarray:
 
 _SYMMETRY_STREAM = 7919  # fold_in index of the random symmetries' PRNG stream
 
+
 def class_log_prob(model: Any, pre: FeaturePreprocessor, perms: np.ndarray | None, samples: int
                    ) -> Callable[[dict, Array, Array], Array]:
     """``(params, raw: (n, D), key) -> (n,)`` log p(raw; params) of one class's model on the flows' input scale.

@@ -144,7 +144,7 @@ ROWS = [
     ("classifier", "one class only", "ValueError",
      r"need at least 2 classes, got 1 class", lambda c: MixtureClassifier(**TINY_CLF).fit(c["x"], ["a"] * 60)),
     ("classifier", "a class with fewer examples than K", "ValueError",
-     r"at least num_components=4 examples", lambda c: MixtureClassifier(num_components=4, **TINY_CLF).fit(
+     r"at least num_components=4 \(\+ 1 held out for early stopping\) examples", lambda c: MixtureClassifier(num_components=4, **TINY_CLF).fit(
          c["x"][:33], c["y"][:33].tolist()[:32] + ["z"])),
     ("classifier", "a continuous target", "ValueError",
      r"Unknown label type: continuous", lambda c: MixtureClassifier(**TINY_CLF).fit(c["x"], np.linspace(0, 1, 60))),
