@@ -657,12 +657,11 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
         the counts of all the examples given (held-out ones included)."""
         num = len(class_ids)
         all_counts = np.bincount(codes, minlength=num).astype(np.int32)
-        validation = None
-        full_x, full_codes = x, codes
+        validation, fit_x, fit_codes = None, x, codes   # fit_*: what the first run trains on
         if self.early_stopping:
             held = stratified_holdout(codes, float(self.validation_fraction), self.seed + int(class_ids[0]))
             validation = (x[held], codes[held].astype(np.int32), self._log_prior(all_counts).astype(np.float32))
-            x, codes = x[~held], codes[~held]
+            fit_x, fit_codes = x[~held], codes[~held]
         root = jax.random.PRNGKey(self.seed)
         keys = jnp.stack([jax.random.fold_in(root, int(c)) for c in class_ids])
         # The whole class initialises its flow (its Gaussian start), not a batch of it; the held-out run
@@ -671,13 +670,13 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
         config = dataclasses.replace(self._train_config(), init_batch_size=n_max)
         trainer = StackTrainer(self.model_, config, self.preprocessor_, self.symmetries_, float(self.ema_decay))
         log = print if self.verbose else None
-        padded, counts = pad_by_class(x, codes, num, n_max)
+        padded, counts = pad_by_class(fit_x, fit_codes, num, n_max)
         trained = trainer.fit(keys, padded, counts, log=log, validation=validation,
                               patience=int(self.patience) if self.early_stopping else None)
         if self.early_stopping and self.refit:
             if log is not None:
-                log(f"refit on all {len(full_x)} examples for the chosen {trained.best_epoch} epoch(s)")
-            padded, _ = pad_by_class(full_x, full_codes, num, n_max)
+                log(f"refit on all {len(x)} examples for the chosen {trained.best_epoch} epoch(s)")
+            padded, _ = pad_by_class(x, codes, num, n_max)
             refitted = trainer.fit(keys, padded, all_counts, log=log, num_epochs=trained.best_epoch)
             trained = trained._replace(params=refitted.params, history=refitted.history)
         return trained, all_counts

@@ -30,8 +30,24 @@ class StandardNormalFlow:
         return x
 
 
+class WrapsFlow(StandardNormalFlow):
+    """Mixin for a flow built around an inner ``self.flow``: its event and latent shapes are the inner one's."""
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return self.flow.event_shape
+
+    @property
+    def latent_shapes(self):
+        return self.flow.latent_shapes
+
+    @property
+    def num_dims(self) -> int:
+        return self.flow.num_dims
+
+
 @dataclasses.dataclass(frozen=True)
-class Prefixed(StandardNormalFlow):
+class Prefixed(WrapsFlow):
     """A fixed bijector applied in front of a flow: ``x -> prefix -> flow -> Latent``.
 
     ``log p(x) = log N(z; 0, I) + log|det d flow/dy| + log|det d prefix/dx|``, so the
@@ -58,18 +74,6 @@ class Prefixed(StandardNormalFlow):
                 f"{tuple(self.flow.event_shape)}"
             )
 
-    @property
-    def event_shape(self) -> tuple[int, ...]:
-        return self.flow.event_shape
-
-    @property
-    def latent_shapes(self):
-        return self.flow.latent_shapes
-
-    @property
-    def num_dims(self) -> int:
-        return self.flow.num_dims
-
     def init(self, key: Array, x: Array):
         """The inner flow's init on ``prefix(x)``: ``x: (B, *event_shape)``."""
         y, _ = self.prefix.forward({}, x)
@@ -88,9 +92,8 @@ class Prefixed(StandardNormalFlow):
         return x, log_det + log_det_prefix
 
 
-
 @dataclasses.dataclass(frozen=True)
-class Whitened(StandardNormalFlow):
+class Whitened(WrapsFlow):
     """A flow followed by a trainable whitening layer: ``x -> flow -> Whiten -> z``, N(0, I) on ``z``.
 
     Equivalently, the flow with a full-covariance Gaussian latent ``N(m, S)``, ``S = (T^T T)^{-1}``,
@@ -122,18 +125,6 @@ class Whitened(StandardNormalFlow):
     @property
     def _whiten(self) -> Whiten:
         return Whiten(tuple(self.flow.latent_shapes.top), self.reg)
-
-    @property
-    def event_shape(self) -> tuple[int, ...]:
-        return self.flow.event_shape
-
-    @property
-    def latent_shapes(self):
-        return self.flow.latent_shapes
-
-    @property
-    def num_dims(self) -> int:
-        return self.flow.num_dims
 
     def init(self, key: Array, x: Array) -> dict:
         """The flow on ``x: (B, *event_shape)``, then ``Whiten`` on the flow's outputs."""
