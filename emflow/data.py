@@ -69,6 +69,8 @@ __all__ = [
     "ENV_VAR",
     "resolve_data_dir",
     "read_idx",
+    "idx_num_rows",
+    "split_sizes",
     "load_mnist",
     "load_fashion_mnist",
     "load_letter",
@@ -256,79 +258,131 @@ _IDX_DTYPE_NAMES = {0x08: "uint8", 0x09: "int8", 0x0B: "int16", 0x0C: "int32",
                     0x0D: "float32", 0x0E: "float64"}
 
 
-def _read_maybe_gzip(path: pathlib.Path) -> bytes:
-    raw = path.read_bytes()
-    if raw[:2] != b"\x1f\x8b":  # not gzip: a plain file
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (EOFError, OSError, zlib.error) as err:
-        raise DataFormatError(
-            f"{path}: corrupt or truncated gzip stream ({err})") from err
+_CHUNK = 1 << 22  # bytes read at a time when streaming past rows that are not wanted
 
 
-def read_idx(path: str | os.PathLike, ndim: int | None = None) -> np.ndarray:
-    """Reads an IDX file (as used by MNIST), gzipped or plain.
+def _open_maybe_gzip(path: pathlib.Path):
+    """A binary stream of the file's content; gzip is detected from its first bytes, not its name."""
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+def _read_chunks(f, num_bytes: int | None, keep: bool) -> tuple[int, bytes]:
+    """Read ``num_bytes`` (None: up to the end; fewer where the file ends) in chunks: ``(count, bytes or b"")``.
+
+    A header may claim more bytes than any file holds; reading in chunks never asks for them at once.
+    """
+    count, chunks = 0, []
+    while num_bytes is None or count < num_bytes:
+        chunk = f.read(_CHUNK if num_bytes is None else min(_CHUNK, num_bytes - count))
+        if not chunk:
+            break
+        count += len(chunk)
+        if keep:
+            chunks.append(chunk)
+    return count, b"".join(chunks)
+
+
+def _check_rows(path: pathlib.Path | str, rows: slice, num_rows: int) -> tuple[int, int]:
+    start = 0 if rows.start is None else rows.start
+    stop = num_rows if rows.stop is None else rows.stop
+    if rows.step not in (None, 1) or not 0 <= start <= stop <= num_rows:
+        raise ValueError(f"{path}: rows must be a slice start:stop with 0 <= start <= stop <= {num_rows} "
+                         f"(the file's row count) and step 1, got {rows}")
+    return start, stop
+
+
+def read_idx(path: str | os.PathLike, ndim: int | None = None, rows: slice | None = None) -> np.ndarray:
+    """Reads an IDX file (as used by MNIST), gzipped or plain, whole or a range of its rows.
 
     The header is the magic number -- two zero bytes, the dtype code (only
     0x08 = uint8 is supported) and the number of dimensions -- followed by one
     big-endian uint32 per dimension; the payload must hold exactly the product
     of the dimensions in bytes.
 
+    The file is streamed: with ``rows``, only those rows are kept in memory (the
+    rest is read past, so that a truncated file is still caught). This is how each
+    process of a multi-process run loads only its share of a training set.
+
     Args:
       path: the file; gzip is detected from its first bytes, not its name.
       ndim: if given, the required number of dimensions (3 for images, magic
         0x00000803; 1 for labels, magic 0x00000801).
+      rows: ``slice(start, stop)`` of the first axis (step 1, within the file's
+        row count); None: all rows.
 
     Returns:
-      uint8 array of the shape in the header, e.g. (60000, 28, 28) or (60000,).
-      The array owns its (writable) memory.
+      uint8 array of the shape in the header, e.g. (60000, 28, 28) or (60000,),
+      or ``(stop - start, ...)`` with ``rows``. The array owns its (writable) memory.
 
     Raises:
       FileNotFoundError: the file does not exist.
       DataFormatError: bad magic number, short header, truncated or
         over-long payload, or a corrupt gzip stream.
+      ValueError: ``rows`` outside the file's rows.
     """
     path = pathlib.Path(path)
-    buf = _read_maybe_gzip(path)
     if ndim is not None:
         expected = f"0x{0x0800 | ndim:08x} (uint8, {ndim} dim{'s' if ndim != 1 else ''})"
     else:
         expected = "0x000008NN (uint8, NN dims)"
-    if len(buf) < 4:
-        raise DataFormatError(
-            f"{path}: file too short for an IDX header ({len(buf)} bytes); "
-            f"expected magic number {expected}")
-    magic = int.from_bytes(buf[:4], "big")
-    zeros, code, nd = buf[0:2], buf[2], buf[3]
-    if zeros != b"\x00\x00" or code != 0x08 or nd == 0 or (ndim is not None and nd != ndim):
-        what = f"bad magic number 0x{magic:08x}, expected {expected}"
-        if zeros == b"\x00\x00" and code != 0x08:
-            what += (f"; dtype code 0x{code:02x} "
-                     f"({_IDX_DTYPE_NAMES.get(code, 'unknown')}) is not supported")
-        elif zeros == b"\x00\x00" and code == 0x08:
-            what += f"; found {nd} dims"
-        raise DataFormatError(f"{path}: {what}")
-    header_len = 4 + 4 * nd
-    if len(buf) < header_len:
-        raise DataFormatError(
-            f"{path}: truncated header: {nd} dims need {header_len} header bytes, "
-            f"found {len(buf)}")
-    dims = tuple(int(d) for d in np.frombuffer(buf, dtype=">u4", count=nd, offset=4))
+    with _open_maybe_gzip(path) as f:
+        try:
+            head = f.read(4)
+            if len(head) < 4:
+                raise DataFormatError(
+                    f"{path}: file too short for an IDX header ({len(head)} bytes); "
+                    f"expected magic number {expected}")
+            magic = int.from_bytes(head, "big")
+            zeros, code, nd = head[0:2], head[2], head[3]
+            if zeros != b"\x00\x00" or code != 0x08 or nd == 0 or (ndim is not None and nd != ndim):
+                what = f"bad magic number 0x{magic:08x}, expected {expected}"
+                if zeros == b"\x00\x00" and code != 0x08:
+                    what += (f"; dtype code 0x{code:02x} "
+                             f"({_IDX_DTYPE_NAMES.get(code, 'unknown')}) is not supported")
+                elif zeros == b"\x00\x00" and code == 0x08:
+                    what += f"; found {nd} dims"
+                raise DataFormatError(f"{path}: {what}")
+            header_len = 4 + 4 * nd
+            dims_raw = f.read(4 * nd)
+            if len(dims_raw) < 4 * nd:
+                raise DataFormatError(
+                    f"{path}: truncated header: {nd} dims need {header_len} header bytes, "
+                    f"found {4 + len(dims_raw)}")
+            dims = tuple(int(d) for d in np.frombuffer(dims_raw, dtype=">u4", count=nd))
+            start, stop = _check_rows(path, rows if rows is not None else slice(None), dims[0])
+            row_bytes = int(np.prod(dims[1:], dtype=np.int64))
+            before, _ = _read_chunks(f, start * row_bytes, keep=False)
+            _, payload = _read_chunks(f, (stop - start) * row_bytes, keep=True)
+            found_bytes = before + len(payload) + _read_chunks(f, None, keep=False)[0]
+        except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+            raise DataFormatError(f"{path}: corrupt or truncated gzip stream ({err})") from err
     expected_bytes = int(np.prod(dims, dtype=np.int64))
-    found_bytes = len(buf) - header_len
     if found_bytes != expected_bytes:
         kind = "truncated" if found_bytes < expected_bytes else "trailing data"
         raise DataFormatError(
             f"{path}: {kind}: header says {'x'.join(map(str, dims))} = "
             f"{expected_bytes} bytes, found {found_bytes}")
-    arr = np.frombuffer(buf, dtype=np.uint8, count=expected_bytes, offset=header_len)
-    return arr.reshape(dims).copy()
+    return np.frombuffer(payload, dtype=np.uint8).reshape((stop - start, *dims[1:])).copy()
+
+
+def idx_num_rows(path: str | os.PathLike) -> int:
+    """The first dimension in an IDX file's header (e.g. 60000), without reading its payload."""
+    path = pathlib.Path(path)
+    with _open_maybe_gzip(path) as f:
+        try:
+            head = f.read(8)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+            raise DataFormatError(f"{path}: corrupt or truncated gzip stream ({err})") from err
+    if len(head) < 8 or head[:3] != b"\x00\x00\x08" or head[3] == 0:
+        raise DataFormatError(f"{path}: not an IDX uint8 file (header {head.hex()})")
+    return int.from_bytes(head[4:8], "big")
 
 
 def _load_idx_dataset(dataset: str, data_dir: str | os.PathLike | None,
-                      class_names: tuple[str, ...]) -> Dataset | None:
-    """Loads an MNIST-layout dataset from disk, or None if no dir is configured."""
+                      class_names: tuple[str, ...], rows: dict[str, slice | None]) -> Dataset | None:
+    """Loads an MNIST-layout dataset from disk (``rows[split]`` of each split), or None if no dir is configured."""
     root = resolve_data_dir(data_dir)
     if root is None:
         return None
@@ -338,16 +392,17 @@ def _load_idx_dataset(dataset: str, data_dir: str | os.PathLike | None,
     for split, (img_stem, lbl_stem) in _IDX_FILES.items():
         img_path = _find_idx_file(dataset, root, folder, img_stem, origin)
         lbl_path = _find_idx_file(dataset, root, folder, lbl_stem, origin)
-        images = read_idx(img_path, ndim=3)
-        labels = read_idx(lbl_path, ndim=1)
+        images = read_idx(img_path, ndim=3, rows=rows[split])
+        labels = read_idx(lbl_path, ndim=1, rows=rows[split])
+        num_images, num_labels = idx_num_rows(img_path), idx_num_rows(lbl_path)  # both headers are valid here
+        if num_images != num_labels:
+            raise DataFormatError(
+                f"{dataset} {split}: {img_path} holds {num_images} images but "
+                f"{lbl_path} holds {num_labels} labels; counts must be equal")
         if images.shape[1:] != (28, 28):
             raise DataFormatError(
                 f"{img_path}: expected 28x28 images, found "
                 f"{images.shape[1]}x{images.shape[2]}")
-        if images.shape[0] != labels.shape[0]:
-            raise DataFormatError(
-                f"{dataset} {split}: {img_path} holds {images.shape[0]} images but "
-                f"{lbl_path} holds {labels.shape[0]} labels; counts must be equal")
         if labels.size and int(labels.max()) >= len(class_names):
             raise DataFormatError(
                 f"{lbl_path}: label {int(labels.max())} out of range, expected "
@@ -383,35 +438,67 @@ def _load_idx_tfds(dataset: str, class_names: tuple[str, ...]) -> Dataset:
                    name=dataset, class_names=class_names)
 
 
-def load_mnist(data_dir: str | os.PathLike | None = None) -> Dataset:
+def load_mnist(data_dir: str | os.PathLike | None = None, *, train_rows: slice | None = None,
+               test_rows: slice | None = None) -> Dataset:
     """Loads MNIST.
 
     Reads ``<data_dir>/mnist/*-ubyte.gz`` (or the files directly in data_dir);
     with no data dir (argument or $EMFLOW_DATA_DIR) falls back to TFDS.
+    ``train_rows`` / ``test_rows`` (``slice(start, stop)``) keep only those examples
+    of a split; from files, only they are held in memory (see :func:`read_idx`).
 
     Returns:
       Dataset with x_train (60000, 28, 28, 1) uint8, y_train (60000,) int32,
       x_test (10000, 28, 28, 1) uint8, y_test (10000,) int32; labels 0..9.
     """
-    ds = _load_idx_dataset("mnist", data_dir, MNIST_CLASS_NAMES)
-    return ds if ds is not None else _load_idx_tfds("mnist", MNIST_CLASS_NAMES)
+    return _load_idx("mnist", data_dir, MNIST_CLASS_NAMES, {"train": train_rows, "test": test_rows})
 
 
-def load_fashion_mnist(data_dir: str | os.PathLike | None = None) -> Dataset:
+def load_fashion_mnist(data_dir: str | os.PathLike | None = None, *, train_rows: slice | None = None,
+                       test_rows: slice | None = None) -> Dataset:
     """Loads Fashion-MNIST.
 
     Reads ``<data_dir>/fashion_mnist/*-ubyte.gz`` (or the files directly in
-    data_dir); with no data dir falls back to TFDS.
+    data_dir); with no data dir falls back to TFDS. ``train_rows`` / ``test_rows``
+    as in :func:`load_mnist`.
 
     Returns:
       Dataset with x_train (60000, 28, 28, 1) uint8, y_train (60000,) int32,
       x_test (10000, 28, 28, 1) uint8, y_test (10000,) int32; labels 0..9
       named by FASHION_MNIST_CLASS_NAMES.
     """
-    ds = _load_idx_dataset("fashion_mnist", data_dir, FASHION_MNIST_CLASS_NAMES)
+    return _load_idx("fashion_mnist", data_dir, FASHION_MNIST_CLASS_NAMES, {"train": train_rows, "test": test_rows})
+
+
+def _load_idx(dataset: str, data_dir, class_names: tuple[str, ...], rows: dict[str, slice | None]) -> Dataset:
+    ds = _load_idx_dataset(dataset, data_dir, class_names, rows)
     if ds is not None:
         return ds
-    return _load_idx_tfds("fashion_mnist", FASHION_MNIST_CLASS_NAMES)
+    ds = _load_idx_tfds(dataset, class_names)  # TFDS hands over whole splits: sliced here
+
+    def take(x, y, split):
+        start, stop = _check_rows(f"tfds {dataset} {split}", rows[split] or slice(None), len(x))
+        return x[start:stop], y[start:stop]
+
+    (x_tr, y_tr), (x_te, y_te) = take(ds.x_train, ds.y_train, "train"), take(ds.x_test, ds.y_test, "test")
+    return Dataset(x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te, name=dataset, class_names=class_names)
+
+
+def split_sizes(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, int]:
+    """``{"train": N_train, "test": N_test}`` of an IDX dataset (mnist, fashion_mnist), read from the file headers.
+
+    A multi-process run needs the sizes to decide which rows each process loads.
+    """
+    key = str(name).strip().lower().replace("-", "_")
+    if key not in _ROW_LOADERS:
+        raise ValueError(f"split_sizes: only {', '.join(_ROW_LOADERS)} are read by rows, got {name!r}")
+    root = resolve_data_dir(data_dir)
+    if root is None:
+        ds = _ROW_LOADERS[key](None)
+        return {"train": len(ds.x_train), "test": len(ds.x_test)}
+    folder = _idx_dir(key, root)
+    return {split: idx_num_rows(_find_idx_file(key, root, folder, stems[0], _origin(data_dir)))
+            for split, stems in _IDX_FILES.items()}
 
 
 # ---------------------------------------------------------------------------
@@ -684,19 +771,29 @@ _LOADERS: types.MappingProxyType[str, Callable[..., Dataset]] = types.MappingPro
     "satimage": load_satimage,
     "smallnorb": load_smallnorb,
 })
+_ROW_LOADERS = types.MappingProxyType({"mnist": load_mnist, "fashion_mnist": load_fashion_mnist})
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, train_rows: slice | None = None,
+                 test_rows: slice | None = None) -> Dataset:
     """Loads a dataset by name: one of DATASET_NAMES.
 
     ``name`` is matched case-insensitively, with '-' read as '_'
     ("Fashion-MNIST" -> "fashion_mnist"). See the module docstring for shapes.
+    ``train_rows`` / ``test_rows`` (``slice(start, stop)``) load only those examples;
+    the IDX datasets (mnist, fashion_mnist) support them.
 
     Raises:
-      ValueError: unknown name (the message lists the valid names).
+      ValueError: unknown name (the message lists the valid names), or rows asked of
+        a dataset that is not read by rows.
     """
     key = str(name).strip().lower().replace("-", "_")
     if key not in _LOADERS:
         raise ValueError(
             f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}")
-    return _LOADERS[key](data_dir)
+    if train_rows is None and test_rows is None:
+        return _LOADERS[key](data_dir)
+    if key not in _ROW_LOADERS:
+        raise ValueError(f"load_dataset: {name!r} is not read by rows (train_rows / test_rows); "
+                         f"only {', '.join(_ROW_LOADERS)} are")
+    return _ROW_LOADERS[key](data_dir, train_rows=train_rows, test_rows=test_rows)

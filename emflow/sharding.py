@@ -86,6 +86,53 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 
 
+def example_sharding(mesh: Mesh, ndim: int) -> NamedSharding:
+    """A dataset ``(N, ...)`` spread over every device of ``mesh``: each holds N / (number of devices) examples.
+
+    ``fit`` gathers each batch from it inside the compiled step, so no process needs the
+    whole dataset (see :func:`process_rows`).
+    """
+    return NamedSharding(mesh, P((DATA, COMPONENTS), *([None] * (ndim - 1))))
+
+
+def process_rows(mesh: Mesh, num_rows: int) -> slice:
+    """The examples ``start:stop`` of an ``(num_rows, ...)`` dataset that this process's devices hold.
+
+    Under :func:`example_sharding`, each process holds one contiguous block. A process
+    loads just that block (e.g. ``emflow.data.load_mnist(train_rows=...)``) and hands it
+    to :func:`from_process_rows`.
+
+    Raises:
+      ValueError: ``num_rows`` not a multiple of the number of devices.
+    """
+    if num_rows % mesh.size:
+        raise ValueError(f"process_rows: {num_rows} examples cannot be split evenly over the mesh's {mesh.size} "
+                         f"devices; use a multiple of {mesh.size} (e.g. --num_train / --num_test)")
+    blocks = sorted({(index[0].start or 0, num_rows if index[0].stop is None else index[0].stop) for index in
+                     example_sharding(mesh, 1).addressable_devices_indices_map((num_rows,)).values()})
+    if any(a[1] != b[0] for a, b in zip(blocks, blocks[1:])):
+        raise ValueError(f"process_rows: this process's devices hold the blocks {blocks}, which are not contiguous")
+    return slice(blocks[0][0], blocks[-1][1])
+
+
+def from_process_rows(local, mesh: Mesh, num_rows: int) -> jax.Array:
+    """One global ``(num_rows, ...)`` array, sharded by :func:`example_sharding`, from each process's own block.
+
+    Args:
+      local: this process's examples ``process_rows(mesh, num_rows)`` (numpy, ``(num_rows / P, ...)``
+        for P equal processes).
+
+    Raises:
+      ValueError: ``local`` does not hold exactly this process's block.
+    """
+    rows = process_rows(mesh, num_rows)
+    if np.shape(local)[0] != rows.stop - rows.start:
+        raise ValueError(f"from_process_rows: this process holds examples {rows.start}:{rows.stop} of {num_rows}, "
+                         f"so it must pass {rows.stop - rows.start} of them, got {np.shape(local)[0]}")
+    return jax.make_array_from_process_local_data(example_sharding(mesh, np.ndim(local)), np.asarray(local),
+                                                  (num_rows, *np.shape(local)[1:]))
+
+
 def for_mesh(model, mesh: Mesh):
     """``model`` set up for ``mesh``: a GenMM runs its generators component parallel when the mesh splits them."""
     import dataclasses

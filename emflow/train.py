@@ -340,10 +340,13 @@ class NonFiniteLossError(FloatingPointError):
     """Training met a NaN or Inf loss or gradient."""
 
 
-def check_finite_data(x: np.ndarray, name: str) -> None:
-    """Refuse data with NaN or Inf before any training starts."""
-    if np.issubdtype(np.asarray(x).dtype, np.floating) and not np.all(np.isfinite(x)):
-        bad = int(np.sum(~np.isfinite(x)))
+def check_finite_data(x: np.ndarray | Array, name: str) -> None:
+    """Refuse data with NaN or Inf before any training starts (a ``jax.Array`` is checked where it lies)."""
+    if not np.issubdtype(x.dtype if isinstance(x, jax.Array) else np.asarray(x).dtype, np.floating):
+        return
+    bad = (int(jax.jit(lambda a: jnp.sum(~jnp.isfinite(a)))(x)) if isinstance(x, jax.Array) else
+           int(np.sum(~np.isfinite(x))))
+    if bad:
         raise ValueError(f"{name}: {bad} values are NaN or Inf; expected finite data")
 
 
@@ -404,13 +407,16 @@ def fit(
       preprocess: ``preprocess(key, raw_batch) -> x`` (e.g. a ``Dequantizer``); its
         ``nats_per_dim`` / ``bits_per_dim`` convert log-likelihoods when present.
         ``None``: the data are used as they are (continuous, e.g. tabular features).
-      x_train, x_test: raw data, ``(N, *data_shape)``.
+      x_train, x_test: raw data, ``(N, *data_shape)``: numpy (copied to every device), or a
+        ``jax.Array`` already placed, e.g. spread over the mesh's devices by
+        ``emflow.sharding.from_process_rows`` so that each process holds only its examples.
       workdir: where metrics (``metrics.jsonl``), plots and checkpoints go; None keeps nothing.
       resume: continue the run in ``workdir`` from its latest checkpoint.
       run_info: extra JSON-able facts recorded with the configuration (dataset, scheme, ...).
       mesh: a ``jax.sharding.Mesh`` from ``emflow.sharding.make_mesh`` to train data
         parallel and/or component parallel; None: one device.
-      y_test: class labels of ``x_test`` (``(N_test,)`` ints): after every EM round the
+      y_test: class labels of ``x_test`` (``(N_test,)`` ints, numpy or a ``jax.Array`` placed like
+        ``x_test``): after every EM round the
         metrics get a per-component report (``emflow.diagnostics``) and ``components.png``.
 
     Raises:
@@ -440,8 +446,11 @@ def fit(
     key = jax.random.PRNGKey(config.seed)
     key_init, key_data, key_noise, key_eval, key_sample, key_cache = jax.random.split(key, 6)
     optimizer = make_optimizer(config, total_steps=config.epochs * steps_per_epoch)
-    train_device = jnp.asarray(x_train) if mesh is None else jax.device_put(x_train, sharding.replicated(mesh))
-    test_device = None if x_test is None else jnp.asarray(x_test)
+    if isinstance(x_train, jax.Array):  # placed by the caller (e.g. each process's own examples)
+        train_device = x_train
+    else:
+        train_device = jnp.asarray(x_train) if mesh is None else jax.device_put(x_train, sharding.replicated(mesh))
+    test_device = None if x_test is None else x_test if isinstance(x_test, jax.Array) else jnp.asarray(x_test)
 
     init_raw = train_device[jax.random.permutation(key_init, n)[: config.init_batch_size]]
     init_x = preprocess(jax.random.fold_in(key_init, 1), init_raw)
@@ -477,9 +486,9 @@ def fit(
     # The state is donated: the new Phi, Phi_old and optimizer state are written over the old ones
     # (checkpoints are complete on disk before the next step runs: ``Checkpointer.save`` waits).
     @functools.partial(jax.jit, out_shardings=out_shardings, donate_argnums=0)
-    def step_fn(state, perm, index, key, beta, warm, uniform):
+    def step_fn(state, train_data, warm_labels, perm, index, key, beta, warm, uniform):
         idx = jax.lax.dynamic_slice_in_dim(perm, index * config.batch_size, config.batch_size)
-        x = preprocess(key, train_device[idx])
+        x = preprocess(key, train_data[idx])
         if mesh is not None:
             x = jax.lax.with_sharding_constraint(x, sharding.batch_sharding(mesh, x.ndim))
         if cached:
@@ -528,8 +537,8 @@ def fit(
                        leave=False, dynamic_ncols=True)
             for i in bar:
                 global_step = epoch * steps_per_epoch + i
-                state, metrics = step_fn(state, perm, i, jax.random.fold_in(key_noise, global_step), beta, warm,
-                                         uniform)
+                state, metrics = step_fn(state, train_device, warm_labels, perm, i,
+                                         jax.random.fold_in(key_noise, global_step), beta, warm, uniform)
                 if i % 20 == 0 or i == steps_per_epoch - 1:
                     _raise_if_nonfinite(state, epoch, i)
                     bar.set_postfix(loss=f"{float(metrics['loss']):.2f}",
@@ -566,7 +575,7 @@ def fit(
                     joint = map_batches(joint_fn, state.params, test_device, key_eval, config.eval_batch_size)
                     test_log_px = float(jnp.mean(jax.nn.logsumexp(joint, axis=1)))
                     if em_round:
-                        report = diagnostics.component_report(_to_host(joint), np.asarray(y_test))
+                        report = diagnostics.component_report(_to_host(joint), _to_host(y_test))
                         record["components"] = report
                 else:
                     test_log_px = mean_log_prob(model, state.params, preprocess, test_device, key_eval,

@@ -125,9 +125,21 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
         raise SystemExit(f"--em_every must be >= 1, got {args.em_every}")
     workdir = pathlib.Path(args.workdir or f"runs/{dataset}_{model}_k{args.components}")
 
-    ds = data_lib.load_dataset(dataset, args.data_dir)
-    x_train = ds.x_train[: args.num_train] if args.num_train else ds.x_train
-    x_test = ds.x_test[: args.num_test] if args.num_test else ds.x_test
+    mesh = None
+    if args.mesh_components is not None or jax.process_count() > 1:
+        mesh = sharding.make_mesh(components=args.mesh_components or 1)
+        print(f"mesh {dict(mesh.shape)} over {jax.device_count()} devices of {jax.process_count()} process(es)")
+    if jax.process_count() > 1:
+        ds, x_train, x_test, y_test = load_process_rows(dataset, args, mesh)
+    else:
+        ds = data_lib.load_dataset(dataset, args.data_dir)
+        for flag, asked, have in (("--num_train", args.num_train, len(ds.x_train)),
+                                  ("--num_test", args.num_test, len(ds.x_test))):
+            if asked and asked > have:
+                raise SystemExit(f"{flag} {asked} exceeds the {have} examples of {dataset}")
+        x_train = ds.x_train[: args.num_train] if args.num_train else ds.x_train
+        x_test = ds.x_test[: args.num_test] if args.num_test else ds.x_test
+        y_test = ds.y_test[: len(x_test)]
     dequantizer = emflow.Dequantizer(ds.x_train.shape[1:], scheme=args.scheme)
     flow = emflow.Glow(dequantizer.model_shape, num_levels=args.levels, num_steps=args.steps,
                        hidden_channels=args.hidden, linear=args.linear, compute_dtype=args.compute_dtype,
@@ -156,14 +168,12 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
           f"{args.warmup_steps} steps), init {args.init}, "
           f"{f'{args.shared_rounds} shared round(s), ' if args.shared_rounds else ''}warm start {args.warm_start_rounds} round(s), "
           f"E-step {args.tempering}; backend {jax.default_backend()}; NLL {unit}")
-    baselines = {} if args.no_baselines or args.scheme == "paper" else closed_form_baselines(x_train, x_test)
+    baselines = ({} if args.no_baselines or args.scheme == "paper" or jax.process_count() > 1 else
+                 closed_form_baselines(x_train, x_test))
+    if jax.process_count() > 1 and not args.no_baselines:
+        print("closed-form baselines skipped: they are fitted on one host's copy of the whole training set")
     run_info = {"dataset": dataset, "num_train": len(x_train), "num_test": len(x_test), "scheme": args.scheme}
     t0 = time.time()
-    y_test = ds.y_test[: len(x_test)]
-    mesh = None
-    if args.mesh_components is not None or jax.process_count() > 1:
-        mesh = sharding.make_mesh(components=args.mesh_components or 1)
-        print(f"mesh {dict(mesh.shape)} over {jax.device_count()} devices of {jax.process_count()} process(es)")
     result = train.fit(mixture, config, dequantizer, x_train, x_test, workdir=workdir, resume=args.resume,
                        run_info=run_info, progress=not args.no_progress, y_test=y_test, mesh=mesh)
     history = result.history
@@ -193,6 +203,30 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
           f"({summary['best_test_bits_per_dim']:.4f} bits/dim) at epoch {best['epoch']}; outputs in {workdir}")
     print(result_table(summary))
     return summary
+
+
+def load_process_rows(dataset: str, args: argparse.Namespace, mesh):
+    """Several processes: each loads only the training and test examples its devices hold.
+
+    Returns ``(ds, x_train, x_test, y_test)``: ``ds`` holds this process's examples only; the
+    other three are global ``jax.Array`` s spread over the mesh (``sharding.example_sharding``).
+    """
+    sizes = data_lib.split_sizes(dataset, args.data_dir)
+    wanted = {"train": args.num_train or sizes["train"], "test": args.num_test or sizes["test"]}
+    for split, flag in (("train", "--num_train"), ("test", "--num_test")):
+        if wanted[split] > sizes[split]:
+            raise SystemExit(f"{flag} {wanted[split]} exceeds the {sizes[split]} {split} examples of {dataset}")
+    try:
+        rows = {split: sharding.process_rows(mesh, n) for split, n in wanted.items()}
+    except ValueError as err:
+        raise SystemExit(str(err)) from err
+    ds = data_lib.load_dataset(dataset, args.data_dir, train_rows=rows["train"], test_rows=rows["test"])
+    print(f"process {jax.process_index()} of {jax.process_count()} loaded training examples "
+          f"{rows['train'].start}:{rows['train'].stop} of {wanted['train']} and test examples "
+          f"{rows['test'].start}:{rows['test'].stop} of {wanted['test']}")
+    return (ds, sharding.from_process_rows(ds.x_train, mesh, wanted["train"]),
+            sharding.from_process_rows(ds.x_test, mesh, wanted["test"]),
+            sharding.from_process_rows(ds.y_test, mesh, wanted["test"]))
 
 
 def closed_form_baselines(x_train, x_test) -> dict:

@@ -443,3 +443,39 @@ def test_preprocess_smallnorb():
 def test_preprocess_smallnorb_bad_shapes(shape_a, shape_b):
     with pytest.raises(ValueError, match="preprocess_smallnorb"):
         D.preprocess_smallnorb(np.zeros(shape_a, np.uint8), np.zeros(shape_b, np.uint8))
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_read_idx_rows_is_the_slice_of_the_whole_file(tmp_path, gz):
+    """A multi-process run reads only its rows: the same bytes as slicing the whole array."""
+    x = np.random.default_rng(1).integers(0, 256, size=(9, 28, 28), dtype=np.uint8)
+    p = _write_idx(tmp_path / f"rows-idx3-ubyte{'.gz' if gz else ''}", x, gz)
+    for rows in (slice(0, 9), slice(3, 7), slice(9, 9), slice(None, 4), slice(5, None)):
+        np.testing.assert_array_equal(D.read_idx(p, ndim=3, rows=rows), x[rows])
+    assert D.idx_num_rows(p) == 9
+    for bad in (slice(0, 10), slice(-1, 4), slice(5, 3), slice(0, 8, 2)):
+        with pytest.raises(ValueError, match=r"0 <= start <= stop <= 9 \(the file's row count\) and step 1"):
+            D.read_idx(p, rows=bad)
+
+
+def test_read_idx_rows_still_catches_a_truncated_file(tmp_path):
+    raw = _idx_bytes(np.zeros((10, 28, 28), np.uint8))
+    p = tmp_path / "short-images-idx3-ubyte.gz"
+    p.write_bytes(gzip.compress(raw[:-1000]))
+    with pytest.raises(D.DataFormatError, match="10x28x28 = 7840 bytes, found 6840"):
+        D.read_idx(p, rows=slice(0, 2))  # the wanted rows are there; the file is still refused
+
+
+def test_load_dataset_by_rows(tmp_path):
+    (tmp_path / "mnist").mkdir()
+    arrays = _synthetic_mnist(tmp_path / "mnist")
+    ds = D.load_dataset("mnist", tmp_path, train_rows=slice(2, 6), test_rows=slice(1, 3))
+    np.testing.assert_array_equal(ds.x_train[..., 0], arrays["train"][0][2:6])
+    np.testing.assert_array_equal(ds.y_train, arrays["train"][1][2:6])
+    np.testing.assert_array_equal(ds.x_test[..., 0], arrays["t10k"][0][1:3])
+    np.testing.assert_array_equal(ds.y_test, arrays["t10k"][1][1:3])
+    assert D.split_sizes("MNIST", tmp_path) == {"train": 7, "test": 3}
+    with pytest.raises(ValueError, match="'letter' is not read by rows"):
+        D.load_dataset("letter", tmp_path, train_rows=slice(0, 2))
+    with pytest.raises(ValueError, match="only mnist, fashion_mnist are read by rows"):
+        D.split_sizes("satimage", tmp_path)

@@ -4,7 +4,10 @@ The commands are the README's ("Several processes"), with only the address chang
 is the coordinator on a free localhost port. The first 2 epochs run data parallel over the two
 processes (``--mesh_components 1``); the resume to epoch 3 splits the generators over them
 (``--mesh_components 2``: each process holds and trains one of K = 2), so the checkpoint is
-also restored into another layout than it was written from. Checked:
+also restored into another layout than it was written from. The resume is launched the way SLURM's ``srun --ntasks 2`` starts it: ``--distributed`` and the
+environment srun sets, from which ``jax.distributed.initialize()`` finds the coordinator
+(the first node, localhost here), the process count and each id. Checked:
+- each process loads only the training and test examples its devices hold;
 - the parameters after 2 epochs equal those of a single-process run of the same command;
 - the checkpoint is written once and every process restores the same state (the resume log
   prints the sha256 of the whole restored state, gathered across processes);
@@ -12,6 +15,7 @@ also restored into another layout than it was written from. Checked:
   3-epoch process does (the noam schedule does not depend on the number of epochs).
 """
 import os
+import random
 import re
 import socket
 import subprocess
@@ -25,6 +29,7 @@ import emflow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT = 300
+SLURM_PORTS = 65536 - 2 ** 12
 
 
 def _free_port() -> int:
@@ -40,13 +45,37 @@ def _command(workdir, data_dir, epochs, extra=()):
             "--data_dir", str(data_dir), "--workdir", str(workdir), *extra]
 
 
-def _run_processes(workdir, data_dir, epochs, mesh_components, resume=False):
-    port = _free_port()
+def _slurm_job_id() -> int:
+    """A job id whose coordinator port (jax's SlurmCluster: 61440 + id % 4096) is free on localhost."""
+    for port in random.Random().sample(range(SLURM_PORTS, 65536), 64):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return 4096 * 7 + port - SLURM_PORTS
+    raise RuntimeError("no free port in 61440..65535")
+
+
+def _launch_flags(i, port):
+    return ["--coordinator_address", f"localhost:{port}", "--num_processes", "2", "--process_id", str(i)]
+
+
+def _slurm_env(i, job_id):
+    """What ``srun --ntasks 2`` sets for task i on one node (localhost)."""
+    return {"SLURM_JOB_ID": str(job_id), "SLURM_STEP_NODELIST": "localhost", "SLURM_NTASKS": "2",
+            "SLURM_PROCID": str(i), "SLURM_LOCALID": str(i), "SLURM_STEP_NUM_NODES": "1"}
+
+
+def _run_processes(workdir, data_dir, epochs, mesh_components, resume=False, slurm=False):
+    """Two processes: launched with explicit flags, or (``slurm``) with ``--distributed`` in srun's environment."""
+    port, job_id = _free_port(), _slurm_job_id()
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     procs = [subprocess.Popen(_command(workdir, data_dir, epochs, [
-        "--coordinator_address", f"localhost:{port}", "--num_processes", "2", "--process_id", str(i),
+        *(["--distributed"] if slurm else _launch_flags(i, port)),
         "--mesh_components", str(mesh_components), *(["--resume"] if resume else [])]),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT) for i in range(2)]
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+        env={**env, **_slurm_env(i, job_id)} if slurm else env) for i in range(2)]
     try:
         outs = [p.communicate(timeout=TIMEOUT)[0] for p in procs]
     finally:
@@ -73,7 +102,8 @@ def _max_diff(a, b):
 def runs(data_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("multiprocess")
     first = _run_processes(root / "two", data_dir, epochs=2, mesh_components=1)                # data parallel
-    resumed = _run_processes(root / "two", data_dir, epochs=3, mesh_components=2, resume=True)  # generators split
+    resumed = _run_processes(root / "two", data_dir, epochs=3, mesh_components=2, resume=True,  # generators split,
+                             slurm=True)                                                     # launched as srun does
     _run_single(root / "one", data_dir, epochs=3)  # noam: the schedule does not depend on the epoch count
     return root, first, resumed
 
@@ -84,6 +114,14 @@ def test_two_processes_train_data_parallel_what_one_process_trains(runs):
     _, two = emflow.load(root / "two", epoch=2)
     _, one = emflow.load(root / "one", epoch=2)
     assert _max_diff(two, one) < 1e-4
+
+
+def test_each_process_loads_only_the_examples_its_devices_hold(runs):
+    _, first, resumed = runs
+    for outs in (first, resumed):
+        for i, out in enumerate(outs):
+            assert (f"process {i} of 2 loaded training examples {128 * i}:{128 * (i + 1)} of 256 and test examples "
+                    f"{32 * i}:{32 * (i + 1)} of 64") in out, out[-2000:]
 
 
 def test_the_checkpoint_is_written_once_and_every_process_restores_the_same_state(runs):

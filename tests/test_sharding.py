@@ -35,6 +35,20 @@ SCRIPT = textwrap.dedent('''
             "devices_per_leaf": len(leaf.sharding.device_set),
         }
     out["single_test_nll"] = [r["test_nll_nats_per_dim"] for r in single.history]
+    # the data spread over the 8 devices (each holds 8 examples) instead of copied to each
+    mesh = sharding.make_mesh(data=2, components=4)
+    spread = [sharding.from_process_rows(a, mesh, len(a)) for a in (x, x[:32])]
+    run = train.fit(model, config, deq, *spread, mesh=mesh, **quiet)
+    out["spread data"] = {
+        "max_param_diff": max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+                              for a, b in zip(jax.tree.leaves(single.state.params), jax.tree.leaves(run.state.params))),
+        "rows": [sharding.process_rows(mesh, 64).start, sharding.process_rows(mesh, 64).stop],
+        "devices": len(spread[0].sharding.device_set), "shard_rows": spread[0].addressable_shards[0].data.shape[0],
+    }
+    try:
+        sharding.process_rows(mesh, 60)
+    except ValueError as err:
+        out["spread data"]["uneven_error"] = str(err)
     # the same with matmul convolutions (col2im and its custom derivative) in bfloat16, on the 2 x 4 mesh
     model = emflow.GenMM(emflow.Glow((4, 4, 1), 1, 2, 8, compute_dtype="bfloat16", conv_impl="matmul"),
                          num_components=4, component_axis="vmap")
@@ -80,6 +94,14 @@ def test_sharded_training_equals_single_device(sharded_runs, layout):
 def test_generators_are_split_across_the_components_axis(sharded_runs):
     assert "components" in sharded_runs["2x4"]["flows_sharding"]
     assert sharded_runs["8x1"]["flows_sharding"] in ("PartitionSpec()", "P()")
+
+
+def test_data_spread_over_the_devices_trains_what_copied_data_train(sharded_runs):
+    """``from_process_rows``: each of the 8 devices holds 8 of the 64 examples; batches are gathered in the step."""
+    out = sharded_runs["spread data"]
+    assert out["devices"] == 8 and out["shard_rows"] == 8 and out["rows"] == [0, 64]
+    assert out["max_param_diff"] < 1e-5
+    assert "60 examples cannot be split evenly over the mesh's 8 devices" in out["uneven_error"]
 
 
 @pytest.mark.parametrize("layout", ["8x1", "2x4"])
