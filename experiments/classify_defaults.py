@@ -1,6 +1,6 @@
 """``MixtureClassifier()`` with no arguments, on tabular data it was not tuned for, beside its rulers.
 
-    python -m experiments.classify_defaults [--datasets wine,breast_cancer,digits,iris] [--seeds 0,1,2]
+    python -m experiments.classify_defaults [--datasets wine,breast_cancer,digits,iris] [--seeds 0,1,2,3,4,5]
                                             [--out experiments/results/classify_defaults.json]
 
 The datasets are scikit-learn's bundled ones, so no download is needed: Wine (178 × 13),
@@ -91,7 +91,7 @@ def table(result: dict) -> str:
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", default=",".join(DATASETS))
-    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--seeds", default="0,1,2,3,4,5")
     p.add_argument("--epochs", type=int, default=None, help="override MixtureClassifier's epochs (tests only)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)

@@ -133,10 +133,7 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
         ds, x_train, x_test, y_test = load_process_rows(dataset, args, mesh)
     else:
         ds = data_lib.load_dataset(dataset, args.data_dir)
-        for flag, asked, have in (("--num_train", args.num_train, len(ds.x_train)),
-                                  ("--num_test", args.num_test, len(ds.x_test))):
-            if asked and asked > have:
-                raise SystemExit(f"{flag} {asked} exceeds the {have} examples of {dataset}")
+        check_num_examples(dataset, args, {"train": len(ds.x_train), "test": len(ds.x_test)})
         x_train = ds.x_train[: args.num_train] if args.num_train else ds.x_train
         x_test = ds.x_test[: args.num_test] if args.num_test else ds.x_test
         y_test = ds.y_test[: len(x_test)]
@@ -205,6 +202,14 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
     return summary
 
 
+def check_num_examples(dataset: str, args: argparse.Namespace, sizes: dict[str, int]) -> None:
+    """Refuse ``--num_train`` / ``--num_test`` beyond the split's ``sizes[split]`` examples (never clipped)."""
+    for split in ("train", "test"):
+        asked = getattr(args, f"num_{split}")
+        if asked and asked > sizes[split]:
+            raise SystemExit(f"--num_{split} {asked} exceeds the {sizes[split]} examples of {dataset}")
+
+
 def load_process_rows(dataset: str, args: argparse.Namespace, mesh):
     """Several processes: each loads only the training and test examples its devices hold.
 
@@ -212,10 +217,8 @@ def load_process_rows(dataset: str, args: argparse.Namespace, mesh):
     other three are global ``jax.Array`` s spread over the mesh (``sharding.example_sharding``).
     """
     sizes = data_lib.split_sizes(dataset, args.data_dir)
+    check_num_examples(dataset, args, sizes)
     wanted = {"train": args.num_train or sizes["train"], "test": args.num_test or sizes["test"]}
-    for split, flag in (("train", "--num_train"), ("test", "--num_test")):
-        if wanted[split] > sizes[split]:
-            raise SystemExit(f"{flag} {wanted[split]} exceeds the {sizes[split]} {split} examples of {dataset}")
     try:
         rows = {split: sharding.process_rows(mesh, n) for split, n in wanted.items()}
     except ValueError as err:
