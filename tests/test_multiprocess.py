@@ -4,9 +4,10 @@ The commands are the README's ("Several processes"), with only the address chang
 is the coordinator on a free localhost port. The first 2 epochs run data parallel over the two
 processes (``--mesh_components 1``); the resume to epoch 3 splits the generators over them
 (``--mesh_components 2``: each process holds and trains one of K = 2), so the checkpoint is
-also restored into another layout than it was written from. The resume is launched the way SLURM's ``srun --ntasks 2`` starts it: ``--distributed`` and the
-environment srun sets, from which ``jax.distributed.initialize()`` finds the coordinator
-(the first node, localhost here), the process count and each id. Checked:
+also restored into another layout than it was written from. The resume is launched the way
+SLURM's ``srun --ntasks 2`` starts it: ``--distributed`` and the environment srun sets, from
+which ``jax.distributed.initialize()`` finds the coordinator (the first node, localhost here),
+the process count and each id. Checked:
 - each process loads only the training and test examples its devices hold;
 - the parameters after 2 epochs equal those of a single-process run of the same command;
 - the checkpoint is written once and every process restores the same state (the resume log
