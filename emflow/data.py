@@ -322,41 +322,53 @@ def read_idx(path: str | os.PathLike, ndim: int | None = None, rows: slice | Non
         over-long payload, or a corrupt gzip stream.
       ValueError: ``rows`` outside the file's rows.
     """
-    path = pathlib.Path(path)
+    array, _ = _read_idx(pathlib.Path(path), ndim, rows)
+    return array
+
+
+def _read_header(f, path: pathlib.Path, ndim: int | None) -> tuple[int, ...]:
+    """The dims of the IDX header at the start of stream ``f``, validated (see :func:`read_idx`)."""
     if ndim is not None:
         expected = f"0x{0x0800 | ndim:08x} (uint8, {ndim} dim{'s' if ndim != 1 else ''})"
     else:
         expected = "0x000008NN (uint8, NN dims)"
+    head = f.read(4)
+    if len(head) < 4:
+        raise DataFormatError(
+            f"{path}: file too short for an IDX header ({len(head)} bytes); "
+            f"expected magic number {expected}")
+    magic = int.from_bytes(head, "big")
+    zeros, code, nd = head[0:2], head[2], head[3]
+    if zeros != b"\x00\x00" or code != 0x08 or nd == 0 or (ndim is not None and nd != ndim):
+        what = f"bad magic number 0x{magic:08x}, expected {expected}"
+        if zeros == b"\x00\x00" and code != 0x08:
+            what += (f"; dtype code 0x{code:02x} "
+                     f"({_IDX_DTYPE_NAMES.get(code, 'unknown')}) is not supported")
+        elif zeros == b"\x00\x00" and code == 0x08:
+            what += f"; found {nd} dims"
+        raise DataFormatError(f"{path}: {what}")
+    dims_raw = f.read(4 * nd)
+    if len(dims_raw) < 4 * nd:
+        raise DataFormatError(
+            f"{path}: truncated header: {nd} dims need {4 + 4 * nd} header bytes, "
+            f"found {4 + len(dims_raw)}")
+    return tuple(int(d) for d in np.frombuffer(dims_raw, dtype=">u4", count=nd))
+
+
+_GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
+
+
+def _read_idx(path: pathlib.Path, ndim: int | None, rows: slice | None) -> tuple[np.ndarray, int]:
+    """``read_idx``, plus the file's row count from its header."""
     with _open_maybe_gzip(path) as f:
         try:
-            head = f.read(4)
-            if len(head) < 4:
-                raise DataFormatError(
-                    f"{path}: file too short for an IDX header ({len(head)} bytes); "
-                    f"expected magic number {expected}")
-            magic = int.from_bytes(head, "big")
-            zeros, code, nd = head[0:2], head[2], head[3]
-            if zeros != b"\x00\x00" or code != 0x08 or nd == 0 or (ndim is not None and nd != ndim):
-                what = f"bad magic number 0x{magic:08x}, expected {expected}"
-                if zeros == b"\x00\x00" and code != 0x08:
-                    what += (f"; dtype code 0x{code:02x} "
-                             f"({_IDX_DTYPE_NAMES.get(code, 'unknown')}) is not supported")
-                elif zeros == b"\x00\x00" and code == 0x08:
-                    what += f"; found {nd} dims"
-                raise DataFormatError(f"{path}: {what}")
-            header_len = 4 + 4 * nd
-            dims_raw = f.read(4 * nd)
-            if len(dims_raw) < 4 * nd:
-                raise DataFormatError(
-                    f"{path}: truncated header: {nd} dims need {header_len} header bytes, "
-                    f"found {4 + len(dims_raw)}")
-            dims = tuple(int(d) for d in np.frombuffer(dims_raw, dtype=">u4", count=nd))
+            dims = _read_header(f, path, ndim)
             start, stop = _check_rows(path, rows if rows is not None else slice(None), dims[0])
             row_bytes = int(np.prod(dims[1:], dtype=np.int64))
             before, _ = _read_chunks(f, start * row_bytes, keep=False)
             _, payload = _read_chunks(f, (stop - start) * row_bytes, keep=True)
             found_bytes = before + len(payload) + _read_chunks(f, None, keep=False)[0]
-        except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        except _GZIP_ERRORS as err:
             raise DataFormatError(f"{path}: corrupt or truncated gzip stream ({err})") from err
     expected_bytes = int(np.prod(dims, dtype=np.int64))
     if found_bytes != expected_bytes:
@@ -364,7 +376,7 @@ def read_idx(path: str | os.PathLike, ndim: int | None = None, rows: slice | Non
         raise DataFormatError(
             f"{path}: {kind}: header says {'x'.join(map(str, dims))} = "
             f"{expected_bytes} bytes, found {found_bytes}")
-    return np.frombuffer(payload, dtype=np.uint8).reshape((stop - start, *dims[1:])).copy()
+    return np.frombuffer(payload, dtype=np.uint8).reshape((stop - start, *dims[1:])).copy(), dims[0]
 
 
 def idx_num_rows(path: str | os.PathLike) -> int:
@@ -372,12 +384,9 @@ def idx_num_rows(path: str | os.PathLike) -> int:
     path = pathlib.Path(path)
     with _open_maybe_gzip(path) as f:
         try:
-            head = f.read(8)
-        except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+            return _read_header(f, path, None)[0]
+        except _GZIP_ERRORS as err:
             raise DataFormatError(f"{path}: corrupt or truncated gzip stream ({err})") from err
-    if len(head) < 8 or head[:3] != b"\x00\x00\x08" or head[3] == 0:
-        raise DataFormatError(f"{path}: not an IDX uint8 file (header {head.hex()})")
-    return int.from_bytes(head[4:8], "big")
 
 
 def _load_idx_dataset(dataset: str, data_dir: str | os.PathLike | None,
@@ -392,17 +401,16 @@ def _load_idx_dataset(dataset: str, data_dir: str | os.PathLike | None,
     for split, (img_stem, lbl_stem) in _IDX_FILES.items():
         img_path = _find_idx_file(dataset, root, folder, img_stem, origin)
         lbl_path = _find_idx_file(dataset, root, folder, lbl_stem, origin)
-        images = read_idx(img_path, ndim=3, rows=rows[split])
-        labels = read_idx(lbl_path, ndim=1, rows=rows[split])
-        num_images, num_labels = idx_num_rows(img_path), idx_num_rows(lbl_path)  # both headers are valid here
-        if num_images != num_labels:
-            raise DataFormatError(
-                f"{dataset} {split}: {img_path} holds {num_images} images but "
-                f"{lbl_path} holds {num_labels} labels; counts must be equal")
+        images, num_images = _read_idx(img_path, 3, rows[split])
+        labels, num_labels = _read_idx(lbl_path, 1, rows[split])
         if images.shape[1:] != (28, 28):
             raise DataFormatError(
                 f"{img_path}: expected 28x28 images, found "
                 f"{images.shape[1]}x{images.shape[2]}")
+        if num_images != num_labels:
+            raise DataFormatError(
+                f"{dataset} {split}: {img_path} holds {num_images} images but "
+                f"{lbl_path} holds {num_labels} labels; counts must be equal")
         if labels.size and int(labels.max()) >= len(class_names):
             raise DataFormatError(
                 f"{lbl_path}: label {int(labels.max())} out of range, expected "
@@ -489,7 +497,7 @@ def split_sizes(name: str, data_dir: str | os.PathLike | None = None) -> dict[st
 
     A multi-process run needs the sizes to decide which rows each process loads.
     """
-    key = str(name).strip().lower().replace("-", "_")
+    key = _dataset_key(name)
     if key not in _ROW_LOADERS:
         raise ValueError(f"split_sizes: only {', '.join(_ROW_LOADERS)} are read by rows, got {name!r}")
     root = resolve_data_dir(data_dir)
@@ -774,6 +782,11 @@ _LOADERS: types.MappingProxyType[str, Callable[..., Dataset]] = types.MappingPro
 _ROW_LOADERS = types.MappingProxyType({"mnist": load_mnist, "fashion_mnist": load_fashion_mnist})
 
 
+def _dataset_key(name: str) -> str:
+    """"Fashion-MNIST" -> "fashion_mnist": case-insensitive, '-' read as '_'."""
+    return str(name).strip().lower().replace("-", "_")
+
+
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, train_rows: slice | None = None,
                  test_rows: slice | None = None) -> Dataset:
     """Loads a dataset by name: one of DATASET_NAMES.
@@ -787,7 +800,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, train_
       ValueError: unknown name (the message lists the valid names), or rows asked of
         a dataset that is not read by rows.
     """
-    key = str(name).strip().lower().replace("-", "_")
+    key = _dataset_key(name)
     if key not in _LOADERS:
         raise ValueError(
             f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}")

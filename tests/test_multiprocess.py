@@ -70,13 +70,17 @@ def _slurm_env(i, job_id):
 
 def _run_processes(workdir, data_dir, epochs, mesh_components, resume=False, slurm=False):
     """Two processes: launched with explicit flags, or (``slurm``) with ``--distributed`` in srun's environment."""
-    port, job_id = _free_port(), _slurm_job_id()
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    if slurm:
+        job_id = _slurm_job_id()
+        launch = [(["--distributed"], {**env, **_slurm_env(i, job_id)}) for i in range(2)]
+    else:
+        port = _free_port()
+        launch = [(_launch_flags(i, port), env) for i in range(2)]
     procs = [subprocess.Popen(_command(workdir, data_dir, epochs, [
-        *(["--distributed"] if slurm else _launch_flags(i, port)),
-        "--mesh_components", str(mesh_components), *(["--resume"] if resume else [])]),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-        env={**env, **_slurm_env(i, job_id)} if slurm else env) for i in range(2)]
+        *flags, "--mesh_components", str(mesh_components), *(["--resume"] if resume else [])]),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=process_env)
+        for flags, process_env in launch]
     try:
         outs = [p.communicate(timeout=TIMEOUT)[0] for p in procs]
     finally:
