@@ -26,6 +26,25 @@ class ActNormTest(chex.TestCase):
         assert float(params["log_scale"][0]) == 0.0
 
     @chex.variants(with_jit=True, without_jit=True)
+    def test_copies_of_one_example_keep_unit_scale(self):
+        """A batch of copies (a mixture part of one example): float32's jnp.std of 1,000 equal values is not 0."""
+        row = jnp.array([21.37, 0.2778, -151.727], jnp.float32)
+        x = jnp.tile(row, (1000, 1))
+        assert np.all(np.asarray(jnp.std(x, axis=0)) > 0)  # the rounding error the shifted statistics avoid
+        params = self.variant(ActNorm((3,)).init)(None, x)
+        np.testing.assert_array_equal(params["log_scale"], 0.0)
+        np.testing.assert_array_equal(params["bias"], -row)
+        # Rows equal up to one ulp (batched arithmetic) are constant too; a resolvable spread is normalised.
+        ulp = np.spacing(np.abs(np.asarray(row)))
+        jitter = jnp.asarray(np.where(np.arange(1000)[:, None] % 2 == 0, 0.0, ulp), jnp.float32)
+        params = self.variant(ActNorm((3,)).init)(None, x + jitter)
+        np.testing.assert_array_equal(params["log_scale"], 0.0)
+        spread = x + 1e-3 * jax.random.normal(jax.random.PRNGKey(0), x.shape)
+        params = self.variant(ActNorm((3,)).init)(None, spread)
+        y, _ = ActNorm((3,)).forward(params, spread)
+        np.testing.assert_allclose(np.std(np.asarray(y), axis=0), 1.0, atol=1e-3)
+
+    @chex.variants(with_jit=True, without_jit=True)
     @pytest.mark.filterwarnings("ignore")
     def test_bijection_and_log_det(self):
         for shape in [(3, 2, 2), (5,)]:

@@ -94,6 +94,27 @@ def test_whitened_round_trip_sampling_and_a_genmm_of_them():
     assert model.sample(gp, jax.random.PRNGKey(3), 5).shape == (5, 4)
 
 
+def test_a_generator_started_on_a_part_of_one_example_is_the_regularised_gaussian_there():
+    """k-means++ gives a far outlier a part of its own; its generator inits on copies of that one example.
+
+    The ActNorm layers see a constant batch and keep unit scale, so the generator starts at
+    N(outlier, reg A^-1 A^-T) with finite densities everywhere (it used to overflow to NaN).
+    """
+    x = np.concatenate([_correlated(300, 6, seed=2), np.full((1, 6), 500.37, np.float32)])
+    reg = 0.1
+    model = emflow.GenMM(emflow.Whitened(emflow.VectorFlow(6, num_steps=4, hidden=16), reg), 4)
+    params, part = model.init_with_partition(jax.random.PRNGKey(0), jnp.asarray(x))
+    singleton = int(part.labels[-1])
+    assert int(np.sum(np.asarray(part.labels) == singleton)) == 1  # the outlier's part is itself
+    lp = np.asarray(model.generator_log_prob(params, jnp.asarray(x)))
+    assert np.all(np.isfinite(lp))
+    flow, gen = model.flow, model.generator(params, singleton)
+    a = _init_jacobian(flow, gen, jnp.asarray(x[-1]))
+    a_inv = np.linalg.inv(a)
+    expected = scipy.stats.multivariate_normal(x[-1].astype(np.float64), reg * a_inv @ a_inv.T).logpdf(x[:5])
+    np.testing.assert_allclose(lp[:5, singleton], expected, rtol=1e-4)
+
+
 def test_whitened_saves_and_loads(tmp_path):
     flow = emflow.Whitened(emflow.VectorFlow(3, num_steps=1, hidden=4), 0.2)
     model = emflow.GenMM(flow, 2)

@@ -35,15 +35,25 @@ class ActNorm:
     def init(self, key: Array, x: Array) -> dict:
         """Zero mean, unit standard deviation per channel on the batch ``x: (B, *event_shape)``.
 
-        A channel that is constant on the batch keeps scale 1 (there is nothing
-        to normalise), rather than an epsilon-sized one.
+        The statistics are those of ``x - x[0]`` (the shifted-data algorithm), so a channel
+        of identical values has a spread of exactly 0 rather than the rounding error of its
+        mean. A channel that is constant on the batch keeps scale 1 (there is nothing to
+        normalise), rather than an epsilon-sized one. Constant means a spread within
+        float rounding of the channel's values, ``std <= 8 eps max|x|`` (a few ulps:
+        identical rows that passed through batched arithmetic can differ in the last
+        bits). Without that, a batch of copies of one example, e.g. a mixture component
+        started on a part of one example, gets a scale of ~1e7 per layer and overflows.
         """
         del key
         check_batch(x, self.event_shape, "ActNorm.init")
         axes = tuple(range(x.ndim - 1))
-        mean = jnp.mean(x, axis=axes)
-        std = jnp.std(x, axis=axes)
-        log_scale = jnp.where(std > 0, -jnp.log(jnp.where(std > 0, std, 1.0)), 0.0)
+        shift = x[(0,) * (x.ndim - 1)]                     # (C,): one value of each channel
+        centred = x - shift
+        mean = shift + jnp.mean(centred, axis=axes)
+        std = jnp.std(centred, axis=axes)
+        resolution = 8 * jnp.finfo(x.dtype).eps * jnp.max(jnp.abs(x), axis=axes)
+        constant = std <= resolution
+        log_scale = jnp.where(constant, 0.0, -jnp.log(jnp.where(constant, 1.0, std)))
         return {"bias": -mean, "log_scale": log_scale}
 
     def _log_det(self, params: dict, batch: int) -> Array:
