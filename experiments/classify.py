@@ -39,16 +39,19 @@ PAPER_TABLE2 = {
     "norb": {"K": {1: 0.9184, 2: 0.9257, 3: 0.9406, 4: 0.9459, 10: 0.9538, 20: 0.9542}, "SOTA": 0.8920},
 }
 
-# Settings per dataset, chosen on a validation split of the training set (see the README). They pin the
-# paper's start and a fixed number of epochs (gaussian_start=False, early_stopping=False), with which the
-# README's Table II was measured; MixtureClassifier's newer defaults (Gaussian start, early stopping with a
-# refit) are not yet measured on Table II.
-_MEASURED = dict(gaussian_start=False, early_stopping=False)
+# Settings per dataset, chosen on a validation split of the training set (see the README). Letter and
+# Satimage start each class (and each of its K components, on its k-means part) at its fitted Gaussian
+# and train a fixed number of epochs (no early stopping: the held-out run and its refit would double the
+# time). On the validation split 0 of ``experiments.classify_validation`` this start beat the paper's
+# ActNorm start at K = 4 (Letter 0.9694 vs 0.9675 at 80 epochs, Satimage 0.9290 vs 0.9211), and Letter
+# was better still at 40 epochs (0.9725; K = 1 / 10: 0.9688 / 0.9741). The one-seed Table II of
+# 2026-11-27 used the ActNorm start: ``--gaussian_start false`` (and ``--epochs 80`` for Letter).
+_FIXED_EPOCHS = dict(gaussian_start=True, early_stopping=False)
 PRESETS = {
     # Unit noise dequantizes the integer cells; predicting with a moving average of the parameters
     # (ema_decay 0.99) raised the mean validation accuracy over 3 splits from 0.9686 to 0.9710.
-    "letter": dict(flow="vector", flow_steps=6, hidden=64, preprocessing="dequantize", noise=1.0, epochs=80,
-                   batch_size=64, learning_rate=2e-3, warmup_steps=100, em_every=5, ema_decay=0.99, **_MEASURED),
+    "letter": dict(flow="vector", flow_steps=6, hidden=64, preprocessing="dequantize", noise=1.0, epochs=40,
+                   batch_size=64, learning_rate=2e-3, warmup_steps=100, em_every=5, ema_decay=0.99, **_FIXED_EPOCHS),
     # The label is the central pixel's class of a 3x3 neighbourhood, so rotations and mirrors of the
     # neighbourhood are symmetries: training on them and symmetrising the density raised the mean validation
     # accuracy over 3 splits from 0.9075 (K = 1, noise 16, no symmetries) to 0.9166 (K = 1) and 0.9199 (K = 4),
@@ -56,11 +59,11 @@ PRESETS = {
     # the densities of the 400-1,000 examples per class.
     "satimage": dict(flow="vector", flow_steps=6, hidden=64, preprocessing="dequantize", noise=8.0, epochs=120,
                      batch_size=64, learning_rate=2e-3, warmup_steps=100, em_every=5,
-                     feature_symmetries="satimage_dihedral", **_MEASURED),
+                     feature_symmetries="satimage_dihedral", **_FIXED_EPOCHS),
     # The paper's NORB Glow (paper-notes.md): 32x64x1, 3 levels x 6 steps x 64 channels. Untested here.
     "norb": dict(flow="glow", image_shape=(32, 64, 1), glow_levels=3, flow_steps=6, hidden=64,
                  preprocessing="dequantize", noise=1.0, epochs=40, batch_size=32, learning_rate=1e-3, warmup_steps=200,
-                 em_every=5, **_MEASURED),  # a 3-level Glow splits its latent: no whitening layer
+                 em_every=5, gaussian_start=False, early_stopping=False),  # 3 levels split: no whitening
 }
 
 
