@@ -55,8 +55,9 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
     p.add_argument("--schedule", choices=["noam", "cosine"], help="learning-rate decay after the warm-up")
     p.add_argument("--logit_alpha", type=float,
                    help="put y = logit(alpha + (1 - 2 alpha) x) in front of the flow (0: no logit; paper: 0)")
-    p.add_argument("--init", choices=["default", "shared"],
-                   help="default: k-means partition (GenMM) / k-means latents (LatMM); shared: the paper's init")
+    p.add_argument("--init", choices=["default", "shared", "copies"],
+                   help="default: k-means partition (GenMM) / k-means latents (LatMM); shared: the paper's init; "
+                        "copies (GenMM): K identical generators, the k-means parts for the warm start")
     p.add_argument("--shared_rounds", type=int,
                    help="first EM rounds in which every generator learns every image (gamma = 1/K); 0: none")
     p.add_argument("--warm_start_rounds", type=int,
@@ -147,8 +148,10 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
         flow = emflow.Prefixed(emflow.Logit(dequantizer.model_shape, args.logit_alpha), flow)
     if model == "genmm":
         mixture = emflow.GenMM(flow, args.components, component_axis=args.component_axis,
-                               init_strategy="shared" if args.init == "shared" else "partition")
+                               init_strategy={"shared": "shared", "copies": "copies"}.get(args.init, "partition"))
     else:
+        if args.init == "copies":
+            raise SystemExit("--init copies is a GenMM init (LatMM has one flow)")
         mixture = emflow.LatMM(flow, args.components, init_strategy="shared" if args.init == "shared" else "kmeans")
     config = train.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, em_every=args.em_every,
                                learning_rate=args.learning_rate, warmup_steps=args.warmup_steps, seed=args.seed,
