@@ -39,6 +39,10 @@ from emflow.mixture import (
 )
 
 
+InitStrategy = Literal["partition", "shared", "copies"]
+INIT_STRATEGIES: tuple[str, ...] = InitStrategy.__args__
+
+
 @dataclasses.dataclass(frozen=True)
 class GenMM(MixtureModel):
     """Generator mixture model.
@@ -61,13 +65,12 @@ class GenMM(MixtureModel):
     num_components: int
     component_axis: ComponentAxis | None = None
     mesh: Any = None
-    init_strategy: Literal["partition", "shared", "copies"] = "partition"
+    init_strategy: InitStrategy = "partition"
 
     def __post_init__(self):
         check_num_components("GenMM", self.num_components, self.component_axis)
-        if self.init_strategy not in ("partition", "shared", "copies"):
-            raise ValueError(f"GenMM: init_strategy must be 'partition', 'shared' or 'copies', "
-                             f"got {self.init_strategy!r}")
+        if self.init_strategy not in INIT_STRATEGIES:
+            raise ValueError(f"GenMM: init_strategy must be one of {INIT_STRATEGIES}, got {self.init_strategy!r}")
         if self.mesh is not None:
             n = self.mesh.shape.get("components", 1)
             if self.num_components % n:

@@ -148,7 +148,7 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
         flow = emflow.Prefixed(emflow.Logit(dequantizer.model_shape, args.logit_alpha), flow)
     if model == "genmm":
         mixture = emflow.GenMM(flow, args.components, component_axis=args.component_axis,
-                               init_strategy={"shared": "shared", "copies": "copies"}.get(args.init, "partition"))
+                               init_strategy="partition" if args.init == "default" else args.init)
     else:
         if args.init == "copies":
             raise SystemExit("--init copies is a GenMM init (LatMM has one flow)")

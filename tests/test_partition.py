@@ -70,7 +70,7 @@ def test_bad_input_is_a_clear_error():
     for model in (GenMM(TINIEST_FLOW, 3), LatMM(TINIEST_FLOW, 3)):
         with pytest.raises(ValueError, match="the init batch has 2 examples, fewer than K = 3"):
             model.init(jax.random.PRNGKey(0), jnp.zeros((2, 2)))
-    with pytest.raises(ValueError, match="init_strategy must be 'partition', 'shared' or 'copies'"):
+    with pytest.raises(ValueError, match=r"init_strategy must be one of \('partition', 'shared', 'copies'\)"):
         GenMM(TINIEST_FLOW, 2, init_strategy="kmeans")
     with pytest.raises(ValueError, match="init_strategy must be 'kmeans' or 'shared'"):
         LatMM(TINIEST_FLOW, 2, init_strategy="partition")
