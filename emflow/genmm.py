@@ -139,6 +139,19 @@ class GenMM(MixtureModel):
         self._check_input(x, "generator_log_prob")
         return self._map_generators(lambda p: self.flow.log_prob(p, x), params["flows"]).T
 
+    def generator_log_prob_per_batch(self, params: dict, xs: Array) -> Array:
+        """``log p_k(xs[k])``, each generator on a batch of its own: ``(K, B, *event_shape) -> (K, B)``.
+
+        The resampled M-step's evaluation (``emflow.resampled_m_step``); it costs what
+        ``generator_log_prob`` costs on one batch of B.
+        """
+        k = self.num_components
+        if xs.shape[:1] != (k,):
+            raise ValueError(f"GenMM.generator_log_prob_per_batch: xs must have a leading axis of K = {k}, "
+                             f"got shape {xs.shape}")
+        self._check_input(xs[0], "generator_log_prob_per_batch")  # each batch: (B, *event_shape)
+        return self._map_generators(lambda fx: self.flow.log_prob(fx[0], fx[1]), (params["flows"], xs))
+
     def component_log_prob(self, params: dict, x: Array) -> Array:
         """``log pi_k + log p_k(x)``: ``(B, *event_shape) -> (B, K)``."""
         self._check_log_pi(params)

@@ -40,7 +40,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from emflow import diagnostics, distributed, em, plots, reseed, sharding
+from emflow import diagnostics, distributed, em, plots, resampled_m_step, reseed, sharding
 from emflow import partition as partition_lib
 from emflow.checkpoint import (Checkpointer, ConfigMismatchError, CorruptCheckpointError, WorkdirWriteError,
                                config_differences, global_digest, to_json_config, version_record)
@@ -85,6 +85,10 @@ class TrainConfig:
         so that every component's total is N/K (``em.balanced_responsibilities``): each
         component learns the examples it models best *relative to the others*. Needs the
         cached E-step (the weights come from every training example); ``tempering`` must be "none".
+      resampled_m_step: every generator's M-step batch is its own, B examples drawn from its
+        responsibilities (``emflow.resampled_m_step``): the same objective in expectation, but
+        a generator with a small weight no longer learns from fewer examples per step than
+        one with a large weight. GenMM only; needs the cached E-step.
       tempering: the E-step after the warm start: ``"none"`` (exact, eq. 13 / 24),
         ``"annealed"`` (``gamma ∝ (pi_k p_k)^beta``, beta rising geometrically from
         ``anneal_beta0`` to 1 over ``anneal_rounds`` rounds, then exact), or ``"paper"``
@@ -114,6 +118,7 @@ class TrainConfig:
     warm_start_rounds: int = 1
     balanced_parts: bool = False
     balanced_e_step: bool = False
+    resampled_m_step: bool = False
     tempering: Literal["none", "annealed", "paper"] = "none"
     anneal_beta0: float = 0.1
     anneal_rounds: int = 3
@@ -141,6 +146,9 @@ class TrainConfig:
         if self.balanced_e_step and (self.e_step != "cached" or self.tempering != "none"):
             raise ValueError(f"TrainConfig: balanced_e_step needs e_step='cached' and tempering='none', got "
                              f"e_step={self.e_step!r}, tempering={self.tempering!r}")
+        if self.resampled_m_step and self.e_step != "cached":
+            raise ValueError(f"TrainConfig: resampled_m_step draws from every training example's responsibilities "
+                             f"and needs e_step='cached', got e_step={self.e_step!r}")
         if not 0.0 <= self.dead_fraction < 1.0:
             raise ValueError(f"TrainConfig: dead_fraction must lie in [0, 1), got {self.dead_fraction!r}")
         if self.reseed_scale < 0:
@@ -265,14 +273,32 @@ def train_step(model, optimizer, state: EMState, x: Array, posterior=None) -> tu
     A non-finite loss or gradient leaves Phi and the optimizer untouched and sets ``state.nonfinite``.
     """
     gamma, old_log_px = em.posterior(model, state.old_params, x) if posterior is None else posterior
-    loss, grads = jax.value_and_grad(lambda p: em.m_step_loss(model, p, x, gamma))(state.params)
+    return _gradient_step(optimizer, state, lambda p: em.m_step_loss(model, p, x, gamma), gamma, old_log_px)
+
+
+def resampled_train_step(model, optimizer, state: EMState, xs: Array, weights: Array,
+                         posterior) -> tuple[EMState, dict]:
+    """One EM iteration with the resampled M-step (``emflow.resampled_m_step``): generator k on ``xs[k]``.
+
+    ``xs: (K, B, *event_shape)`` drawn from each generator's responsibilities, ``weights: (K,)``
+    = ``N_k / n``; ``posterior``: the cached ``(gamma, log p(x; Phi_old))`` of the epoch's plain
+    batch, which feeds the prior update and the logged NLL exactly as in ``train_step``.
+    """
+    gamma, old_log_px = posterior
+    return _gradient_step(optimizer, state, lambda p: resampled_m_step.m_step_loss(model, p, xs, weights),
+                          gamma, old_log_px)
+
+
+def _gradient_step(optimizer, state: EMState, loss_fn, gamma: Array, old_log_px: Array) -> tuple[EMState, dict]:
+    """One Adam step on ``loss_fn(params)``, skipped when non-finite; the epoch's accumulators from ``gamma: (B, K)``."""
+    loss, grads = jax.value_and_grad(loss_fn)(state.params)
     finite = jnp.isfinite(loss) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
     state = state.replace(
         params=keep(params, state.params), opt_state=keep(opt_state, state.opt_state), step=state.step + 1,
-        gamma_sum=state.gamma_sum + jnp.sum(gamma, axis=0), gamma_count=state.gamma_count + x.shape[0],
+        gamma_sum=state.gamma_sum + jnp.sum(gamma, axis=0), gamma_count=state.gamma_count + gamma.shape[0],
         nll_sum=state.nll_sum - jnp.sum(old_log_px), nonfinite=state.nonfinite | ~finite,
     )
     return state, {"loss": loss, "nll": -jnp.mean(old_log_px)}
@@ -434,6 +460,11 @@ def fit(
     if y_test is not None and (x_test is None or np.shape(y_test) != (len(x_test),)):
         raise ValueError(f"fit: y_test must hold one label per test example, (N_test,) = "
                          f"({None if x_test is None else len(x_test)},), got shape {np.shape(y_test)}")
+    if config.resampled_m_step and not hasattr(model, "generator_log_prob_per_batch"):
+        raise ValueError(f"fit: resampled_m_step needs components with parameters of their own (GenMM), got "
+                         f"{type(model).__name__}")
+    if config.resampled_m_step and mesh is not None:
+        raise ValueError("fit: resampled_m_step is not available with a mesh (not measured there); use mesh=None")
     run_config = to_json_config({"model": model, "train": config, "run": run_info or {}})
     n = len(x_train)
     steps_per_epoch = n // config.batch_size
@@ -499,6 +530,16 @@ def fit(
             posterior = round_posterior(model, state.old_params, x, beta, tempering, warm_gamma, warm, uniform)
         return train_step(model, optimizer, state, x, posterior)
 
+    @functools.partial(jax.jit, donate_argnums=0)
+    def resampled_step_fn(state, train_data, perm, index, component_idx, weights, key):
+        idx = jax.lax.dynamic_slice_in_dim(perm, index * config.batch_size, config.batch_size)
+        own = jax.lax.dynamic_index_in_dim(component_idx, index, keepdims=False)  # (K, B)
+        xs = preprocess(key, train_data[own.reshape(-1)]).reshape(own.shape + tuple(model.event_shape))
+        posterior = (state.gamma_cache[idx], state.log_px_cache[idx])  # the plain batch: prior update, logged NLL
+        return resampled_train_step(model, optimizer, state, xs, weights, posterior)
+
+    draw_batches = jax.jit(lambda k, g: resampled_m_step.draw_component_batches(k, g, steps_per_epoch,
+                                                                               config.batch_size))
     posterior_fn = jax.jit(lambda p, raw, k, beta: round_posterior(model, p, preprocess(k, raw), beta, tempering))
     joint_fn = jax.jit(lambda p, raw, k: model.component_log_prob(p, preprocess(k, raw)))
     component_sample_fn = (jax.jit(lambda p, k: model.component_samples(p, k, 8, config.sample_temperature))
@@ -533,12 +574,19 @@ def fit(
                                                 config.eval_batch_size)
                 state = state.replace(gamma_cache=gamma, log_px_cache=log_px)
             perm = jax.random.permutation(jax.random.fold_in(key_data, epoch), n)
+            if config.resampled_m_step:  # every generator's batches for this epoch, from the round's gamma
+                component_idx = draw_batches(jax.random.fold_in(jax.random.fold_in(key_data, epoch), 1),
+                                             state.gamma_cache)
+                weights = resampled_m_step.component_weights(state.gamma_cache)
             bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress or not distributed.is_primary(),
                        leave=False, dynamic_ncols=True)
             for i in bar:
                 global_step = epoch * steps_per_epoch + i
-                state, metrics = step_fn(state, train_device, warm_labels, perm, i,
-                                         jax.random.fold_in(key_noise, global_step), beta, warm, uniform)
+                key_step = jax.random.fold_in(key_noise, global_step)
+                if config.resampled_m_step:
+                    state, metrics = resampled_step_fn(state, train_device, perm, i, component_idx, weights, key_step)
+                else:
+                    state, metrics = step_fn(state, train_device, warm_labels, perm, i, key_step, beta, warm, uniform)
                 if i % 20 == 0 or i == steps_per_epoch - 1:
                     _raise_if_nonfinite(state, epoch, i)
                     bar.set_postfix(loss=f"{float(metrics['loss']):.2f}",

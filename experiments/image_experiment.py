@@ -66,6 +66,8 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
                    help="equal-size parts for the warm start (balanced assignment to the k-means centroids)")
     p.add_argument("--balanced_e_step", action="store_true",
                    help="responsibilities reweighted so every component's total is N/K (cached E-step)")
+    p.add_argument("--resampled_m_step", action="store_true",
+                   help="GenMM: every generator's M-step batch drawn from its own responsibilities (cached E-step)")
     p.add_argument("--tempering", choices=["none", "annealed", "paper"], default="none",
                    help="E-step after the warm start: exact, deterministic annealing, or the paper code's 1/D")
     p.add_argument("--reseed_dead", action="store_true", help="re-seed dead components by splitting the largest")
@@ -152,12 +154,14 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
     else:
         if args.init == "copies":
             raise SystemExit("--init copies is a GenMM init (LatMM has one flow)")
+        if args.resampled_m_step:
+            raise SystemExit("--resampled_m_step is a GenMM option (LatMM's components share one flow)")
         mixture = emflow.LatMM(flow, args.components, init_strategy="shared" if args.init == "shared" else "kmeans")
     config = train.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, em_every=args.em_every,
                                learning_rate=args.learning_rate, warmup_steps=args.warmup_steps, seed=args.seed,
                                e_step=args.e_step, schedule=args.schedule, warm_start_rounds=args.warm_start_rounds,
                                shared_rounds=args.shared_rounds, balanced_parts=args.balanced_parts,
-                               balanced_e_step=args.balanced_e_step,
+                               balanced_e_step=args.balanced_e_step, resampled_m_step=args.resampled_m_step,
                                tempering=args.tempering, reseed_dead=args.reseed_dead)
     unit = ("nats per pixel of the 32x32 resized input (the paper's protocol; not comparable with 28x28 bits/dim)"
             if args.scheme == "paper" else "per pixel of the original 28x28 image")
@@ -167,7 +171,7 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
           f"batch {args.batch_size}, t_EM {args.em_every}, lr {args.learning_rate:g} ({args.schedule}, warm-up "
           f"{args.warmup_steps} steps), init {args.init}, "
           f"{f'{args.shared_rounds} shared round(s), ' if args.shared_rounds else ''}warm start {args.warm_start_rounds} round(s), "
-          f"E-step {args.tempering}; backend {jax.default_backend()}; NLL {unit}")
+          f"E-step {args.tempering}{', resampled M-step' if args.resampled_m_step else ''}; backend {jax.default_backend()}; NLL {unit}")
     baselines = ({} if args.no_baselines or args.scheme == "paper" or jax.process_count() > 1 else
                  closed_form_baselines(x_train, x_test))
     if jax.process_count() > 1 and not args.no_baselines:
