@@ -8,11 +8,12 @@ from emflow.genmm import GenMM
 from emflow.glow import Glow
 from emflow.latmm import LatMM
 from emflow.latent import Latent
+from emflow.trunk import GlowTrunk
 from emflow.serialization import load, save
 from emflow.vector_flow import VectorFlow
 
 __version__ = "0.2.0"
 
 __all__ = [
-    "Dequantizer", "GenMM", "Glow", "LatMM", "Latent", "Logit", "Prefixed", "VectorFlow", "Whiten", "Whitened", "bijectors", "em", "latent", "load", "save",
+    "Dequantizer", "GenMM", "Glow", "GlowTrunk", "LatMM", "Latent", "Logit", "Prefixed", "VectorFlow", "Whiten", "Whitened", "bijectors", "em", "latent", "load", "save",
 ]

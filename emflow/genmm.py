@@ -21,6 +21,11 @@ paper's protocol: every generator initialised on the whole batch, from its own k
 partition still returned, so that the generators differ only by what the warm start's
 parts teach them (measured in the README: the first init whose exact posterior is spread
 after the warm round on MNIST; exact EM then still drifts towards one generator).
+
+A ``trunk`` (``emflow.trunk.GlowTrunk``) is a bijector every generator shares in front of
+it, ``p_k(x) = p_{flow_k}(t(x)) |det dt/dx|``: run once per example, trained on every
+example, so that what all images share need not be learned K times (README: it slows the
+drift to one generator on MNIST).
 """
 from __future__ import annotations
 
@@ -57,8 +62,11 @@ class GenMM(MixtureModel):
         each device evaluates its K / n generators (``jax.shard_map`` over the
         stacked parameters, vmap within a device). None: all on one device.
       init_strategy: ``"partition"`` (k-means parts, one per generator), ``"shared"`` or ``"copies"``.
+      trunk: None, or a bijector every generator shares in front of it (``emflow.trunk.GlowTrunk``):
+        ``p_k(x) = p_{flow_k}(t(x)) |det dt/dx|``, the trunk evaluated once per example.
 
-    Params: ``{"log_pi": (K,), "flows": <flow params, every leaf with a leading (K,) axis>}``.
+    Params: ``{"log_pi": (K,), "flows": <flow params, every leaf with a leading (K,) axis>}``, plus
+    ``"trunk": <the trunk's params>`` (no K axis) with a trunk.
     """
 
     flow: Any
@@ -66,11 +74,18 @@ class GenMM(MixtureModel):
     component_axis: ComponentAxis | None = None
     mesh: Any = None
     init_strategy: InitStrategy = "partition"
+    trunk: Any = None
 
     def __post_init__(self):
         check_num_components("GenMM", self.num_components, self.component_axis)
         if self.init_strategy not in INIT_STRATEGIES:
             raise ValueError(f"GenMM: init_strategy must be one of {INIT_STRATEGIES}, got {self.init_strategy!r}")
+        if self.trunk is not None and tuple(self.trunk.event_shape) != tuple(self.flow.event_shape):
+            raise ValueError(f"GenMM: the trunk maps {tuple(self.trunk.event_shape)} but the generators take "
+                             f"{tuple(self.flow.event_shape)}")
+        if self.trunk is not None and self.mesh is not None:
+            raise ValueError("GenMM: a trunk with a mesh is not available (its parameters have no K axis to shard and "
+                             "this is not measured); use mesh=None")
         if self.mesh is not None:
             n = self.mesh.shape.get("components", 1)
             if self.num_components % n:
@@ -92,23 +107,29 @@ class GenMM(MixtureModel):
         examples drawn with replacement from part k (an empty part: from the whole
         batch). ``"shared"``: every generator on the whole batch; the partition is None.
         ``"copies"``: one flow on the whole batch, repeated K times, and the k-means partition.
-        Deterministic for ``key``; works under ``jit``.
+        With a trunk, it is initialised on the whole batch first and the generators on its
+        output (the partition stays one of the input). Deterministic for ``key``; works under ``jit``.
         """
         self._check_input(x, "init")
         k = self.num_components
         check_init_batch("GenMM", x, k)
+        params = {"log_pi": uniform_log_pi(k)}
+        y = x  # what the generators see: the trunk's output of the batch, fitted on the whole batch
+        if self.trunk is not None:
+            params["trunk"] = self.trunk.init(jax.random.fold_in(key, 3), x)
+            y, _ = self.trunk.forward(params["trunk"], x)
         if self.init_strategy == "shared":
-            flows = jax.vmap(self.flow.init, in_axes=(0, None))(jax.random.split(key, k), x)
-            return {"log_pi": uniform_log_pi(k), "flows": flows}, None
+            flows = jax.vmap(self.flow.init, in_axes=(0, None))(jax.random.split(key, k), y)
+            return {**params, "flows": flows}, None
         k_part, k_draw, k_flows = jax.random.split(key, 3)
         part = partition_lib.kmeans(k_part, self.partition_features(None, x), k)
         if self.init_strategy == "copies":
-            one = self.flow.init(k_flows, x)
+            one = self.flow.init(k_flows, y)
             flows = jax.tree.map(lambda a: jnp.broadcast_to(a, (k,) + a.shape), one)
-            return {"log_pi": uniform_log_pi(k), "flows": flows}, part
+            return {**params, "flows": flows}, part
         index = partition_lib.draw_from_parts(k_draw, part.labels, k, x.shape[0])  # (K, B)
-        flows = jax.vmap(self.flow.init)(jax.random.split(k_flows, k), x[index])
-        return {"log_pi": uniform_log_pi(k), "flows": flows}, part
+        flows = jax.vmap(self.flow.init)(jax.random.split(k_flows, k), y[index])
+        return {**params, "flows": flows}, part
 
     def partition_features(self, params: dict | None, x: Array) -> Array:
         """What k-means partitions: the flattened input, ``(B, *event_shape) -> (B, N)`` (``params`` unused)."""
@@ -116,7 +137,7 @@ class GenMM(MixtureModel):
         return x.reshape(x.shape[0], -1)
 
     def generator(self, params: dict, k: int) -> Any:
-        """The flow params of generator ``k``."""
+        """The flow params of generator ``k`` (with a trunk: what comes after it)."""
         return jax.tree.map(lambda a: a[k], params["flows"])
 
     def _map_generators(self, fn, flows):
@@ -137,7 +158,21 @@ class GenMM(MixtureModel):
     def generator_log_prob(self, params: dict, x: Array) -> Array:
         """``log p_k(x)`` of every generator: ``(B, *event_shape) -> (B, K)``."""
         self._check_input(x, "generator_log_prob")
-        return self._map_generators(lambda p: self.flow.log_prob(p, x), params["flows"]).T
+        y, log_det = self._trunk_forward(params, x)
+        log_p = self._map_generators(lambda p: self.flow.log_prob(p, y), params["flows"]).T
+        return log_p if log_det is None else log_p + log_det[:, None]
+
+    def _trunk_forward(self, params: dict, x: Array) -> tuple[Array, Array | None]:
+        """``(t(x), log|det dt/dx|: (B,))``, or ``(x, None)`` without a trunk."""
+        return (x, None) if self.trunk is None else self.trunk.forward(params["trunk"], x)
+
+    def _trunk_inverse(self, params: dict, y: Array) -> Array:
+        """``t^{-1}(y)``, or ``y`` without a trunk; ``y: (..., *event_shape)`` with any leading axes."""
+        if self.trunk is None:
+            return y
+        lead = y.shape[: y.ndim - len(self.event_shape)]
+        x, _ = self.trunk.inverse(params["trunk"], y.reshape((-1,) + tuple(self.event_shape)))
+        return x.reshape(lead + tuple(self.event_shape))
 
     def generator_log_prob_per_batch(self, params: dict, xs: Array) -> Array:
         """``log p_k(xs[k])``, each generator on a batch of its own: ``(K, B, *event_shape) -> (K, B)``.
@@ -150,7 +185,10 @@ class GenMM(MixtureModel):
             raise ValueError(f"GenMM.generator_log_prob_per_batch: xs must have a leading axis of K = {k}, "
                              f"got shape {xs.shape}")
         self._check_input(xs[0], "generator_log_prob_per_batch")  # each batch: (B, *event_shape)
-        return self._map_generators(lambda fx: self.flow.log_prob(fx[0], fx[1]), (params["flows"], xs))
+        y, log_det = self._trunk_forward(params, xs.reshape((-1,) + xs.shape[2:]))  # the trunk once, on all K B
+        y = y.reshape(xs.shape)
+        log_p = self._map_generators(lambda fx: self.flow.log_prob(fx[0], fx[1]), (params["flows"], y))
+        return log_p if log_det is None else log_p + log_det.reshape(xs.shape[:2])
 
     def component_log_prob(self, params: dict, x: Array) -> Array:
         """``log pi_k + log p_k(x)``: ``(B, *event_shape) -> (B, K)``."""
@@ -167,9 +205,10 @@ class GenMM(MixtureModel):
         components = sample_components(k_comp, params["log_pi"], n)
         latents = latent_lib.sample(k_lat, self.flow.latent_shapes, n, temperature)
         decoded = self._map_generators(lambda p: self.flow.inverse(p, latents)[0], params["flows"])
-        return decoded[components, jnp.arange(n)]
+        return self._trunk_inverse(params, decoded[components, jnp.arange(n)])
 
     def component_samples(self, params: dict, key: Array, n: int, temperature: float = 1.0) -> Array:
         """``n`` samples of every generator, from the same latents: ``(K, n, *event_shape)``."""
         latents = latent_lib.sample(key, self.flow.latent_shapes, n, temperature)
-        return self._map_generators(lambda p: self.flow.inverse(p, latents)[0], params["flows"])
+        return self._trunk_inverse(params, self._map_generators(lambda p: self.flow.inverse(p, latents)[0],
+                                                                params["flows"]))

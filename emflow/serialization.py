@@ -54,10 +54,11 @@ def known_classes() -> dict[str, type]:
     """The dataclasses a recorded configuration may name, by class name."""
     import emflow
     from emflow.dequantize import Dequantizer
+    from emflow.trunk import GlowTrunk
 
     return {cls.__name__: cls for cls in (emflow.GenMM, emflow.LatMM, emflow.Glow, emflow.VectorFlow,
                                           emflow.Prefixed, emflow.Whitened, emflow.Logit,
-                                          Dequantizer)}
+                                          Dequantizer, GlowTrunk)}
 
 
 def model_to_config(model: Any) -> dict:

@@ -66,6 +66,8 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
                    help="equal-size parts for the warm start (balanced assignment to the k-means centroids)")
     p.add_argument("--balanced_e_step", action="store_true",
                    help="responsibilities reweighted so every component's total is N/K (cached E-step)")
+    p.add_argument("--trunk_steps", type=int, default=0,
+                   help="GenMM: Glow steps every generator shares in front of it (emflow.GlowTrunk; 0: none)")
     p.add_argument("--resampled_m_step", action="store_true",
                    help="GenMM: every generator's M-step batch drawn from its own responsibilities (cached E-step)")
     p.add_argument("--tempering", choices=["none", "annealed", "paper"], default="none",
@@ -144,13 +146,22 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
     flow = emflow.Glow(dequantizer.model_shape, num_levels=args.levels, num_steps=args.steps,
                        hidden_channels=args.hidden, linear=args.linear, compute_dtype=args.compute_dtype,
                        conv_impl=args.conv_impl)
+    logit = None
     if args.logit_alpha:
         if args.scheme == "paper":
             raise SystemExit("--logit_alpha needs --scheme uniform (the paper scheme's inputs lie in [-0.5, 0.5])")
-        flow = emflow.Prefixed(emflow.Logit(dequantizer.model_shape, args.logit_alpha), flow)
+        logit = emflow.Logit(dequantizer.model_shape, args.logit_alpha)
+    if args.trunk_steps < 0 or (args.trunk_steps and model != "genmm"):
+        raise SystemExit(f"--trunk_steps must be >= 0 and is a GenMM option, got {args.trunk_steps} for {model}")
+    trunk = None
+    if args.trunk_steps:  # the logit map moves into the trunk, so that the trunk sees logit-space images
+        trunk = emflow.GlowTrunk(dequantizer.model_shape, args.trunk_steps, args.hidden, linear=args.linear,
+                                 compute_dtype=args.compute_dtype, conv_impl=args.conv_impl, prefix=logit)
+    elif logit is not None:
+        flow = emflow.Prefixed(logit, flow)
     if model == "genmm":
         mixture = emflow.GenMM(flow, args.components, component_axis=args.component_axis,
-                               init_strategy="partition" if args.init == "default" else args.init)
+                               init_strategy="partition" if args.init == "default" else args.init, trunk=trunk)
     else:
         if args.init == "copies":
             raise SystemExit("--init copies is a GenMM init (LatMM has one flow)")
@@ -171,7 +182,8 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
           f"batch {args.batch_size}, t_EM {args.em_every}, lr {args.learning_rate:g} ({args.schedule}, warm-up "
           f"{args.warmup_steps} steps), init {args.init}, "
           f"{f'{args.shared_rounds} shared round(s), ' if args.shared_rounds else ''}warm start {args.warm_start_rounds} round(s), "
-          f"E-step {args.tempering}{', resampled M-step' if args.resampled_m_step else ''}; backend {jax.default_backend()}; NLL {unit}")
+          f"E-step {args.tempering}{', resampled M-step' if args.resampled_m_step else ''}"
+          f"{f', trunk of {args.trunk_steps} shared step(s)' if args.trunk_steps else ''}; backend {jax.default_backend()}; NLL {unit}")
     baselines = ({} if args.no_baselines or args.scheme == "paper" or jax.process_count() > 1 else
                  closed_form_baselines(x_train, x_test))
     if jax.process_count() > 1 and not args.no_baselines:
