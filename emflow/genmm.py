@@ -24,8 +24,8 @@ after the warm round on MNIST; exact EM then still drifts towards one generator)
 
 A ``trunk`` (``emflow.trunk.GlowTrunk``) is a bijector every generator shares in front of
 it, ``p_k(x) = p_{flow_k}(t(x)) |det dt/dx|``: run once per example, trained on every
-example, so that what all images share need not be learned K times (README: it slows the
-drift to one generator on MNIST).
+example, so that what all images share need not be learned K times (README, "Two more
+mechanisms against the drift": on MNIST it buys density; it does not stop the drift to one generator).
 """
 from __future__ import annotations
 

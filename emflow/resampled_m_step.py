@@ -11,7 +11,9 @@ examples, so its gradient is noisier than that of a generator with more data, an
 generator gets ``B`` examples drawn with replacement from ``gamma_.k / N_k``: the same
 objective in expectation (an unbiased estimate of it and of its gradient), with the same
 number of examples behind every generator's step, whatever its weight. The compute is that
-of the shared batch: a GenMM evaluates all K generators on B examples either way.
+of the shared batch: a GenMM evaluates all K generators on B examples either way. (Measured
+in the README, "Two more mechanisms against the drift": on MNIST it slows the drift towards
+one generator from identical copies, but does not stop it.)
 
     idx = draw_component_batches(key, gamma, steps, batch)      # (steps, K, B) training indices
     loss = m_step_loss(model, params, x[idx[s]], component_weights(gamma))
