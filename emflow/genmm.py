@@ -159,12 +159,13 @@ class GenMM(MixtureModel):
         """``log p_k(x)`` of every generator: ``(B, *event_shape) -> (B, K)``."""
         self._check_input(x, "generator_log_prob")
         y, log_det = self._trunk_forward(params, x)
-        log_p = self._map_generators(lambda p: self.flow.log_prob(p, y), params["flows"]).T
-        return log_p if log_det is None else log_p + log_det[:, None]
+        return self._map_generators(lambda p: self.flow.log_prob(p, y), params["flows"]).T + log_det[:, None]
 
-    def _trunk_forward(self, params: dict, x: Array) -> tuple[Array, Array | None]:
-        """``(t(x), log|det dt/dx|: (B,))``, or ``(x, None)`` without a trunk."""
-        return (x, None) if self.trunk is None else self.trunk.forward(params["trunk"], x)
+    def _trunk_forward(self, params: dict, x: Array) -> tuple[Array, Array]:
+        """``(t(x), log|det dt/dx|: (B,))``; ``(x, 0)`` without a trunk."""
+        if self.trunk is None:
+            return x, jnp.zeros(x.shape[:1], x.dtype)
+        return self.trunk.forward(params["trunk"], x)
 
     def _trunk_inverse(self, params: dict, y: Array) -> Array:
         """``t^{-1}(y)``, or ``y`` without a trunk; ``y: (..., *event_shape)`` with any leading axes."""
@@ -188,7 +189,7 @@ class GenMM(MixtureModel):
         y, log_det = self._trunk_forward(params, xs.reshape((-1,) + xs.shape[2:]))  # the trunk once, on all K B
         y = y.reshape(xs.shape)
         log_p = self._map_generators(lambda fx: self.flow.log_prob(fx[0], fx[1]), (params["flows"], y))
-        return log_p if log_det is None else log_p + log_det.reshape(xs.shape[:2])
+        return log_p + log_det.reshape(xs.shape[:2])
 
     def component_log_prob(self, params: dict, x: Array) -> Array:
         """``log pi_k + log p_k(x)``: ``(B, *event_shape) -> (B, K)``."""

@@ -19,6 +19,7 @@ from typing import Any
 
 import chex
 import jax
+import jax.numpy as jnp
 
 from emflow.bijectors.base import Array, check_batch
 from emflow.bijectors.conditioners import ConvImpl, check_conv_impl
@@ -79,8 +80,9 @@ class GlowTrunk:
                         compute_dtype=self.compute_dtype, conv_impl=self.conv_impl)
         return Repeat(step, self.num_steps)
 
-    def _prefix(self, x: Array) -> tuple[Array, Array | None]:
-        return (x, None) if self.prefix is None else self.prefix.forward({}, x)
+    def _prefix(self, x: Array) -> tuple[Array, Array]:
+        """``(prefix(x), its log-det: (B,))``; ``(x, 0)`` without a prefix."""
+        return (x, jnp.zeros(x.shape[:1], x.dtype)) if self.prefix is None else self.prefix.forward({}, x)
 
     def init(self, key: Array, x: Array) -> dict:
         """Random rotations and conditioners from ``key``; ActNorm statistics from ``x: (B, H, W, C)``."""
@@ -95,10 +97,8 @@ class GlowTrunk:
         y, _ = self._squeeze.forward({}, x)
         y, log_det = self._steps.forward(params, y)
         y, _ = self._squeeze.inverse({}, y)
-        if log_det_prefix is not None:
-            log_det = log_det + log_det_prefix
         chex.assert_shape(log_det, (x.shape[0],))
-        return y, log_det
+        return y, log_det + log_det_prefix
 
     def inverse(self, params: dict, y: Array) -> tuple[Array, Array]:
         """``y: (B, H, W, C) -> (x: (B, H, W, C), log|det dx/dy|: (B,))``."""
