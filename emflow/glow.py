@@ -48,9 +48,12 @@ class Glow(StandardNormalFlow):
       conv_impl: how the 3x3 convolutions run: ``"lax"`` (XLA's convolution, the
         default) or ``"matmul"`` (one matrix product each; under a ``vmap``
         over generators these stay batched matrix products, gradients included).
+      first_level_steps: flow steps of the first level; None (default) for ``num_steps``.
+        0 leaves the first level with a squeeze and a split only, for a GenMM whose
+        generators share their first level's steps in a ``GlowTrunk`` in front of them.
 
     Params: ``{"levels": [{"steps": <stacked FlowStep params>, "split": ...}, ...]}``
-    (no ``"split"`` on the last level).
+    (no ``"split"`` on the last level, no ``"steps"`` on a level with zero steps).
     """
 
     image_shape: tuple[int, int, int]
@@ -62,6 +65,7 @@ class Glow(StandardNormalFlow):
     split_prior: SplitPrior = "conditional"
     compute_dtype: str = "float32"
     conv_impl: ConvImpl = "lax"
+    first_level_steps: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
@@ -70,6 +74,10 @@ class Glow(StandardNormalFlow):
         for name in ("num_levels", "num_steps", "hidden_channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Glow: {name} must be >= 1, got {getattr(self, name)}")
+        if self.first_level_steps is not None and self.first_level_steps < 0:
+            raise ValueError(f"Glow: first_level_steps must be >= 0 or None, got {self.first_level_steps}")
+        if self.first_level_steps == 0 and self.num_levels == 1:
+            raise ValueError("Glow: first_level_steps=0 needs num_levels >= 2 (a one-level Glow would have no steps)")
         h, w, _ = self.image_shape
         f = 2 ** self.num_levels
         if h % f or w % f:
@@ -85,16 +93,23 @@ class Glow(StandardNormalFlow):
         return self.image_shape
 
     @property
-    def _levels(self) -> list[tuple[Squeeze, Repeat, Split | None]]:
+    def steps_per_level(self) -> tuple[int, ...]:
+        """Flow steps of each level: ``first_level_steps`` (or ``num_steps``), then ``num_steps``."""
+        first = self.num_steps if self.first_level_steps is None else self.first_level_steps
+        return (first,) + (self.num_steps,) * (self.num_levels - 1)
+
+    @property
+    def _levels(self) -> list[tuple[Squeeze, Repeat | None, Split | None]]:
+        """Per level ``(squeeze, steps or None for a level without steps, split or None on the last)``."""
         levels, shape = [], self.image_shape
-        for level in range(self.num_levels):
+        for level, num_steps in enumerate(self.steps_per_level):
             squeeze = Squeeze(shape)
             shape = squeeze.output_shape
             step = FlowStep(shape, self.coupling, self.hidden_channels, self.linear, compute_dtype=self.compute_dtype,
                             conv_impl=self.conv_impl)
             split = (Split(shape, self.split_prior, self.compute_dtype, self.conv_impl)
                      if level < self.num_levels - 1 else None)
-            levels.append((squeeze, Repeat(step, self.num_steps), split))
+            levels.append((squeeze, Repeat(step, num_steps) if num_steps else None, split))
             if split is not None:
                 shape = split.kept_shape
         return levels
@@ -104,7 +119,8 @@ class Glow(StandardNormalFlow):
         """The event shapes of the latent's parts (a ``Latent`` of tuples)."""
         levels = self._levels
         splits = tuple(split.split_shape for _, _, split in levels if split is not None)
-        return Latent(levels[-1][1].event_shape, splits)
+        top = levels[-1][0].output_shape
+        return Latent(top, splits)
 
     @property
     def num_dims(self) -> int:
@@ -117,8 +133,10 @@ class Glow(StandardNormalFlow):
         for (squeeze, steps, split), k in zip(self._levels, jax.random.split(key, self.num_levels)):
             k_steps, k_split = jax.random.split(k)
             x, _ = squeeze.forward({}, x)
-            level = {"steps": steps.init(k_steps, x)}
-            x, _ = steps.forward(level["steps"], x)
+            level = {}
+            if steps is not None:
+                level["steps"] = steps.init(k_steps, x)
+                x, _ = steps.forward(level["steps"], x)
             if split is not None:
                 level["split"] = split.init(k_split, x)
                 (x, _), _ = split.forward(level["split"], x)
@@ -132,8 +150,9 @@ class Glow(StandardNormalFlow):
         splits = []
         for (squeeze, steps, split), level in zip(self._levels, params["levels"]):
             x, _ = squeeze.forward({}, x)
-            x, ld = steps.forward(level["steps"], x)
-            log_det = log_det + ld
+            if steps is not None:
+                x, ld = steps.forward(level["steps"], x)
+                log_det = log_det + ld
             if split is not None:
                 (x, eps), ld = split.forward(level["split"], x)
                 log_det = log_det + ld
@@ -155,7 +174,8 @@ class Glow(StandardNormalFlow):
             if split is not None:
                 x, ld = split.inverse(level["split"], (x, splits.pop()))
                 log_det = log_det + ld
-            x, ld = steps.inverse(level["steps"], x)
-            log_det = log_det + ld
+            if steps is not None:
+                x, ld = steps.inverse(level["steps"], x)
+                log_det = log_det + ld
             x, _ = squeeze.inverse({}, x)
         return x, log_det

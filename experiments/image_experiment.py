@@ -68,6 +68,9 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
                    help="responsibilities reweighted so every component's total is N/K (cached E-step)")
     p.add_argument("--trunk_steps", type=int, default=0,
                    help="GenMM: Glow steps every generator shares in front of it (emflow.GlowTrunk; 0: none)")
+    p.add_argument("--shared_first_level", action="store_true",
+                   help="GenMM: the generators' first-level Glow steps become one trunk they all share "
+                        "(the generators keep a squeeze and split there, and their own other levels)")
     p.add_argument("--resampled_m_step", action="store_true",
                    help="GenMM: every generator's M-step batch drawn from its own responsibilities (cached E-step)")
     p.add_argument("--tempering", choices=["none", "annealed", "paper"], default="none",
@@ -143,8 +146,11 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
         x_test = ds.x_test[: args.num_test] if args.num_test else ds.x_test
         y_test = ds.y_test[: len(x_test)]
     dequantizer = emflow.Dequantizer(ds.x_train.shape[1:], scheme=args.scheme)
+    if args.shared_first_level and (model != "genmm" or args.trunk_steps):
+        raise SystemExit("--shared_first_level is a GenMM option and replaces --trunk_steps (its trunk has --steps steps)")
     flow = emflow.Glow(dequantizer.model_shape, num_levels=args.levels, num_steps=args.steps,
-                       hidden_channels=args.hidden, linear=args.linear, compute_dtype=args.compute_dtype,
+                       first_level_steps=0 if args.shared_first_level else None, hidden_channels=args.hidden,
+                       linear=args.linear, compute_dtype=args.compute_dtype,
                        conv_impl=args.conv_impl)
     logit = None
     if args.logit_alpha:
@@ -154,8 +160,9 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
     if args.trunk_steps < 0 or (args.trunk_steps and model != "genmm"):
         raise SystemExit(f"--trunk_steps must be >= 0 and is a GenMM option, got {args.trunk_steps} for {model}")
     trunk = None
-    if args.trunk_steps:  # the logit map moves into the trunk, so that the trunk sees logit-space images
-        trunk = emflow.GlowTrunk(dequantizer.model_shape, args.trunk_steps, args.hidden, linear=args.linear,
+    trunk_steps = args.steps if args.shared_first_level else args.trunk_steps
+    if trunk_steps:  # the logit map moves into the trunk, so that the trunk sees logit-space images
+        trunk = emflow.GlowTrunk(dequantizer.model_shape, trunk_steps, args.hidden, linear=args.linear,
                                  compute_dtype=args.compute_dtype, conv_impl=args.conv_impl, prefix=logit)
     elif logit is not None:
         flow = emflow.Prefixed(logit, flow)
@@ -183,7 +190,8 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
           f"{args.warmup_steps} steps), init {args.init}, "
           f"{f'{args.shared_rounds} shared round(s), ' if args.shared_rounds else ''}warm start {args.warm_start_rounds} round(s), "
           f"E-step {args.tempering}{', resampled M-step' if args.resampled_m_step else ''}"
-          f"{f', trunk of {args.trunk_steps} shared step(s)' if args.trunk_steps else ''}; backend {jax.default_backend()}; NLL {unit}")
+          f"{', first level shared' if args.shared_first_level else ''}"
+          f"{f', trunk of {trunk_steps} shared step(s)' if trunk_steps else ''}; backend {jax.default_backend()}; NLL {unit}")
     baselines = ({} if args.no_baselines or args.scheme == "paper" or jax.process_count() > 1 else
                  closed_form_baselines(x_train, x_test))
     if jax.process_count() > 1 and not args.no_baselines:
@@ -198,7 +206,8 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
     summary = {
         "dataset": dataset, "model": model, "components": args.components, "preset": args.preset,
         "epochs": args.epochs, "num_train": len(x_train), "num_test": len(x_test), "scheme": args.scheme, "nll_unit": unit,
-        "glow": {"levels": args.levels, "steps": args.steps, "hidden": args.hidden, "linear": args.linear},
+        "glow": {"levels": args.levels, "steps": args.steps, "hidden": args.hidden, "linear": args.linear,
+                 "shared_first_level": args.shared_first_level},
         "batch_size": args.batch_size, "em_every": args.em_every, "warmup_steps": args.warmup_steps, "seed": args.seed,
         "e_step": args.e_step, "compute_dtype": args.compute_dtype, "conv_impl": args.conv_impl,
         "best_test_nll_nats_per_dim": best["test_nll_nats_per_dim"],

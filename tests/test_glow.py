@@ -44,6 +44,29 @@ class GlowTest(chex.TestCase):
             z, _ = assert_bijection(jax.jit, flow, params, x, jacobian_examples=1)
             assert z.top.shape == (3, side // 2, side // 2, 4) and z.splits == ()
 
+    @pytest.mark.filterwarnings("ignore")
+    def test_first_level_with_its_own_number_of_steps(self):
+        # first_level_steps=0: level 0 is a squeeze and a split only (no "steps" params); 2 with num_steps=1: more.
+        x = jax.random.uniform(jax.random.PRNGKey(0), (3, 8, 8, 1))
+        for first, counts in [(0, (0, 1)), (2, (2, 1))]:
+            flow = Glow((8, 8, 1), num_levels=2, num_steps=1, first_level_steps=first, hidden_channels=4)
+            assert flow.steps_per_level == counts
+            params = _flow_and_params(flow, jax.random.PRNGKey(4), x)
+            assert ("steps" in params["levels"][0]) == bool(first)
+            if first:
+                assert params["levels"][0]["steps"]["actnorm"]["bias"].shape[0] == first
+            z, _ = assert_bijection(jax.jit, flow, params, x, jacobian_examples=1)
+            assert z.top.shape == (3, 2, 2, 8) and [s.shape for s in z.splits] == [(3, 4, 4, 2)]
+
+    def test_without_first_level_steps_the_split_sees_the_squeezed_image(self):
+        # No steps at level 0 and an N(0, I) split prior: the split-off half is the squeezed input's last 2 channels.
+        flow = Glow((4, 4, 1), num_levels=2, num_steps=1, first_level_steps=0, hidden_channels=4,
+                    split_prior="standard")
+        x = jax.random.uniform(jax.random.PRNGKey(0), (2, 4, 4, 1))
+        z, _ = flow.forward(flow.init(jax.random.PRNGKey(1), x), x)
+        squeezed = np.asarray(x).reshape(2, 2, 2, 2, 2, 1).transpose(0, 1, 3, 5, 2, 4).reshape(2, 2, 2, 4)
+        np.testing.assert_allclose(z.splits[0], squeezed[..., 2:], atol=1e-7)
+
     def test_init_normalises_the_first_actnorm(self):
         flow = Glow((8, 8, 1), num_levels=2, num_steps=2, hidden_channels=4)
         x = 0.3 + 0.1 * jax.random.normal(jax.random.PRNGKey(0), (32, 8, 8, 1))
@@ -110,6 +133,10 @@ class GlowTest(chex.TestCase):
     def test_bad_configuration_and_input(self):
         with pytest.raises(ValueError, match=r"\(28, 28, 1\) cannot be squeezed 3 times"):
             Glow((28, 28, 1), num_levels=3)
+        with pytest.raises(ValueError, match="first_level_steps must be >= 0 or None, got -1"):
+            Glow((8, 8, 1), num_levels=2, first_level_steps=-1)
+        with pytest.raises(ValueError, match="first_level_steps=0 needs num_levels >= 2"):
+            Glow((8, 8, 1), num_levels=1, first_level_steps=0)
         with pytest.raises(ValueError, match="num_steps must be >= 1"):
             Glow((8, 8, 1), num_steps=0)
         with pytest.raises(ValueError, match=r"conv_impl must be one of \('lax', 'matmul'\), got 'fft'"):
