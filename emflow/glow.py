@@ -119,8 +119,7 @@ class Glow(StandardNormalFlow):
         """The event shapes of the latent's parts (a ``Latent`` of tuples)."""
         levels = self._levels
         splits = tuple(split.split_shape for _, _, split in levels if split is not None)
-        top = levels[-1][0].output_shape
-        return Latent(top, splits)
+        return Latent(levels[-1][0].output_shape, splits)
 
     @property
     def num_dims(self) -> int:

@@ -146,19 +146,18 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
         x_test = ds.x_test[: args.num_test] if args.num_test else ds.x_test
         y_test = ds.y_test[: len(x_test)]
     dequantizer = emflow.Dequantizer(ds.x_train.shape[1:], scheme=args.scheme)
+    if args.trunk_steps < 0 or (args.trunk_steps and model != "genmm"):
+        raise SystemExit(f"--trunk_steps must be >= 0 and is a GenMM option, got {args.trunk_steps} for {model}")
     if args.shared_first_level and (model != "genmm" or args.trunk_steps):
         raise SystemExit("--shared_first_level is a GenMM option and replaces --trunk_steps (its trunk has --steps steps)")
     flow = emflow.Glow(dequantizer.model_shape, num_levels=args.levels, num_steps=args.steps,
-                       first_level_steps=0 if args.shared_first_level else None, hidden_channels=args.hidden,
-                       linear=args.linear, compute_dtype=args.compute_dtype,
-                       conv_impl=args.conv_impl)
+                       hidden_channels=args.hidden, linear=args.linear, compute_dtype=args.compute_dtype,
+                       conv_impl=args.conv_impl, first_level_steps=0 if args.shared_first_level else None)
     logit = None
     if args.logit_alpha:
         if args.scheme == "paper":
             raise SystemExit("--logit_alpha needs --scheme uniform (the paper scheme's inputs lie in [-0.5, 0.5])")
         logit = emflow.Logit(dequantizer.model_shape, args.logit_alpha)
-    if args.trunk_steps < 0 or (args.trunk_steps and model != "genmm"):
-        raise SystemExit(f"--trunk_steps must be >= 0 and is a GenMM option, got {args.trunk_steps} for {model}")
     trunk = None
     trunk_steps = args.steps if args.shared_first_level else args.trunk_steps
     if trunk_steps:  # the logit map moves into the trunk, so that the trunk sees logit-space images
