@@ -7,6 +7,7 @@
     every epoch:    test NLL, metrics line, NLL plot, checkpoint
     every t_EM:     pi <- mean gamma of the epoch (eq. 16);  Phi_old <- Phi;  sample grids;
                     dead components logged (and re-seeded, if asked);  per-component report (labelled data)
+    after the last epoch (``final_prior_update``): pi <- mean gamma under the final Phi
 
 The E-step of a round (``round_e_step``): the first ``shared_rounds`` rounds give every
 component every example (gamma = 1/K: each generator learns the whole data set); the
@@ -33,6 +34,7 @@ import pathlib
 import time
 from typing import Any, Callable, Literal
 
+import chex
 import flax
 import jax
 import jax.numpy as jnp
@@ -96,6 +98,11 @@ class TrainConfig:
       dead_fraction: a component with ``pi_k < dead_fraction / K`` after an EM round is dead (logged).
       reseed_dead: re-seed every dead component by splitting the most populated one
         (``emflow.reseed``), with N(0, ``reseed_scale``^2) noise on the copy.
+      final_prior_update: after the last epoch, one more E-step with the final Phi (exact
+        responsibilities of every training example) and ``pi <- mean gamma`` (``closing_prior_update``):
+        the conditional maximum of the training likelihood over pi for the final generators, so that the
+        reported pi is the final model's share of the data rather than the last round's Phi_old's.
+        It never lowers the training likelihood (an EM step in pi alone). False: Algorithm 1 as written.
     """
 
     epochs: int = 10
@@ -125,6 +132,7 @@ class TrainConfig:
     dead_fraction: float = 0.1
     reseed_dead: bool = False
     reseed_scale: float = 1e-3
+    final_prior_update: bool = False
 
     def __post_init__(self):
         if self.e_step not in ("per_batch", "cached"):
@@ -347,6 +355,29 @@ def em_round_update(model, state: EMState, config: TrainConfig, key: Array) -> t
     return state, {"dead": dead, "reseeded": reseeded}
 
 
+def closing_prior_update(model, state: EMState, posterior_fn, train_data: Array, key: Array,
+                         batch_size: int) -> tuple[EMState, dict]:
+    """One E-step with the current Phi over all of ``train_data``, then ``pi <- mean gamma``; Phi_old <- Phi.
+
+    ``posterior_fn(params, raw_batch, key) -> (gamma: (B, K), log p(x): (B,))`` gives exact
+    responsibilities. Returns the new state and ``{"pi_before", "pi_after",
+    "train_log_px_gain_nats"}``: the gain in mean training log-likelihood under this pass's noise
+    (>= 0: for fixed Phi, EM's update of pi cannot lower the likelihood).
+    """
+    gamma, log_px = map_batches(posterior_fn, state.params, train_data, key, batch_size)
+    k = model.num_components
+    chex.assert_shape(gamma, (train_data.shape[0], k))
+    old_log_pi = state.params["log_pi"]
+    log_pi = em.update_prior(jnp.sum(gamma, axis=0), gamma.shape[0])
+    # log p(x) under the new pi, from the same pass: log sum_k gamma_ik p(x_i) pi_k' / pi_k
+    new_log_px = log_px + jax.nn.logsumexp(jnp.log(gamma) + (log_pi - old_log_pi)[None, :], axis=1)
+    params = em.with_log_pi(state.params, log_pi)
+    state = state.replace(params=params, old_params=jax.tree.map(jnp.copy, params))
+    return state, {"pi_before": [float(v) for v in np.exp(np.asarray(old_log_pi))],
+                   "pi_after": [float(v) for v in np.exp(np.asarray(log_pi))],
+                   "train_log_px_gain_nats": float(jnp.mean(new_log_px - log_px))}
+
+
 def start_epoch(state: EMState) -> EMState:
     """Clear the per-epoch accumulators (each a new array, so that the state can be donated)."""
     return state.replace(gamma_sum=jnp.zeros_like(state.gamma_sum), gamma_count=jnp.zeros_like(state.gamma_count),
@@ -358,7 +389,7 @@ def start_epoch(state: EMState) -> EMState:
 RESUMABLE_CHANGES = tuple(
     f"train.{name}" for name in
     ("epochs", "learning_rate", "warmup_steps", "min_learning_rate", "clip_value", "clip_norm", "eval_batch_size",
-     "schedule")
+     "schedule", "final_prior_update")
 )
 
 
@@ -600,6 +631,12 @@ def fit(
             if em_round:
                 state, round_info = em_round_update(model, state, config,
                                                      jax.random.fold_in(jax.random.fold_in(key_init, 3), epoch))
+            closing = None
+            if config.final_prior_update and epoch == config.epochs - 1:
+                closing_posterior = lambda p, raw, k: posterior_fn(p, raw, k, jnp.float32(1.0))
+                state, closing = closing_prior_update(model, state, closing_posterior, train_device,
+                                                      jax.random.fold_in(key_cache, config.epochs),
+                                                      config.eval_batch_size)
             train_eval_log_px = mean_log_prob(model, state.params, preprocess, train_eval, key_eval,
                                               config.eval_batch_size, log_prob_fn)
             record = {
@@ -617,6 +654,8 @@ def fit(
                 record["dead"] = round_info["dead"]
                 record["reseeded"] = round_info["reseeded"]
                 record["reseeds_total"] = len(round_info["reseeded"]) + sum(len(r.get("reseeded", [])) for r in history)
+            if closing is not None:
+                record["final_prior_update"] = closing
             report = None
             if test_device is not None:
                 if y_test is not None:  # one pass gives both the test NLL and the per-component report
@@ -738,6 +777,8 @@ def _format_record(r: dict) -> str:
     if "test_nll_nats_per_dim" in r:
         text += f"  test NLL {r['test_nll_nats_per_dim']:.4f} nats/dim ({r['test_bits_per_dim']:.4f} bits/dim)"
     text += "  pi " + " ".join(f"{p:.3f}" for p in r["pi"]) + (" [EM update]" if r["em_update"] else "")
+    if "final_prior_update" in r:
+        text += " [final pi update, was " + " ".join(f"{p:.3f}" for p in r["final_prior_update"]["pi_before"]) + "]"
     if "components" in r:
         text += f"  purity {r['components']['purity']:.3f}"
     if r.get("dead"):

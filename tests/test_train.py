@@ -4,6 +4,7 @@ import json
 import jax
 import numpy as np
 import pytest
+import scipy.special
 
 import emflow
 from emflow import train
@@ -203,3 +204,34 @@ def test_shared_rounds_keep_pi_uniform_and_balanced_options_train():
     assert balanced.history[1]["e_step"] == "balanced (equal totals)"
     np.testing.assert_allclose(balanced.history[0]["pi"], [0.5, 0.5], atol=0.02)  # balanced parts of the toy
     np.testing.assert_allclose(balanced.history[1]["pi"], [0.5, 0.5], atol=1e-3)
+
+
+def test_the_final_prior_update_is_the_final_generators_mean_responsibility():
+    """``final_prior_update``: Phi as without it; pi = the mean exact gamma of the training set under
+    the final Phi and the last round's pi (computed here in numpy from the per-component densities),
+    and the training likelihood does not fall, by the gain it reports."""
+    x = _toy() + np.random.default_rng(5).standard_normal((256, 2)).astype(np.float32) * 2.0  # overlapping
+    fit = lambda **kw: train.fit(MODEL, _config(epochs=3, em_every=2, **kw), None, x, x[:64], progress=False,
+                                 log=lambda s: None)
+    plain, closed = fit(), fit(final_prior_update=True)
+    before, after = plain.state.params, closed.state.params
+    for name in before:
+        if name != "log_pi":
+            for a, b in zip(jax.tree.leaves(before[name]), jax.tree.leaves(after[name])):
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    joint = np.asarray(MODEL.component_log_prob(before, x), np.float64)  # (N, K): log pi_k + log p_k(x)
+    gamma = np.exp(joint - joint.max(axis=1, keepdims=True))
+    gamma /= gamma.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(np.exp(np.asarray(after["log_pi"])), gamma.mean(axis=0), rtol=1e-5)
+    record = closed.history[-1]["final_prior_update"]
+    assert record["pi_before"] == pytest.approx(plain.history[-1]["pi"], rel=1e-6)
+    assert closed.history[-1]["pi"] == pytest.approx(record["pi_after"], rel=1e-6)
+    assert abs(record["pi_after"][0] - record["pi_before"][0]) > 1e-3, record  # the update did something here
+    shift = np.asarray(after["log_pi"], np.float64) - np.asarray(before["log_pi"], np.float64)
+    gain = np.mean(scipy.special.logsumexp(joint + shift, axis=1) - scipy.special.logsumexp(joint, axis=1))
+    assert gain > 0 and record["train_log_px_gain_nats"] == pytest.approx(gain, rel=1e-3), (gain, record)
+    np.testing.assert_allclose(np.asarray(MODEL.log_prob(after, x)), scipy.special.logsumexp(joint + shift, axis=1),
+                               rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(after), jax.tree.leaves(closed.state.old_params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert "final_prior_update" not in closed.history[0]
