@@ -40,7 +40,7 @@ VARIANTS = {"e_step": ("per_batch", "cached"), "compute_dtype": ("float32", "bfl
 def run_one(args, variant: str, seed: int, workdir: str) -> dict:
     flags = [f"--{args.compare}", variant, "--components", str(args.components), "--num_train", str(args.num_train),
              "--num_test", str(args.num_test), "--epochs", str(args.epochs), "--em_every", str(args.em_every),
-             "--seed", str(seed), "--workdir", workdir, "--no_progress"]
+             "--seed", str(seed), "--workdir", workdir, "--no_progress", *image_experiment.SWEEP_PROTOCOL_FLAGS]
     if args.data_dir:
         flags += ["--data_dir", args.data_dir]
     summary = image_experiment.run(args.dataset, "genmm", flags)

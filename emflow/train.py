@@ -103,6 +103,8 @@ class TrainConfig:
         the conditional maximum of the training likelihood over pi for the final generators, so that the
         reported pi is the final model's share of the data rather than the last round's Phi_old's.
         It never lowers the training likelihood (an EM step in pi alone). False: Algorithm 1 as written.
+        The checkpoint holds the updated state, so a run resumed to more epochs continues from it: still
+        EM (one extra E-step and pi update), but not bit for bit the run that had those epochs from the start.
     """
 
     epochs: int = 10

@@ -21,7 +21,7 @@ from emflow import baselines as baselines_lib
 from emflow import data as data_lib
 from emflow import distributed, sharding, train
 from emflow.bijectors.conditioners import CONV_IMPLS
-from experiments.configs import PRESETS
+from experiments.configs import JOB_PRESETS, PRESETS
 
 MODELS = {"genmm": emflow.GenMM, "latmm": emflow.LatMM}
 
@@ -68,16 +68,18 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
                    help="responsibilities reweighted so every component's total is N/K (cached E-step)")
     p.add_argument("--trunk_steps", type=int, default=0,
                    help="GenMM: Glow steps every generator shares in front of it (emflow.GlowTrunk; 0: none)")
-    p.add_argument("--shared_first_level", action="store_true",
+    p.add_argument("--shared_first_level", action=argparse.BooleanOptionalAction, default=None,
                    help="GenMM: the generators' first-level Glow steps become one trunk they all share "
-                        "(the generators keep a squeeze and split there, and their own other levels)")
+                        "(the generators keep a squeeze and split there, and their own other levels; "
+                        "default: the preset's, on for MNIST with the cpu preset)")
     p.add_argument("--resampled_m_step", action="store_true",
                    help="GenMM: every generator's M-step batch drawn from its own responsibilities (cached E-step)")
     p.add_argument("--tempering", choices=["none", "annealed", "paper"], default="none",
                    help="E-step after the warm start: exact, deterministic annealing, or the paper code's 1/D")
     p.add_argument("--final_prior_update", action=argparse.BooleanOptionalAction, default=None,
                    help="after the last epoch, pi <- the final generators' mean responsibilities on the training "
-                        "set (one more E-step; never lowers the training likelihood)")
+                        "set (one more E-step; never lowers the training likelihood; default: the preset's, on "
+                        "for MNIST GenMM with the cpu preset)")
     p.add_argument("--reseed_dead", action="store_true", help="re-seed dead components by splitting the largest")
     p.add_argument("--no_baselines", action="store_true", help="skip the closed-form baselines")
     p.add_argument("--data_dir", help="folder with mnist/ and fashion_mnist/ (default: $EMFLOW_DATA_DIR, else TFDS)")
@@ -104,33 +106,59 @@ def add_sweep_size_arguments(p: argparse.ArgumentParser, *, epochs: int, em_ever
     p.add_argument("--no_progress", action="store_true")
 
 
+# A sweep's runs keep the sweep's documented protocol: JOB_PRESETS' additions to the main jobs are off.
+SWEEP_PROTOCOL_FLAGS = ("--no-shared_first_level", "--no-final_prior_update")
+
+
 def sweep_size_flags(args: argparse.Namespace) -> list[str]:
-    """``add_sweep_size_arguments``' values as ``image_experiment`` flags."""
-    flags = [item for name in SWEEP_SIZE_FLAGS for item in (f"--{name}", str(getattr(args, name)))]
+    """``add_sweep_size_arguments``' values as ``image_experiment`` flags, with ``SWEEP_PROTOCOL_FLAGS``."""
+    flags = [*SWEEP_PROTOCOL_FLAGS, *(item for name in SWEEP_SIZE_FLAGS for item in (f"--{name}", str(getattr(args, name))))]
     return flags + (["--data_dir", args.data_dir] if args.data_dir else []) + (
         ["--no_progress"] if args.no_progress else [])
 
 
-def resolve(args: argparse.Namespace, model: str) -> argparse.Namespace:
-    """Fill every flag not given from the preset."""
+def resolve(args: argparse.Namespace, dataset: str, model: str) -> argparse.Namespace:
+    """Fill every flag not given from the preset (and ``JOB_PRESETS``' additions for this job).
+
+    ``shared_first_level_from_preset`` records whether the shared first level is the preset's
+    choice rather than the user's (``settle_shared_first_level`` may drop it then)."""
     preset = PRESETS[args.preset]
+    job = JOB_PRESETS.get(args.preset, {}).get((dataset, model), {})
     values = vars(args).copy()
     for name in ("epochs", "levels", "steps", "hidden", "em_every", "num_train", "scheme", "linear", "warmup_steps",
                  "learning_rate", "schedule", "logit_alpha", "shared_rounds", "warm_start_rounds", "init", "e_step", "batch_size"):
         if values[name] is None:
             values[name] = preset[name][model] if isinstance(preset[name], dict) else preset[name]
-    if values["final_prior_update"] is None:
-        values["final_prior_update"] = preset.get("final_prior_update", False)
+    values["shared_first_level_from_preset"] = values["shared_first_level"] is None and bool(
+        job.get("shared_first_level", False))
+    for name in ("shared_first_level", "final_prior_update"):
+        if values[name] is None:
+            values[name] = job.get(name, False)
     if values["components"] is None:
         values["components"] = 3 if model == "genmm" else preset["latmm_components"]
     return argparse.Namespace(**values)
+
+
+def settle_shared_first_level(args: argparse.Namespace, mesh) -> argparse.Namespace:
+    """Drop the preset's shared first level where this run cannot have one, and say why.
+
+    A shared first level given on the command line is kept (and refused later with a clear error)."""
+    if not (args.shared_first_level and args.shared_first_level_from_preset):
+        return args
+    reasons = [why for clash, why in ((args.trunk_steps, f"--trunk_steps {args.trunk_steps}"),
+                                      (args.levels < 2, f"--levels {args.levels}"),
+                                      (mesh is not None, "a mesh (a trunk has no K axis to shard)")) if clash]
+    if not reasons:
+        return args
+    print(f"the preset's shared first level is off in this run: {', '.join(reasons)}")
+    return argparse.Namespace(**{**vars(args), "shared_first_level": False})
 
 
 def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = None) -> dict:
     """Parse flags (or take ``args``), train, and return the summary."""
     if args is None:
         args = build_parser(dataset, model).parse_args(argv)
-    args = resolve(args, model)
+    args = resolve(args, dataset, model)
     distributed.initialize_from_args(args)  # before anything touches a device
     if args.components < 1:
         raise SystemExit(f"--components must be >= 1, got {args.components}")
@@ -153,6 +181,7 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
     dequantizer = emflow.Dequantizer(ds.x_train.shape[1:], scheme=args.scheme)
     if args.trunk_steps < 0 or (args.trunk_steps and model != "genmm"):
         raise SystemExit(f"--trunk_steps must be >= 0 and is a GenMM option, got {args.trunk_steps} for {model}")
+    args = settle_shared_first_level(args, mesh)
     if args.shared_first_level and (model != "genmm" or args.trunk_steps):
         raise SystemExit("--shared_first_level is a GenMM option and replaces --trunk_steps (its trunk has --steps steps)")
     flow = emflow.Glow(dequantizer.model_shape, num_levels=args.levels, num_steps=args.steps,

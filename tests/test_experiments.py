@@ -1,4 +1,5 @@
 """The experiments end to end at a tiny size: the image harness, Table I over seeds and the init comparison."""
+import argparse
 import json
 
 import numpy as np
@@ -19,6 +20,8 @@ def test_mnist_genmm_tiny_run_reports_its_rulers_and_components(tmp_path, capsys
     summary = image_experiment.run("mnist", "genmm", [*TINY, "--workdir", str(tmp_path / "run")])
     out = capsys.readouterr().out
     assert "after logit (alpha 1e-06)" in out and "init default, warm start 1 round(s)" in out
+    # MNIST GenMM's additions to the cpu preset (experiments.configs.JOB_PRESETS).
+    assert "first level shared, final pi update" in out and summary["glow"]["shared_first_level"]
     # The per-pixel histogram baseline is always fitted; the Gaussian needs more images than pixels.
     assert set(summary["baselines_bits_per_dim"]) == {"pixel_histogram"} and "not fitted" in out
     assert "| per-pixel histograms (baseline) |" in out
@@ -26,6 +29,9 @@ def test_mnist_genmm_tiny_run_reports_its_rulers_and_components(tmp_path, capsys
     assert history[0]["e_step"] == "warm start" and history[1]["e_step"].startswith("beta 1 ")
     # The preset's cached E-step makes no pass over the data in the warm round: no NLL under Phi_old there.
     assert history[0]["train_nll_old_nats_per_dim"] is None and history[1]["train_nll_old_nats_per_dim"] > 0
+    closing = history[-1]["final_prior_update"]
+    np.testing.assert_allclose(closing["pi_after"], history[-1]["pi"], rtol=1e-6)
+    assert closing["train_log_px_gain_nats"] >= 0 and "final_prior_update" not in history[0]
     report = summary["final_components"]
     assert len(report["posterior_share"]) == 3 and np.sum(report["wins"]) == 128
     for name in ("components.png", "nll.png", "samples/epoch_0002.png", "samples/components_epoch_0002.png"):
@@ -130,3 +136,33 @@ def test_evaluate_samples_and_interpolate_tiny(tmp_path, data_dir):
     for name in ("fig6_mnist_genmm_k2.png", "fig7a_mnist_genmm_k2.png", "fig7b_mnist_genmm_k2.png",
                  "fig7c_mnist_latmm_k2.png", "interpolation_mnist.json"):
         assert (tmp_path / "interp" / name).is_file(), name
+
+
+def _resolved(dataset, model, argv):
+    return image_experiment.resolve(image_experiment.build_parser(dataset, model).parse_args(argv), dataset, model)
+
+
+def test_the_job_presets_add_to_mnist_genmm_only_and_explicit_flags_win(capsys):
+    mnist = _resolved("mnist", "genmm", [])
+    assert mnist.shared_first_level and mnist.final_prior_update and mnist.shared_first_level_from_preset
+    for dataset, model in (("fashion_mnist", "genmm"), ("mnist", "latmm"), ("fashion_mnist", "latmm")):
+        other = _resolved(dataset, model, [])
+        assert not other.shared_first_level and not other.final_prior_update, (dataset, model)
+    off = _resolved("mnist", "genmm", ["--no-shared_first_level", "--no-final_prior_update"])
+    assert not off.shared_first_level and not off.final_prior_update
+    assert not _resolved("mnist", "genmm", ["--preset", "paper"]).shared_first_level  # the paper's protocol
+    # A run that cannot share its first level drops the preset's choice, and says so ...
+    for argv, mesh, reason in ((["--trunk_steps", "2"], None, "--trunk_steps 2"), (["--levels", "1"], None, "--levels 1"),
+                               ([], object(), "a mesh")):
+        settled = image_experiment.settle_shared_first_level(_resolved("mnist", "genmm", argv), mesh)
+        assert not settled.shared_first_level and reason in capsys.readouterr().out
+    # ... but keeps the user's own, to be refused with the reason.
+    explicit = _resolved("mnist", "genmm", ["--shared_first_level", "--trunk_steps", "2"])
+    assert image_experiment.settle_shared_first_level(explicit, None).shared_first_level
+    with pytest.raises(SystemExit, match="replaces --trunk_steps"):
+        image_experiment.run("mnist", "genmm", ["--shared_first_level", "--trunk_steps", "2", "--no_progress"])
+    # The sweeps (table1, init_variants, evaluate_samples) keep their documented protocol.
+    sweep = argparse.ArgumentParser()
+    image_experiment.add_sweep_size_arguments(sweep, epochs=1, em_every=1, num_train=256, num_test=128)
+    swept = _resolved("mnist", "genmm", image_experiment.sweep_size_flags(sweep.parse_args([])))
+    assert not swept.shared_first_level and not swept.final_prior_update
