@@ -14,6 +14,16 @@ k-means++ seeding (Arthur and Vassilvitskii 2007) then Lloyd iterations, all in
 JAX: a pure function of ``(key, features)``, deterministic for a key and usable
 under ``jit``. A cluster that loses every point during Lloyd keeps its previous
 centroid (seeds are data points, so each part starts non-empty).
+
+A small part is repaired: D^2 seeding likes outliers, and a seed on an outlier can end
+Lloyd as a part of one example (measured: parts of 1, 324 and 187 of 512 Fashion-MNIST
+latents), whose component then wins no data and dies in the first EM round. While the
+smallest part has fewer than ``min_part_fraction * B / K`` members, it is moved: the
+largest part is split in two along its principal axis (Linde, Buzo and Gray 1980: the
+centroids ``mu + s v`` and ``mu - s v``, ``v`` its first principal direction and ``s`` the
+std of its members along ``v``), the smallest part's centroid taking one half, and Lloyd
+runs again. At most K - 1 such repairs, each one applied only where it is needed, so that
+a partition whose parts are all large enough is exactly the one without repairs.
 """
 from __future__ import annotations
 
@@ -26,6 +36,8 @@ import jax.numpy as jnp
 from emflow.bijectors.base import Array
 
 DEFAULT_ITERATIONS = 30
+DEFAULT_MIN_PART_FRACTION = 0.1
+POWER_ITERATIONS = 30
 
 
 class Partition(NamedTuple):
@@ -90,18 +102,28 @@ def kmeans_plus_plus(key: Array, features: Array, k: int) -> Array:
     return jnp.stack(centroids)
 
 
-def kmeans(key: Array, features: Array, k: int, num_iterations: int = DEFAULT_ITERATIONS) -> Partition:
+def kmeans(key: Array, features: Array, k: int, num_iterations: int = DEFAULT_ITERATIONS,
+           min_part_fraction: float = DEFAULT_MIN_PART_FRACTION) -> Partition:
     """k-means++ seeds, then ``num_iterations`` Lloyd steps on ``features: (B, F)`` -> ``Partition``.
 
+    ``min_part_fraction``: a part of fewer than ``min_part_fraction * B / K`` examples is
+    moved by splitting the largest part (``split_largest_part``), at most ``K - 1`` times;
+    0 turns the repair off. A part can still end smaller than that (e.g. when the largest
+    part's members all coincide): the repair is a best effort, not a guarantee.
+
     Raises:
-      ValueError: fewer rows than parts, or features that are not a 2-D array.
+      ValueError: fewer rows than parts, features that are not a 2-D array, or
+        ``min_part_fraction`` outside ``[0, 1)``.
     """
     if features.ndim != 2:
         raise ValueError(f"kmeans: features must have shape (batch, F), got {features.shape}")
     if features.shape[0] < k:
         raise ValueError(f"kmeans: cannot split {features.shape[0]} examples into K = {k} parts; "
                          f"give at least {k} examples")
+    if not 0.0 <= min_part_fraction < 1.0:
+        raise ValueError(f"kmeans: min_part_fraction must be in [0, 1), got {min_part_fraction}")
     features = features.astype(jnp.float32)
+    min_count = min_part_fraction * features.shape[0] / k
 
     def lloyd(_, centroids):
         one_hot = jax.nn.one_hot(nearest(centroids, features), k, dtype=jnp.float32)  # (B, K)
@@ -110,10 +132,46 @@ def kmeans(key: Array, features: Array, k: int, num_iterations: int = DEFAULT_IT
         means = sums / jnp.where(counts > 0, counts, 1.0)[:, None]
         return jnp.where(counts[:, None] > 0, means, centroids)  # an emptied cluster keeps its centroid
 
+    def repair(_, centroids):
+        counts = part_counts(nearest(centroids, features), k)
+        moved = jax.lax.fori_loop(0, num_iterations, lloyd, split_largest_part(features, centroids))
+        return jnp.where(jnp.min(counts) < min_count, moved, centroids)
+
     centroids = jax.lax.fori_loop(0, num_iterations, lloyd, kmeans_plus_plus(key, features, k))
+    if min_part_fraction > 0:
+        centroids = jax.lax.fori_loop(0, k - 1, repair, centroids)
     part = Partition(centroids, nearest(centroids, features))
     chex.assert_shape(part.centroids, (k, features.shape[1]))
     return part
+
+
+def split_largest_part(features: Array, centroids: Array) -> Array:
+    """Centroids ``(K, F)`` with the smallest part's centroid moved into the largest part, which is split in two.
+
+    The largest part's members (nearest centroid) have mean ``mu``, first principal direction
+    ``v`` (power iteration from the member farthest from ``mu``) and std ``s`` along ``v``: its
+    centroid becomes ``mu + s v`` and the smallest part's ``mu - s v`` (an LBG split).
+    ``features: (B, F)``.
+    """
+    counts = part_counts(nearest(centroids, features), centroids.shape[0])
+    large, small = jnp.argmax(counts), jnp.argmin(counts)
+    member = (nearest(centroids, features) == large).astype(jnp.float32)       # (B,)
+    n = jnp.sum(member)                                                         # >= B / K >= 1
+    mu = jnp.matmul(member, features, precision=jax.lax.Precision.HIGHEST) / n
+    centred = (features - mu) * member[:, None]                                 # non-members: 0
+
+    def power(_, v):
+        w = jnp.matmul(centred.T, jnp.matmul(centred, v, precision=jax.lax.Precision.HIGHEST),
+                       precision=jax.lax.Precision.HIGHEST)
+        norm = jnp.linalg.norm(w)
+        return jnp.where(norm > 0, w / jnp.where(norm > 0, norm, 1.0), v)     # all members equal: v stays
+
+    start = centred[jnp.argmax(jnp.sum(centred**2, axis=1))]
+    start_norm = jnp.linalg.norm(start)
+    v = jax.lax.fori_loop(0, POWER_ITERATIONS, power,
+                          jnp.where(start_norm > 0, start / jnp.where(start_norm > 0, start_norm, 1.0), 0.0))
+    s = jnp.sqrt(jnp.sum(jnp.matmul(centred, v, precision=jax.lax.Precision.HIGHEST) ** 2) / n)
+    return centroids.at[large].set(mu + s * v).at[small].set(mu - s * v)
 
 
 def part_counts(labels: Array, k: int) -> Array:

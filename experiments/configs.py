@@ -37,7 +37,8 @@ PRESETS: dict[str, dict] = {
 }
 
 JOB_PRESETS: dict[str, dict[tuple[str, str], dict]] = {
-    "cpu": {("mnist", "genmm"): dict(shared_first_level=True, final_prior_update=True)},
+    "cpu": {("mnist", "genmm"): dict(shared_first_level=True, final_prior_update=True),
+            ("fashion_mnist", "latmm"): dict(epochs=7)},
 }
 
 # The paper's Table I: lowest NLL (nats per pixel of the 32x32 input) of GenMM, 10,000 training images.

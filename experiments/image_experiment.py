@@ -128,7 +128,8 @@ def resolve(args: argparse.Namespace, dataset: str, model: str) -> argparse.Name
     for name in ("epochs", "levels", "steps", "hidden", "em_every", "num_train", "scheme", "linear", "warmup_steps",
                  "learning_rate", "schedule", "logit_alpha", "shared_rounds", "warm_start_rounds", "init", "e_step", "batch_size"):
         if values[name] is None:
-            values[name] = preset[name][model] if isinstance(preset[name], dict) else preset[name]
+            values[name] = job[name] if name in job else (
+                preset[name][model] if isinstance(preset[name], dict) else preset[name])
     values["shared_first_level_from_preset"] = values["shared_first_level"] is None and bool(
         job.get("shared_first_level", False))
     for name in ("shared_first_level", "final_prior_update"):

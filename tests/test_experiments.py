@@ -142,9 +142,13 @@ def _resolved(dataset, model, argv):
     return image_experiment.resolve(image_experiment.build_parser(dataset, model).parse_args(argv), dataset, model)
 
 
-def test_the_job_presets_add_to_mnist_genmm_only_and_explicit_flags_win(capsys):
+def test_the_job_presets_add_to_their_own_jobs_only_and_explicit_flags_win(capsys):
     mnist = _resolved("mnist", "genmm", [])
     assert mnist.shared_first_level and mnist.final_prior_update and mnist.shared_first_level_from_preset
+    # Fashion-MNIST LatMM: 7 epochs instead of the cpu preset's 8 for LatMM; MNIST LatMM keeps 8; a flag wins.
+    assert _resolved("fashion_mnist", "latmm", []).epochs == 7 and _resolved("mnist", "latmm", []).epochs == 8
+    assert _resolved("fashion_mnist", "latmm", ["--epochs", "2"]).epochs == 2
+    assert _resolved("fashion_mnist", "latmm", ["--preset", "paper"]).epochs == 400
     for dataset, model in (("fashion_mnist", "genmm"), ("mnist", "latmm"), ("fashion_mnist", "latmm")):
         other = _resolved(dataset, model, [])
         assert not other.shared_first_level and not other.final_prior_update, (dataset, model)

@@ -127,3 +127,58 @@ def test_balanced_assignment_evens_out_the_parts_and_keeps_balanced_ones():
     part = partition.kmeans(jax.random.PRNGKey(0), jnp.asarray(x), 4)
     d2 = partition.squared_distances(jnp.asarray(x), part.centroids)
     np.testing.assert_array_equal(partition.balanced_assignment(d2), partition.nearest(part.centroids, jnp.asarray(x)))
+
+
+def _blobs_and_an_outlier():
+    """Three 2-D blobs of 60, 80 and 100 points and one point far from all of them (label 3)."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), [60, 80, 100])
+    x = np.array([[-6.0, 0.0], [6.0, 0.0], [0.0, 8.0]], np.float32)[labels] + rng.standard_normal((240, 2))
+    return np.concatenate([x, [[40.0, 40.0]]]).astype(np.float32), np.append(labels, 3)
+
+
+def test_a_one_example_part_is_repaired_into_the_partition_of_least_inertia():
+    x, labels = _blobs_and_an_outlier()
+    ref = KMeans(3, n_init=10, random_state=0).fit(x)   # the least-inertia partition: the three blobs
+    assert _same_partition(ref.labels_[:-1], labels[:-1])
+    unrepaired = [s for s in range(8) if np.asarray(partition.part_counts(
+        partition.kmeans(jax.random.PRNGKey(s), jnp.asarray(x), 3, min_part_fraction=0.0).labels, 3)).min() == 1]
+    assert len(unrepaired) >= 2, "D^2 seeding on the outlier: some key must leave it a part of its own"
+    fit = jax.jit(lambda key, f: partition.kmeans(key, f, 3))
+    for s in unrepaired:
+        part = fit(jax.random.PRNGKey(s), jnp.asarray(x))
+        assert _same_partition(np.asarray(part.labels), ref.labels_), s
+        assert np.asarray(partition.part_counts(part.labels, 3)).min() >= 0.1 * len(x) / 3
+        eager = partition.kmeans(jax.random.PRNGKey(s), jnp.asarray(x), 3)   # deterministic, with or without jit
+        np.testing.assert_array_equal(eager.labels, part.labels)
+
+
+def test_the_repair_leaves_a_partition_of_large_enough_parts_exactly_as_it_was():
+    x, _ = _blobs()   # parts of 40, 60, 80 and 20: all above 0.1 * 200 / 4
+    for s in range(3):
+        on = partition.kmeans(jax.random.PRNGKey(s), jnp.asarray(x), 4)
+        off = partition.kmeans(jax.random.PRNGKey(s), jnp.asarray(x), 4, min_part_fraction=0.0)
+        np.testing.assert_array_equal(on.centroids, off.centroids)
+        np.testing.assert_array_equal(on.labels, off.labels)
+
+
+def test_split_largest_part_puts_two_centroids_one_std_either_side_along_its_principal_axis():
+    rng = np.random.default_rng(1)
+    big = rng.standard_normal((300, 3)) @ np.diag([3.0, 1.0, 0.5]) @ np.linalg.qr(rng.standard_normal((3, 3)))[0]
+    big = (big + [1.0, -2.0, 0.5]).astype(np.float32)
+    x = np.concatenate([big, [[50.0, 50.0, 50.0]], [[-50.0, 50.0, 0.0]] * 20]).astype(np.float32)
+    centroids = np.stack([big.mean(0), x[300], x[301]]).astype(np.float32)   # parts of 300, 1 and 20
+    moved = np.asarray(partition.split_largest_part(jnp.asarray(x), jnp.asarray(centroids)))
+    mu, cov = big.mean(0), np.cov(big.T, bias=True)
+    w, v = np.linalg.eigh(cov)
+    axis, s = v[:, -1], np.sqrt(w[-1])
+    sign = np.sign(np.dot(moved[0] - mu, axis))
+    np.testing.assert_allclose(moved[0], mu + sign * s * axis, atol=2e-4)
+    np.testing.assert_allclose(moved[1], mu - sign * s * axis, atol=2e-4)
+    np.testing.assert_array_equal(moved[2], centroids[2])   # neither the largest nor the smallest part
+
+
+def test_min_part_fraction_outside_its_range_is_a_clear_error():
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match=rf"min_part_fraction must be in \[0, 1\), got {bad}"):
+            partition.kmeans(jax.random.PRNGKey(0), jnp.zeros((8, 2)), 2, min_part_fraction=bad)
