@@ -610,7 +610,7 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
         flow = Whitened(flow, float(self.gaussian_reg))
         if self.model == "genmm":
             return GenMM(flow, self.num_components, component_axis=self.component_axis, init_strategy="partition")
-        return LatMM(flow, self.num_components, init_strategy="partition")
+        return LatMM(flow, self.num_components, init_strategy="kmeans")
 
     def _train_config(self) -> train.TrainConfig:
         return train.TrainConfig(

@@ -16,7 +16,9 @@ The M-step loss adds minus that log-prior (``regularizer``).
 Initialisation (``init_strategy``): ``"kmeans"`` (the default) initialises the flow
 on the batch, then places the K latent Gaussians at a k-means partition of the
 batch's top-level latents: means at the parts' centroids, stds the parts' own
-per-dimension stds. ``"shared"`` is the reference code's: means and log-stds
+per-dimension stds; a part smaller than ``min_part_fraction * B / K`` is repaired first
+(``partition.kmeans``: on Fashion-MNIST an outlier's part of one image left its component
+dead). ``"shared"`` is the reference code's: means and log-stds
 ~ N(0, 0.01^2), so that every component starts as almost the same density.
 """
 from __future__ import annotations
@@ -56,6 +58,8 @@ class LatMM(MixtureModel):
       gamma_shape, gamma_rate: ``a`` and ``b`` of the Gamma prior on ``1/sigma``.
       l2_weight: ``lambda`` of the l2 alternative.
       init_strategy: ``"kmeans"`` (latent Gaussians at k-means parts of the init batch's latents) or ``"shared"``.
+      min_part_fraction: k-means repairs a part of fewer than ``min_part_fraction * B / K``
+        latents by splitting the largest part (``partition.kmeans``); 0 turns the repair off.
 
     Params: ``{"log_pi": (K,), "flow": <flow params>, "means": (K, M), "log_stds": (K, M)}``
     with ``M`` the size of the top-level latent.
@@ -68,11 +72,13 @@ class LatMM(MixtureModel):
     gamma_rate: float = 1.0
     l2_weight: float = 1.0
     init_strategy: Literal["kmeans", "shared"] = "kmeans"
+    min_part_fraction: float = partition_lib.DEFAULT_MIN_PART_FRACTION
 
     def __post_init__(self):
         check_num_components("LatMM", self.num_components, None)
         if self.init_strategy not in ("kmeans", "shared"):
             raise ValueError(f"LatMM: init_strategy must be 'kmeans' or 'shared', got {self.init_strategy!r}")
+        partition_lib.check_min_part_fraction("LatMM", self.min_part_fraction)
         if self.sigma_prior not in ("gamma", "l2", "none"):
             raise ValueError(f"LatMM: sigma_prior must be 'gamma', 'l2' or 'none', got {self.sigma_prior!r}")
         if self.l2_weight < 0:
@@ -115,7 +121,7 @@ class LatMM(MixtureModel):
             return {**params, "means": INIT_SCALE * jax.random.normal(k_mu, shape),
                     "log_stds": INIT_SCALE * jax.random.normal(k_sigma, shape)}, None
         z = self.partition_features(params, x)
-        part = partition_lib.kmeans(k_mu, z, k)
+        part = partition_lib.kmeans(k_mu, z, k, min_part_fraction=self.min_part_fraction)
         member = jax.nn.one_hot(part.labels, k, dtype=z.dtype)                      # (B, K)
         counts = jnp.sum(member, axis=0)[:, None]                                  # (K, 1)
         var = jnp.matmul(member.T, z**2) / jnp.maximum(counts, 1.0) - part.centroids**2

@@ -120,8 +120,7 @@ def kmeans(key: Array, features: Array, k: int, num_iterations: int = DEFAULT_IT
     if features.shape[0] < k:
         raise ValueError(f"kmeans: cannot split {features.shape[0]} examples into K = {k} parts; "
                          f"give at least {k} examples")
-    if not 0.0 <= min_part_fraction < 1.0:
-        raise ValueError(f"kmeans: min_part_fraction must be in [0, 1), got {min_part_fraction}")
+    check_min_part_fraction("kmeans", min_part_fraction)
     features = features.astype(jnp.float32)
     min_count = min_part_fraction * features.shape[0] / k
 
@@ -143,6 +142,12 @@ def kmeans(key: Array, features: Array, k: int, num_iterations: int = DEFAULT_IT
     part = Partition(centroids, nearest(centroids, features))
     chex.assert_shape(part.centroids, (k, features.shape[1]))
     return part
+
+
+def check_min_part_fraction(where: str, min_part_fraction: float) -> None:
+    """A clear error unless ``0 <= min_part_fraction < 1``."""
+    if not 0.0 <= min_part_fraction < 1.0:
+        raise ValueError(f"{where}: min_part_fraction must be in [0, 1), got {min_part_fraction}")
 
 
 def split_largest_part(features: Array, centroids: Array) -> Array:

@@ -127,6 +127,14 @@ def test_glow_on_the_reshaped_features_trains(letter):
     assert clf.score(x_test, y_test) > 0.6
 
 
+def test_a_latmm_classifier_from_the_gaussian_start_trains(letter):
+    # It used to ask LatMM for init_strategy="partition", a GenMM name, and fail before training.
+    x, y, x_test, y_test, _ = letter
+    clf = _small(model="latmm", epochs=4).fit(x, y)
+    assert clf.model_.init_strategy == "kmeans" and clf.model_.min_part_fraction == 0.1
+    assert clf.score(x_test, y_test) > 0.6   # chance 0.25
+
+
 def test_satimage_dihedral_permutations_are_the_symmetries_of_the_3x3_neighbourhood():
     perms = data.satimage_dihedral_permutations()
     assert perms.shape == (8, 36) and perms.dtype == np.int32

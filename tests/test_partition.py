@@ -182,3 +182,19 @@ def test_min_part_fraction_outside_its_range_is_a_clear_error():
     for bad in (-0.1, 1.0):
         with pytest.raises(ValueError, match=rf"min_part_fraction must be in \[0, 1\), got {bad}"):
             partition.kmeans(jax.random.PRNGKey(0), jnp.zeros((8, 2)), 2, min_part_fraction=bad)
+
+
+def test_latmm_repairs_an_outlier_part_by_default_and_genmm_keeps_k_means_own_parts():
+    x, _ = _blobs_and_an_outlier()
+    x = jnp.asarray(x)
+    repaired, unrepaired = LatMM(TINIEST_FLOW, 3), LatMM(TINIEST_FLOW, 3, min_part_fraction=0.0)
+    assert repaired.min_part_fraction == 0.1 and GenMM(TINIEST_FLOW, 3).min_part_fraction == 0.0
+    smallest = {m: [int(np.min(partition.part_counts(m.init_with_partition(jax.random.PRNGKey(s), x)[1].labels, 3)))
+                    for s in range(8)] for m in (repaired, unrepaired)}
+    assert min(smallest[unrepaired]) == 1 and min(smallest[repaired]) >= 0.1 * len(x) / 3, smallest
+
+
+@pytest.mark.parametrize("cls", [GenMM, LatMM])
+def test_a_model_refuses_a_min_part_fraction_outside_its_range(cls):
+    with pytest.raises(ValueError, match=rf"{cls.__name__}: min_part_fraction must be in \[0, 1\), got 1.0"):
+        cls(TINIEST_FLOW, 3, min_part_fraction=1.0)
