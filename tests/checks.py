@@ -8,6 +8,7 @@ import numpy as np
 from emflow.latent import Latent, flatten
 
 CONSTANT_LEAVES = ("perm", "sign_s")  # never trained (an LU layer's fixed P and signs)
+FLOAT32_EPS = float(np.finfo(np.float32).eps)  # 2^-23, one unit in the last place at 1
 
 
 def perturb(params, key, scale=0.1):

@@ -196,7 +196,10 @@ def test_parameter_average_follows_its_recurrence_and_leaves_training_alone(lett
     x, y, x_test, y_test, _ = letter
     averaged = _small(ema_decay=0.95, early_stopping=False).fit(x, y)
     plain = _small(early_stopping=False).fit(x, y)
-    np.testing.assert_array_equal(np.asarray(averaged.params_["log_pi"]), np.asarray(plain.params_["log_pi"]))
+    # Equal up to float32 rounding carried through training: the two programs differ (one also averages) and
+    # the suite's fast-compile emitters (conftest.FAST_COMPILE) fuse them differently (4 ulp measured); under
+    # XLA's default emitters they are bit-identical.
+    np.testing.assert_allclose(np.asarray(averaged.params_["log_pi"]), np.asarray(plain.params_["log_pi"]), rtol=1e-5)
     a, b = jax.tree.leaves(averaged.params_["flows"]), jax.tree.leaves(plain.params_["flows"])
     assert any(not np.allclose(u, v) for u, v in zip(a, b))
     assert averaged.score(x_test, y_test) > 0.93

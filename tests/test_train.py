@@ -9,6 +9,7 @@ import scipy.special
 import emflow
 from emflow import train
 from emflow.checkpoint import Checkpointer, ConfigMismatchError
+from checks import FLOAT32_EPS
 
 
 def _toy(n=256, seed=0):
@@ -151,7 +152,9 @@ def test_the_state_can_be_donated_to_a_jitted_step():
         state, _ = donating(state)
         assert all(leaf.is_deleted() for leaf in leaves)  # the old buffers were taken over, Phi_old's too
         for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(state)):
-            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+            # Bit-identical under XLA:CPU's default emitters; the suite's fast-compile emitters
+            # (conftest.FAST_COMPILE) fuse the two programs differently, within a few ulp.
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=4 * FLOAT32_EPS, atol=1e-12)
         state = train.start_epoch(train.em_update(state))
 
 
