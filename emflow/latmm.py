@@ -15,11 +15,21 @@ The M-step loss adds minus that log-prior (``regularizer``).
 
 Initialisation (``init_strategy``): ``"kmeans"`` (the default) initialises the flow
 on the batch, then places the K latent Gaussians at a k-means partition of the
-batch's top-level latents: means at the parts' centroids, stds the parts' own
-per-dimension stds; a part smaller than ``min_part_fraction * B / K`` is repaired first
-(``partition.kmeans``: on Fashion-MNIST an outlier's part of one image left its component
-dead). ``"shared"`` is the reference code's: means and log-stds
+batch's top-level latents (``place_latent_gaussians``): means at the parts' centroids,
+stds the parts' own per-dimension stds; a part smaller than ``min_part_fraction * B / K``
+is repaired first (``partition.kmeans``: on Fashion-MNIST an outlier's part of one image
+left its component dead). ``"shared"`` is the reference code's: means and log-stds
 ~ N(0, 0.01^2), so that every component starts as almost the same density.
+
+The partition is only as good as the number of latents it sees: on 10,000 MNIST images
+at K = 10 the test images' argmax-gamma purity was 0.508 from the 512 latents of an
+init batch and 0.611 from all 10,000 (k-means on pixels: 0.577). So the trainer
+re-places the Gaussians from the latents of ``TrainConfig.partition_size`` examples,
+computed in batches with the initialised flow:
+
+    params = model.init(key, x_init_batch)
+    z = model.top_latents(params, x_many)                  # (N, M), in batches
+    params, part = model.place_latent_gaussians(key, params, z)
 """
 from __future__ import annotations
 
@@ -27,6 +37,7 @@ import dataclasses
 import math
 from typing import Any, Literal
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -120,19 +131,38 @@ class LatMM(MixtureModel):
         if self.init_strategy == "shared":
             return {**params, "means": INIT_SCALE * jax.random.normal(k_mu, shape),
                     "log_stds": INIT_SCALE * jax.random.normal(k_sigma, shape)}, None
-        z = self.partition_features(params, x)
-        part = partition_lib.kmeans(k_mu, z, k, min_part_fraction=self.min_part_fraction)
-        member = jax.nn.one_hot(part.labels, k, dtype=z.dtype)                      # (B, K)
+        return self.place_latent_gaussians(k_mu, params, self.top_latents(params, x))
+
+    def place_latent_gaussians(self, key: Array, params: dict, z: Array) -> tuple[dict, partition_lib.Partition]:
+        """``(params, partition)`` with the K latent Gaussians at a k-means partition of ``z: (N, M)``.
+
+        ``z`` are top-level latents under ``params["flow"]`` (``top_latents``) of any number
+        ``N >= K`` of examples. k-means++ seeds from ``key``, Lloyd, the small-part repair;
+        ``means[k]`` is part k's centroid and ``log_stds[k]`` the log of part k's per-dimension
+        std (a part of fewer than 2 examples, or a dimension constant on it, takes the std of
+        all of ``z`` there). pi and the flow are unchanged. Deterministic for ``key``; works under ``jit``.
+        """
+        k = self.num_components
+        chex.assert_shape(z, (None, self.top_size))
+        if z.shape[0] < k:
+            raise ValueError(f"LatMM.place_latent_gaussians: need at least K={k} latents to partition, "
+                             f"got {z.shape[0]}")
+        part = partition_lib.kmeans(key, z, k, min_part_fraction=self.min_part_fraction)
+        member = jax.nn.one_hot(part.labels, k, dtype=z.dtype)                      # (N, K)
         counts = jnp.sum(member, axis=0)[:, None]                                  # (K, 1)
         var = jnp.matmul(member.T, z**2) / jnp.maximum(counts, 1.0) - part.centroids**2
         std = jnp.sqrt(jnp.maximum(var, 0.0))
         std = jnp.where((counts > 1) & (std > 0), std, jnp.std(z, axis=0)[None, :])
         return {**params, "means": part.centroids, "log_stds": jnp.log(std)}, part
 
-    def partition_features(self, params: dict, x: Array) -> Array:
-        """What k-means partitions: the top-level latents under ``params["flow"]``, ``(B, *event_shape) -> (B, M)``."""
+    def top_latents(self, params: dict, x: Array) -> Array:
+        """The top-level latents under ``params["flow"]``: ``(B, *event_shape) -> (B, M)``."""
         latent, _ = self.flow.forward(params["flow"], x)
         return latent.top.reshape(x.shape[0], -1)
+
+    def partition_features(self, params: dict, x: Array) -> Array:
+        """What k-means partitions: the top-level latents under ``params["flow"]``, ``(B, *event_shape) -> (B, M)``."""
+        return self.top_latents(params, x)
 
     def component_log_prob(self, params: dict, x: Array) -> Array:
         """``log pi_k + log p_k(x)``: ``(B, *event_shape) -> (B, K)``."""

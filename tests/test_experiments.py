@@ -43,10 +43,15 @@ def test_table1_over_seeds_and_the_init_comparison(tmp_path):
     flags = ["--num_train", "256", "--num_test", "128", "--steps", "1", "--hidden", "4", "--epochs", "1",
              "--no_progress"]
     results = table1.main(["--datasets", "mnist", "--components", "1,2", "--seeds", "0,1", "--purity_components", "2",
+                           "--purity_num_train", "384",
                            "--workdir", str(tmp_path / "t1"), *flags])
     assert set(results["mnist"]) == {1, 2} and set(results["mnist"][2]) == {0, 1}
     text = (tmp_path / "t1" / "table1.md").read_text()
     assert " ± " in text and "k-means on pixels" in text and "seed 1:" in text
+    purity = json.loads((tmp_path / "t1" / "table1.json").read_text())["purity"]["mnist"]
+    assert purity["num_train"] == 384 and purity["seeds"] == [0, 1] and len(purity["model"]) == 2
+    assert all(0.1 <= v <= 1 for v in purity["model"] + purity["kmeans"])
+    assert (tmp_path / "t1" / "mnist_k2_s1_n384" / "summary.json").is_file()
     variants = init_variants.main(["--variants", "shared,partition+warm", "--components", "2", "--workdir",
                                    str(tmp_path / "iv"), "--em_every", "1", *flags])
     assert set(variants) == {"shared", "partition+warm"}

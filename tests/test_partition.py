@@ -198,3 +198,33 @@ def test_latmm_repairs_an_outlier_part_by_default_and_genmm_keeps_k_means_own_pa
 def test_a_model_refuses_a_min_part_fraction_outside_its_range(cls):
     with pytest.raises(ValueError, match=rf"{cls.__name__}: min_part_fraction must be in \[0, 1\), got 1.0"):
         cls(TINIEST_FLOW, 3, min_part_fraction=1.0)
+
+
+def test_place_latent_gaussians_on_more_latents_than_the_init_batch():
+    """The init's flow from a small batch, the Gaussians at a k-means partition of many more latents."""
+    x, labels = _blobs(n_per=(100, 150, 200, 50))
+    model = LatMM(VectorFlow(3, num_steps=1, hidden=2, num_hidden_layers=1), 4)
+    init = jax.jit(model.init)(jax.random.PRNGKey(1), jnp.asarray(x[::5]))  # 100 of the 500 examples
+    z = jax.jit(model.top_latents)(init, jnp.asarray(x))
+    params, part = jax.jit(model.place_latent_gaussians)(jax.random.PRNGKey(2), init, z)
+    z = np.asarray(z, np.float64)
+    assert part.labels.shape == (500,) and _same_partition(np.asarray(part.labels), labels)
+    assert _same_partition(np.asarray(part.labels), KMeans(4, n_init=10, random_state=0).fit(z).labels_)
+    for k in range(4):
+        members = z[np.asarray(part.labels) == k]
+        np.testing.assert_allclose(params["means"][k], members.mean(axis=0), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(np.exp(params["log_stds"][k]), members.std(axis=0), rtol=1e-3, atol=1e-4)
+    # Only the latent Gaussians move: pi and the flow are the init's.
+    for a, b in zip(jax.tree.leaves((init["log_pi"], init["flow"])), jax.tree.leaves((params["log_pi"], params["flow"]))):
+        np.testing.assert_array_equal(a, b)
+    # The init itself is this placement on its own batch's latents.
+    small = jnp.asarray(x[::5])
+    own, own_part = model.init_with_partition(jax.random.PRNGKey(1), small)
+    _, k_mu, _ = jax.random.split(jax.random.PRNGKey(1), 3)
+    again, again_part = model.place_latent_gaussians(k_mu, own, model.top_latents(own, small))
+    np.testing.assert_array_equal(own_part.labels, again_part.labels)
+    np.testing.assert_array_equal(own["means"], again["means"])
+    with pytest.raises(ValueError, match=r"need at least K=4 latents to partition, got 3"):
+        model.place_latent_gaussians(jax.random.PRNGKey(0), init, jnp.zeros((3, 3)))
+    with pytest.raises(AssertionError, match=r"shape"):
+        model.place_latent_gaussians(jax.random.PRNGKey(0), init, jnp.zeros((10, 5)))

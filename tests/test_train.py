@@ -238,3 +238,35 @@ def test_the_final_prior_update_is_the_final_generators_mean_responsibility():
     for a, b in zip(jax.tree.leaves(after), jax.tree.leaves(closed.state.old_params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert "final_prior_update" not in closed.history[0]
+
+
+def test_latmm_places_its_gaussians_at_a_partition_of_partition_size_examples():
+    """``partition_size`` examples' latents, not the init batch's, decide where LatMM's Gaussians start."""
+    model = emflow.LatMM(emflow.VectorFlow(2, num_steps=1, hidden=4), num_components=2)
+    x = _toy()
+    identity = lambda key, raw: raw  # noqa: E731
+    config = _config(init_batch_size=16, partition_size=1000, epochs=1)
+    init = jax.jit(model.init)(jax.random.PRNGKey(0), jax.numpy.asarray(x[:16]))
+    params, part = train.place_on_more_examples(model, init, jax.numpy.asarray(x), jax.random.PRNGKey(1), identity,
+                                                config)
+    # More than the data holds: all 256 examples, in a random order. The partition is a k-means fixed point of
+    # all their latents (each centroid the mean of the latents nearest to it), which the init batch's 16 are not.
+    z = np.asarray(model.top_latents(init, jax.numpy.asarray(x)), np.float64)
+    assert part.labels.shape == (256,)
+    centroids = np.asarray(part.centroids, np.float64)
+    labels = np.argmin(((z[:, None, :] - centroids[None]) ** 2).sum(axis=2), axis=1)
+    for k in range(2):
+        np.testing.assert_allclose(params["means"][k], z[labels == k].mean(axis=0), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(np.exp(params["log_stds"][k]), z[labels == k].std(axis=0), rtol=1e-3, atol=1e-4)
+    small = z[:16]
+    small_labels = np.argmin(((small[:, None, :] - centroids[None]) ** 2).sum(axis=2), axis=1)
+    assert not np.allclose([small[small_labels == k].mean(axis=0) for k in range(2)], centroids, atol=1e-2)
+    # fit uses it for LatMM (the warm start's parts come from it) and not where it would see no more examples.
+    for size, expected in [(100, 100), (16, 16)]:
+        result = train.fit(model, _config(init_batch_size=16, partition_size=size, epochs=1), None, x, workdir=None,
+                           progress=False, log=lambda s: None)
+        assert result.partition.labels.shape == (expected,)
+    assert train.fit(MODEL, config, None, x, workdir=None, progress=False,
+                     log=lambda s: None).partition.labels.shape == (16,)  # GenMM: its init batch's
+    with pytest.raises(ValueError, match="partition_size must be an integer >= 0, got -1"):
+        _config(partition_size=-1)
