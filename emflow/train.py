@@ -69,7 +69,7 @@ class TrainConfig:
         k-means partition of the top-level latents of this many training examples (a random
         subset; all of them if fewer), computed in batches of ``eval_batch_size``
         (``place_latent_gaussians``). The init batch's own 512 latents gave a less class-pure
-        partition (MNIST, K = 10: 0.508 against 0.611 at the end of training). A value
+        partition (MNIST, K = 10: 0.508 against 0.614 at the end of training). A value
         ``<= init_batch_size`` keeps the init batch's partition. GenMM partitions its init
         batch only: its generators are initialised on their parts of it.
       num_samples: samples in the grid drawn after each EM round (0: none).

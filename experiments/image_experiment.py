@@ -81,6 +81,9 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
                         "set (one more E-step; never lowers the training likelihood; default: the preset's, on "
                         "for MNIST GenMM with the cpu preset)")
     p.add_argument("--reseed_dead", action="store_true", help="re-seed dead components by splitting the largest")
+    p.add_argument("--partition_size", type=int, default=train.TrainConfig.partition_size,
+                   help="LatMM: k-means of this many training images' latents places the latent Gaussians "
+                        "(0: the init batch's 512)")
     p.add_argument("--no_baselines", action="store_true", help="skip the closed-form baselines")
     p.add_argument("--data_dir", help="folder with mnist/ and fashion_mnist/ (default: $EMFLOW_DATA_DIR, else TFDS)")
     p.add_argument("--workdir", help="where metrics, plots and checkpoints go (default: runs/<dataset>_<model>_k<K>)")
@@ -215,7 +218,7 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
                                shared_rounds=args.shared_rounds, balanced_parts=args.balanced_parts,
                                balanced_e_step=args.balanced_e_step, resampled_m_step=args.resampled_m_step,
                                tempering=args.tempering, reseed_dead=args.reseed_dead,
-                               final_prior_update=args.final_prior_update)
+                               final_prior_update=args.final_prior_update, partition_size=args.partition_size)
     unit = ("nats per pixel of the 32x32 resized input (the paper's protocol; not comparable with 28x28 bits/dim)"
             if args.scheme == "paper" else "per pixel of the original 28x28 image")
     print(f"{model.upper()} K={args.components} on {dataset}: {len(x_train)} training / {len(x_test)} test images, "

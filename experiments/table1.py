@@ -112,9 +112,10 @@ def run_one(args, dataset: str, k: int, seed: int, root: pathlib.Path, suffix: s
     return image_experiment.run(dataset, args.model, args=flags)
 
 
-def _mean_std(values) -> str:
+def _mean_std(values, digits: int = 3) -> str:
+    """``mean ± std`` (sample std; 0 for one value)."""
     values = np.asarray(values, np.float64)
-    return f"{values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.3f}"
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.{digits}f}"
 
 
 def render(results: dict, purity: dict, ks: list[int], seeds: list[int], args) -> str:
@@ -132,8 +133,7 @@ def render(results: dict, purity: dict, ks: list[int], seeds: list[int], args) -
     for dataset, by_k in results.items():
         cells = []
         for k in ks:
-            values = np.array([s["best_test_nll_nats_per_dim"] for s in by_k[k].values()])
-            cells.append(f"{values.mean():.4f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.4f}")
+            cells.append(_mean_std([s["best_test_nll_nats_per_dim"] for s in by_k[k].values()], 4))
         lines.append(f"| {dataset} (emflow) | " + " | ".join(cells) + " |")
         paper = PAPER_TABLE1.get(dataset, {}) if args.model == "genmm" else {}
         lines.append(f"| {dataset} (paper, 32x32 nats/pixel) | " + " | ".join(
