@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
 
+from emflow.bijectors.actnorm import ActNorm
 from emflow.bijectors.base import Array, check_batch
 from emflow.bijectors.conditioners import ConvImpl, check_conv_impl
 from emflow.bijectors.coupling import CouplingKind
@@ -27,6 +29,9 @@ from emflow.bijectors.split import Split, SplitPrior
 from emflow.bijectors.squeeze import Squeeze
 from emflow.flow import StandardNormalFlow
 from emflow.latent import Latent
+
+TopPrior = Literal["standard", "learned"]
+TOP_PRIORS: tuple[str, ...] = TopPrior.__args__
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,9 +56,17 @@ class Glow(StandardNormalFlow):
       first_level_steps: flow steps of the first level; None (default) for ``num_steps``.
         0 leaves the first level with a squeeze and a split only, for a GenMM whose
         generators share their first level's steps in a ``GlowTrunk`` in front of them.
+      top_prior: ``"standard"`` (the default, and the paper code's: N(0, I) on the top-level
+        latent) or ``"learned"``: a diagonal Gaussian N(mean, diag(std^2)) there with one
+        learned mean and std per element (Glow's ``learn_top``, per element as LatMM's latent
+        Gaussians), written as the elementwise affine map ``(h - mean) / std`` at the end of
+        the flow, so that the latent stays N(0, I) and a GenMM's generators still share it.
+        ``init`` sets them to the init batch's per-element mean and std of that latent
+        (data-dependent, as ActNorm; an element constant on the batch keeps std 1).
 
     Params: ``{"levels": [{"steps": <stacked FlowStep params>, "split": ...}, ...]}``
-    (no ``"split"`` on the last level, no ``"steps"`` on a level with zero steps).
+    (no ``"split"`` on the last level, no ``"steps"`` on a level with zero steps), plus
+    ``"top": {"mean": <top shape>, "log_std": <top shape>}`` with a learned top prior.
     """
 
     image_shape: tuple[int, int, int]
@@ -66,6 +79,7 @@ class Glow(StandardNormalFlow):
     compute_dtype: str = "float32"
     conv_impl: ConvImpl = "lax"
     first_level_steps: int | None = None
+    top_prior: TopPrior = "standard"
 
     def __post_init__(self):
         object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
@@ -86,6 +100,8 @@ class Glow(StandardNormalFlow):
                 f"height and width must be divisible by 2**num_levels = {f}"
             )
         check_conv_impl("Glow", self.conv_impl)
+        if self.top_prior not in TOP_PRIORS:
+            raise ValueError(f"Glow: top_prior must be one of {TOP_PRIORS}, got {self.top_prior!r}")
         _ = self._levels  # builds every layer now, so a bad configuration fails here
 
     @property
@@ -140,6 +156,11 @@ class Glow(StandardNormalFlow):
                 level["split"] = split.init(k_split, x)
                 (x, _), _ = split.forward(level["split"], x)
             params["levels"].append(level)
+        if self.top_prior == "learned":  # per-element statistics: ActNorm on the flattened top latent
+            flat = x.reshape(x.shape[0], -1)
+            stats = ActNorm(flat.shape[1:]).init(None, flat)
+            params["top"] = {"mean": -stats["bias"].reshape(x.shape[1:]),
+                             "log_std": -stats["log_scale"].reshape(x.shape[1:])}
         return params
 
     def forward(self, params: dict, x: Array) -> tuple[Latent, Array]:
@@ -156,6 +177,10 @@ class Glow(StandardNormalFlow):
                 (x, eps), ld = split.forward(level["split"], x)
                 log_det = log_det + ld
                 splits.append(eps)
+        if self.top_prior == "learned":
+            top = params["top"]
+            x = (x - top["mean"]) * jnp.exp(-top["log_std"])
+            log_det = log_det - jnp.sum(top["log_std"])
         return Latent(x, tuple(splits)), log_det
 
     def inverse(self, params: dict, latent: Latent) -> tuple[Array, Array]:
@@ -168,6 +193,10 @@ class Glow(StandardNormalFlow):
         x = latent.top
         check_batch(x, shapes.top, "Glow.inverse (top-level latent)")
         log_det = jnp.zeros(x.shape[:1], x.dtype)
+        if self.top_prior == "learned":
+            top = params["top"]
+            x = x * jnp.exp(top["log_std"]) + top["mean"]
+            log_det = log_det + jnp.sum(top["log_std"])
         splits = list(latent.splits)
         for (squeeze, steps, split), level in reversed(list(zip(self._levels, params["levels"]))):
             if split is not None:

@@ -8,8 +8,9 @@
   2 levels x 4 steps x 64 channels behind a logit map (alpha 1e-6) on the original
   28x28 images with uniform dequantization, all 60,000 training images, 3 epochs
   (LatMM: 8; 6 on Fashion-MNIST, ``JOB_PRESETS``), t_EM 1 with a cached E-step, Adam 1e-3 with 200 warm-up steps and a cosine
-  decay to 1e-4, the k-means partition init with one warm-start round. See the README
-  for what was tried.
+  decay to 1e-4, the k-means partition init with one warm-start round; GenMM's generators
+  with a learned diagonal Gaussian on their top-level latent (``--top_prior learned``,
+  2026-12-05; LatMM's latent Gaussians are that already). See the README for what was tried.
 
 ``JOB_PRESETS`` adds to a preset for one job ``(dataset, model)``: on MNIST the ``cpu``
 preset's GenMM shares its generators' first level (``--shared_first_level``) and ends with
@@ -28,12 +29,13 @@ PRESETS: dict[str, dict] = {
         levels=3, steps=4, hidden=512, scheme="paper", epochs=400, em_every=5, num_train=10000,
         batch_size={"genmm": 64, "latmm": 256}, latmm_components=10, linear="plain", warmup_steps=1000,
         learning_rate=1e-3, schedule="noam", logit_alpha=0.0, shared_rounds=0, warm_start_rounds=0, init="shared", e_step="per_batch",
+        top_prior="standard",
     ),
     "cpu": dict(
         levels=2, steps=4, hidden=64, scheme="uniform", epochs={"genmm": 3, "latmm": 8}, em_every=1, num_train=0,
         batch_size={"genmm": 64, "latmm": 64}, latmm_components=3, linear="lu", warmup_steps=200,
         learning_rate=1e-3, schedule="cosine", logit_alpha=1e-6, shared_rounds=0, warm_start_rounds=1, init="default",
-        e_step="cached",
+        e_step="cached", top_prior={"genmm": "learned", "latmm": "standard"},
     ),
 }
 

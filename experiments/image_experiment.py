@@ -21,6 +21,7 @@ from emflow import baselines as baselines_lib
 from emflow import data as data_lib
 from emflow import distributed, sharding, train
 from emflow.bijectors.conditioners import CONV_IMPLS
+from emflow.glow import TOP_PRIORS
 from experiments.configs import JOB_PRESETS, PRESETS
 
 MODELS = {"genmm": emflow.GenMM, "latmm": emflow.LatMM}
@@ -43,9 +44,15 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
     p.add_argument("--num_test", type=int, default=0, help="test images to evaluate on (the first N; 0 = all 10,000)")
     p.add_argument("--scheme", choices=["uniform", "paper"], help="dequantization: uniform 28x28, or the paper's 32x32")
     p.add_argument("--linear", choices=["lu", "plain"], help="1x1 convolution parametrisation")
+    p.add_argument("--split_prior", choices=["conditional", "standard"], default="conditional",
+                   help="density of the halves split off at every level but the last: Glow's learned conditional "
+                        "Gaussian, or N(0, I)")
     p.add_argument("--component_axis", choices=["vmap", "unrolled", "scan"], help="GenMM: how the K generators run")
     p.add_argument("--e_step", choices=["per_batch", "cached"],
                    help="responsibilities on every batch, or once per EM round")
+    p.add_argument("--top_prior", choices=TOP_PRIORS, default=None,
+                   help="GenMM: density of the generators' top-level latent: N(0, I), or a learned diagonal Gaussian "
+                        "(Glow's learn_top; default: the preset's, learned for GenMM with the cpu preset)")
     p.add_argument("--compute_dtype", choices=["float32", "bfloat16"], default="float32",
                    help="dtype of the coupling networks' arithmetic (mixed precision)")
     p.add_argument("--conv_impl", choices=CONV_IMPLS, default="lax",
@@ -105,17 +112,29 @@ def add_sweep_size_arguments(p: argparse.ArgumentParser, *, epochs: int, em_ever
     """The flags a sweep of runs (``table1``, ``init_variants``) passes on to every run, with a small Glow by default."""
     for name, default in zip(SWEEP_SIZE_FLAGS, (epochs, em_every, num_train, num_test, 2, 2, 32, warmup_steps)):
         p.add_argument(f"--{name}", type=int, default=default)
+    for name, what in SWEEP_PROTOCOL_OPTIONS.items():
+        p.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=False,
+                       help=f"GenMM: {what} in every run (default: off, the sweep's documented protocol)")
+    p.add_argument("--top_prior", choices=TOP_PRIORS, default="standard",
+                   help="GenMM: the generators' top-level prior in every run (default: standard, the sweep's "
+                        "documented protocol; learned: the GenMM main jobs')")
     p.add_argument("--data_dir")
     p.add_argument("--no_progress", action="store_true")
 
 
-# A sweep's runs keep the sweep's documented protocol: JOB_PRESETS' additions to the main jobs are off.
-SWEEP_PROTOCOL_FLAGS = ("--no-shared_first_level", "--no-final_prior_update")
+# A sweep's runs keep the sweep's documented protocol: the main jobs' additions (JOB_PRESETS, the cpu preset's
+# learned top prior for GenMM) are off unless the sweep is asked for them (``--shared_first_level
+# --final_prior_update --top_prior learned``: the MNIST GenMM main job's setting).
+SWEEP_PROTOCOL_OPTIONS = {"shared_first_level": "the generators' first level shared",
+                          "final_prior_update": "the closing pi update"}
+SWEEP_PROTOCOL_FLAGS = (*(f"--no-{name}" for name in SWEEP_PROTOCOL_OPTIONS), "--top_prior", "standard")
 
 
 def sweep_size_flags(args: argparse.Namespace) -> list[str]:
-    """``add_sweep_size_arguments``' values as ``image_experiment`` flags, with ``SWEEP_PROTOCOL_FLAGS``."""
-    flags = [*SWEEP_PROTOCOL_FLAGS, *(item for name in SWEEP_SIZE_FLAGS for item in (f"--{name}", str(getattr(args, name))))]
+    """``add_sweep_size_arguments``' values as ``image_experiment`` flags, the protocol options included."""
+    protocol = [*(f"--{'' if getattr(args, name) else 'no-'}{name}" for name in SWEEP_PROTOCOL_OPTIONS),
+                "--top_prior", args.top_prior]
+    flags = [*protocol, *(item for name in SWEEP_SIZE_FLAGS for item in (f"--{name}", str(getattr(args, name))))]
     return flags + (["--data_dir", args.data_dir] if args.data_dir else []) + (
         ["--no_progress"] if args.no_progress else [])
 
@@ -129,7 +148,8 @@ def resolve(args: argparse.Namespace, dataset: str, model: str) -> argparse.Name
     job = JOB_PRESETS.get(args.preset, {}).get((dataset, model), {})
     values = vars(args).copy()
     for name in ("epochs", "levels", "steps", "hidden", "em_every", "num_train", "scheme", "linear", "warmup_steps",
-                 "learning_rate", "schedule", "logit_alpha", "shared_rounds", "warm_start_rounds", "init", "e_step", "batch_size"):
+                 "learning_rate", "schedule", "logit_alpha", "shared_rounds", "warm_start_rounds", "init", "e_step", "batch_size",
+                 "top_prior"):
         if values[name] is None:
             values[name] = job[name] if name in job else (
                 preset[name][model] if isinstance(preset[name], dict) else preset[name])
@@ -189,8 +209,9 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
     if args.shared_first_level and (model != "genmm" or args.trunk_steps):
         raise SystemExit("--shared_first_level is a GenMM option and replaces --trunk_steps (its trunk has --steps steps)")
     flow = emflow.Glow(dequantizer.model_shape, num_levels=args.levels, num_steps=args.steps,
-                       hidden_channels=args.hidden, linear=args.linear, compute_dtype=args.compute_dtype,
-                       conv_impl=args.conv_impl, first_level_steps=0 if args.shared_first_level else None)
+                       hidden_channels=args.hidden, linear=args.linear, split_prior=args.split_prior,
+                       top_prior=args.top_prior, compute_dtype=args.compute_dtype, conv_impl=args.conv_impl,
+                       first_level_steps=0 if args.shared_first_level else None)
     logit = None
     if args.logit_alpha:
         if args.scheme == "paper":
@@ -211,6 +232,8 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
             raise SystemExit("--init copies is a GenMM init (LatMM has one flow)")
         if args.resampled_m_step:
             raise SystemExit("--resampled_m_step is a GenMM option (LatMM's components share one flow)")
+        if args.top_prior == "learned":
+            raise SystemExit("--top_prior learned is a GenMM option (LatMM's latent Gaussians are its learned top prior)")
         mixture = emflow.LatMM(flow, args.components, init_strategy="shared" if args.init == "shared" else "kmeans")
     config = train.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, em_every=args.em_every,
                                learning_rate=args.learning_rate, warmup_steps=args.warmup_steps, seed=args.seed,
@@ -246,7 +269,8 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
         "dataset": dataset, "model": model, "components": args.components, "preset": args.preset,
         "epochs": args.epochs, "num_train": len(x_train), "num_test": len(x_test), "scheme": args.scheme, "nll_unit": unit,
         "glow": {"levels": args.levels, "steps": args.steps, "hidden": args.hidden, "linear": args.linear,
-                 "shared_first_level": args.shared_first_level},
+                 "shared_first_level": args.shared_first_level, "split_prior": args.split_prior,
+                 "top_prior": args.top_prior},
         "batch_size": args.batch_size, "em_every": args.em_every, "warmup_steps": args.warmup_steps, "seed": args.seed,
         "e_step": args.e_step, "compute_dtype": args.compute_dtype, "conv_impl": args.conv_impl,
         "best_test_nll_nats_per_dim": best["test_nll_nats_per_dim"],

@@ -39,6 +39,19 @@ def test_mnist_genmm_tiny_run_reports_its_rulers_and_components(tmp_path, capsys
     assert np.isfinite(summary["final_test_bits_per_dim"]) and summary["final_test_bits_per_dim"] < 8
 
 
+def test_the_prior_flags_reach_the_generators(tmp_path):
+    """``--split_prior standard --top_prior learned``: N(0, I) on the split-off halves, a learned Gaussian on top."""
+    summary = image_experiment.run("mnist", "genmm", [*TINY, "--epochs", "1", "--split_prior", "standard",
+                                                      "--top_prior", "learned", "--no_baselines",
+                                                      "--workdir", str(tmp_path)])
+    assert summary["glow"]["split_prior"] == "standard" and summary["glow"]["top_prior"] == "learned"
+    flow = json.loads((tmp_path / "config.json").read_text())["model"]["flow"]
+    assert flow["split_prior"] == "standard" and flow["top_prior"] == "learned"
+    assert np.isfinite(summary["final_test_bits_per_dim"])
+    with pytest.raises(SystemExit, match="--top_prior learned is a GenMM option"):
+        image_experiment.run("mnist", "latmm", [*TINY, "--top_prior", "learned"])
+
+
 def test_table1_over_seeds_and_the_init_comparison(tmp_path):
     flags = ["--num_train", "256", "--num_test", "128", "--steps", "1", "--hidden", "4", "--epochs", "1",
              "--no_progress"]
@@ -174,4 +187,12 @@ def test_the_job_presets_add_to_their_own_jobs_only_and_explicit_flags_win(capsy
     sweep = argparse.ArgumentParser()
     image_experiment.add_sweep_size_arguments(sweep, epochs=1, em_every=1, num_train=256, num_test=128)
     swept = _resolved("mnist", "genmm", image_experiment.sweep_size_flags(sweep.parse_args([])))
-    assert not swept.shared_first_level and not swept.final_prior_update
+    assert not swept.shared_first_level and not swept.final_prior_update and swept.top_prior == "standard"
+    asked = _resolved("mnist", "genmm", image_experiment.sweep_size_flags(
+        sweep.parse_args(["--shared_first_level", "--final_prior_update", "--top_prior", "learned"])))
+    assert asked.shared_first_level and asked.final_prior_update and asked.top_prior == "learned"
+    # The cpu preset's GenMM generators learn their top prior; LatMM's latent Gaussians are one; the paper's is N(0, I).
+    assert [_resolved(d, m, argv).top_prior for d, m, argv in (
+        ("mnist", "genmm", []), ("fashion_mnist", "genmm", []), ("mnist", "latmm", []),
+        ("mnist", "genmm", ["--preset", "paper"]), ("mnist", "genmm", ["--top_prior", "standard"]))] == [
+        "learned", "learned", "standard", "standard", "standard"]

@@ -29,7 +29,8 @@ class GlowTest(chex.TestCase):
     def test_other_layer_choices(self):
         x = jax.random.uniform(jax.random.PRNGKey(0), (2, 4, 4, 2))
         for kwargs in [dict(coupling="additive", linear="plain", split_prior="standard"),
-                       dict(coupling="affine", linear="reverse", split_prior="conditional")]:
+                       dict(coupling="affine", linear="reverse", split_prior="conditional"),
+                       dict(linear="reverse", top_prior="learned")]:
             flow = Glow((4, 4, 2), num_levels=2, num_steps=2, hidden_channels=4, **kwargs)
             params = _flow_and_params(flow, jax.random.PRNGKey(2), x)
             assert_bijection(jax.jit, flow, params, x, jacobian_examples=1)
@@ -101,6 +102,31 @@ class GlowTest(chex.TestCase):
         chex.assert_trees_all_close(g_matmul, g_lax, rtol=1e-3, atol=1e-4)
         assert float(jnp.abs(g_lax["levels"][0]["split"]["kernel"]).max()) > 1e-3  # the split prior's conv is in play
 
+    def test_learned_top_prior_is_a_diagonal_gaussian_on_the_top_latent(self):
+        """log p(x) = log N(h; mean, diag std^2) + the rest, h the standard flow's top latent (scipy)."""
+        from scipy import stats
+
+        x = jax.random.uniform(jax.random.PRNGKey(0), (3, 8, 8, 1))
+        learned = Glow((8, 8, 1), num_levels=2, num_steps=1, hidden_channels=4, top_prior="learned")
+        standard = Glow((8, 8, 1), num_levels=2, num_steps=1, hidden_channels=4)
+        params = _flow_and_params(learned, jax.random.PRNGKey(1), x, scale=0.3)
+        rest = {"levels": params["levels"]}
+        h, log_det = standard.forward(rest, x)
+        # init: the batch's per-element mean and std of the top latent under the initialised steps
+        init = jax.jit(learned.init)(jax.random.PRNGKey(1), x)
+        h0 = np.asarray(standard.forward({"levels": init["levels"]}, x)[0].top, np.float64)
+        np.testing.assert_allclose(init["top"]["mean"], h0.mean(0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.exp(init["top"]["log_std"]), h0.std(0), rtol=1e-4)
+        mean, std = np.asarray(params["top"]["mean"], np.float64), np.exp(np.asarray(params["top"]["log_std"], np.float64))
+        top = stats.norm.logpdf(np.asarray(h.top, np.float64), mean, std).reshape(3, -1).sum(1)
+        splits = stats.norm.logpdf(np.asarray(h.splits[0], np.float64)).reshape(3, -1).sum(1)
+        np.testing.assert_allclose(learned.log_prob(params, x), top + splits + np.asarray(log_det), rtol=1e-5)
+        # Sampling at temperature 0 decodes the mean: the learned Gaussian's mode.
+        zero = learned.sample(params, jax.random.PRNGKey(2), 2, temperature=0.0)
+        expected, _ = standard.inverse(rest, latent.Latent(jnp.broadcast_to(params["top"]["mean"], (2, 2, 2, 8)),
+                                                           (jnp.zeros((2, 4, 4, 2)),)))
+        np.testing.assert_allclose(zero, expected, atol=1e-5)
+
     def test_generators_from_different_keys_differ(self):
         flow = Glow((4, 4, 1), num_levels=1, num_steps=2, hidden_channels=4)
         x = jax.random.uniform(jax.random.PRNGKey(0), (4, 4, 4, 1))
@@ -139,6 +165,8 @@ class GlowTest(chex.TestCase):
             Glow((8, 8, 1), num_levels=1, first_level_steps=0)
         with pytest.raises(ValueError, match="num_steps must be >= 1"):
             Glow((8, 8, 1), num_steps=0)
+        with pytest.raises(ValueError, match=r"top_prior must be one of \('standard', 'learned'\), got 'gmm'"):
+            Glow((8, 8, 1), num_levels=2, top_prior="gmm")
         with pytest.raises(ValueError, match=r"conv_impl must be one of \('lax', 'matmul'\), got 'fft'"):
             Glow((8, 8, 1), conv_impl="fft")
         flow = Glow((8, 8, 1), num_levels=2, num_steps=1, hidden_channels=4)
