@@ -34,11 +34,14 @@ def main(argv=None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", default="runs/part_likelihoods")
     args = p.parse_args(argv)
+    if args.shared_first_level or args.final_prior_update:
+        p.error("--shared_first_level and --final_prior_update are not available here: the generators are "
+                "separate flows and every EM round is a warm-start round")
     ds = data_lib.load_dataset(args.dataset, args.data_dir)
     x_train, x_test = ds.x_train[: args.num_train or None], ds.x_test[: args.num_test or None]
     deq = emflow.Dequantizer(ds.x_train.shape[1:])
     flow = emflow.Prefixed(emflow.Logit(deq.model_shape),
-                           emflow.Glow(deq.model_shape, args.levels, args.steps, args.hidden))
+                           emflow.Glow(deq.model_shape, args.levels, args.steps, args.hidden, top_prior=args.top_prior))
     model = emflow.GenMM(flow, args.components)
     rounds = -(-args.epochs // args.em_every)
     config = train.TrainConfig(epochs=args.epochs, batch_size=64, em_every=args.em_every, warmup_steps=args.warmup_steps,

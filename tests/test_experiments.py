@@ -78,6 +78,8 @@ def test_part_likelihoods_tiny(tmp_path):
     wins = np.array([[w for w in row] for row in out["wins"]], dtype=float)
     np.testing.assert_allclose(np.nansum(wins, axis=0), 1.0, atol=1e-9)  # every part's images are won by someone
     assert (tmp_path / "part_likelihoods_mnist_k2.json").is_file()
+    with pytest.raises(SystemExit):  # a sweep option it cannot honour is refused, not ignored
+        part_likelihoods.main(["--shared_first_level", "--workdir", str(tmp_path)])
 
 
 def test_classify_defaults_tiny_reports_every_model_with_its_rulers():
