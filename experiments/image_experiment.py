@@ -21,6 +21,7 @@ from emflow import baselines as baselines_lib
 from emflow import data as data_lib
 from emflow import distributed, sharding, train
 from emflow.bijectors.conditioners import CONV_IMPLS
+from emflow.bijectors.split import SplitPrior
 from emflow.glow import TOP_PRIORS
 from experiments.configs import JOB_PRESETS, PRESETS
 
@@ -44,7 +45,7 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
     p.add_argument("--num_test", type=int, default=0, help="test images to evaluate on (the first N; 0 = all 10,000)")
     p.add_argument("--scheme", choices=["uniform", "paper"], help="dequantization: uniform 28x28, or the paper's 32x32")
     p.add_argument("--linear", choices=["lu", "plain"], help="1x1 convolution parametrisation")
-    p.add_argument("--split_prior", choices=["conditional", "standard"], default="conditional",
+    p.add_argument("--split_prior", choices=SplitPrior.__args__, default="conditional",
                    help="density of the halves split off at every level but the last: Glow's learned conditional "
                         "Gaussian, or N(0, I)")
     p.add_argument("--component_axis", choices=["vmap", "unrolled", "scan"], help="GenMM: how the K generators run")
@@ -113,9 +114,9 @@ def add_sweep_size_arguments(p: argparse.ArgumentParser, *, epochs: int, em_ever
     for name, default in zip(SWEEP_SIZE_FLAGS, (epochs, em_every, num_train, num_test, 2, 2, 32, warmup_steps)):
         p.add_argument(f"--{name}", type=int, default=default)
     for name, what in SWEEP_PROTOCOL_OPTIONS.items():
-        p.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=False,
+        p.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=SWEEP_PROTOCOL[name],
                        help=f"GenMM: {what} in every run (default: off, the sweep's documented protocol)")
-    p.add_argument("--top_prior", choices=TOP_PRIORS, default="standard",
+    p.add_argument("--top_prior", choices=TOP_PRIORS, default=SWEEP_PROTOCOL["top_prior"],
                    help="GenMM: the generators' top-level prior in every run (default: standard, the sweep's "
                         "documented protocol; learned: the GenMM main jobs')")
     p.add_argument("--data_dir")
@@ -127,13 +128,21 @@ def add_sweep_size_arguments(p: argparse.ArgumentParser, *, epochs: int, em_ever
 # --final_prior_update --top_prior learned``: the MNIST GenMM main job's setting).
 SWEEP_PROTOCOL_OPTIONS = {"shared_first_level": "the generators' first level shared",
                           "final_prior_update": "the closing pi update"}
-SWEEP_PROTOCOL_FLAGS = (*(f"--no-{name}" for name in SWEEP_PROTOCOL_OPTIONS), "--top_prior", "standard")
+SWEEP_PROTOCOL = {"shared_first_level": False, "final_prior_update": False, "top_prior": "standard"}
+
+
+def sweep_protocol_flags(values: dict = SWEEP_PROTOCOL) -> list[str]:
+    """The protocol options (``SWEEP_PROTOCOL``'s names) as ``image_experiment`` flags."""
+    return [*(f"--{'' if values[name] else 'no-'}{name}" for name in SWEEP_PROTOCOL_OPTIONS),
+            "--top_prior", values["top_prior"]]
+
+
+SWEEP_PROTOCOL_FLAGS = tuple(sweep_protocol_flags())
 
 
 def sweep_size_flags(args: argparse.Namespace) -> list[str]:
     """``add_sweep_size_arguments``' values as ``image_experiment`` flags, the protocol options included."""
-    protocol = [*(f"--{'' if getattr(args, name) else 'no-'}{name}" for name in SWEEP_PROTOCOL_OPTIONS),
-                "--top_prior", args.top_prior]
+    protocol = sweep_protocol_flags({name: getattr(args, name) for name in SWEEP_PROTOCOL})
     flags = [*protocol, *(item for name in SWEEP_SIZE_FLAGS for item in (f"--{name}", str(getattr(args, name))))]
     return flags + (["--data_dir", args.data_dir] if args.data_dir else []) + (
         ["--no_progress"] if args.no_progress else [])
