@@ -65,13 +65,16 @@ class TrainConfig:
       seed: the one seed every key is derived from.
       eval_batch_size: batch for test-set likelihoods.
       init_batch_size: examples for the data-dependent ActNorm initialisation.
-      partition_size: LatMM: after the flow's init, the K latent Gaussians are placed at a
-        k-means partition of the top-level latents of this many training examples (a random
-        subset; all of them if fewer), computed in batches of ``eval_batch_size``
-        (``place_latent_gaussians``). The init batch's own 512 latents gave a less class-pure
-        partition (MNIST, K = 10: 0.508 against 0.614 at the end of training). A value
-        ``<= init_batch_size`` keeps the init batch's partition. GenMM partitions its init
-        batch only: its generators are initialised on their parts of it.
+      partition_size: the partition a mixture starts from is a k-means partition of this many
+        training examples (a random subset; all of them if fewer), computed in batches of
+        ``eval_batch_size`` (``init_params``). LatMM: after the flow's init, the K latent
+        Gaussians are placed at a partition of these examples' top-level latents
+        (``place_latent_gaussians``); the init batch's own 512 latents gave a less class-pure
+        partition (MNIST, K = 10: 0.508 against 0.614 at the end of training). GenMM (init
+        ``"partition"`` or ``"copies"``): k-means of these examples' pixels gives the centroids,
+        and the init batch is split by them (``partition_centroids``). A value
+        ``<= init_batch_size`` keeps the init batch's own partition (GenMM's README results from
+        before the night of 2026-12-05 were measured that way).
       num_samples: samples in the grid drawn after each EM round (0: none).
       sample_temperature: latent temperature of those samples (Glow's convention: 0.7).
       train_eval_size: training examples (the first ones) whose NLL under the current
@@ -437,21 +440,70 @@ def map_batches(fn, params, data: Array, key: Array, batch_size: int):
     return jax.tree.map(lambda *parts: jnp.concatenate(parts), *outputs)
 
 
+def features_of_more_examples(model, params: dict | None, data: Array, key: Array, preprocess,
+                              config: TrainConfig) -> Array:
+    """``model.partition_features`` of ``config.partition_size`` examples: ``(M, F)``.
+
+    The examples: a random subset of the raw ``data (N, ...)`` (all of it if ``N`` is smaller),
+    preprocessed with their own noise, in batches of ``config.eval_batch_size``; ``params``
+    are the model's where its features depend on them (LatMM's latents), else None (GenMM's
+    pixels). Deterministic for ``key`` (split as ``(subset, noise, k-means)``; the last is the caller's).
+    """
+    n = data.shape[0]
+    k_subset, k_noise, _ = jax.random.split(key, 3)
+    raw = data[jax.random.permutation(k_subset, n)[: min(config.partition_size, n)]]
+    features = jax.jit(lambda p, r, k: model.partition_features(p, preprocess(k, r)))
+    return map_batches(features, params, raw, k_noise, config.eval_batch_size)
+
+
 def place_on_more_examples(model, params: dict, data: Array, key: Array, preprocess,
                            config: TrainConfig) -> tuple[dict, partition_lib.Partition]:
     """LatMM's latent Gaussians re-placed at a k-means partition of ``config.partition_size`` examples' latents.
 
-    The examples: a random subset of the raw ``data (N, ...)`` (all of it if ``N`` is smaller),
-    preprocessed with their own noise; their top-level latents under the initialised flow are
-    computed in batches of ``config.eval_batch_size``. Returns ``(params, partition)`` as
-    ``model.place_latent_gaussians`` does; deterministic for ``key``.
+    The latents under the initialised flow (``features_of_more_examples``). Returns ``(params, partition)``
+    as ``model.place_latent_gaussians`` does; deterministic for ``key``.
     """
-    n = data.shape[0]
-    k_subset, k_noise, k_means = jax.random.split(key, 3)
-    raw = data[jax.random.permutation(k_subset, n)[: min(config.partition_size, n)]]
-    latents = jax.jit(lambda p, r, k: model.top_latents(p, preprocess(k, r)))
-    z = map_batches(latents, params, raw, k_noise, config.eval_batch_size)
-    return jax.jit(model.place_latent_gaussians)(k_means, params, z)
+    z = features_of_more_examples(model, params, data, key, preprocess, config)
+    return jax.jit(model.place_latent_gaussians)(jax.random.split(key, 3)[2], params, z)
+
+
+def partition_centroids(model, data: Array, key: Array, preprocess, config: TrainConfig) -> Array:
+    """GenMM: the centroids ``(K, N)`` of a k-means partition of ``config.partition_size`` examples' pixels.
+
+    ``model.init_with_partition(key, x, centroids)`` then splits the init batch by them, so that
+    the generators start from the parts of many examples rather than of the init batch alone.
+    """
+    pixels = features_of_more_examples(model, None, data, key, preprocess, config)
+    fit_parts = jax.jit(partition_lib.kmeans, static_argnums=2, static_argnames="min_part_fraction")
+    return fit_parts(jax.random.split(key, 3)[2], pixels, model.num_components,
+                     min_part_fraction=model.min_part_fraction).centroids
+
+
+def init_params(model, key: Array, init_x: Array, data: Array, preprocess, config: TrainConfig,
+                log: Callable[[str], None]) -> tuple[dict, partition_lib.Partition | None]:
+    """``(params, partition)`` of a new run from the init batch ``init_x``; the partition is None without one.
+
+    When ``config.partition_size`` exceeds the init batch, the partition is one of that many
+    training examples (``data``, raw): GenMM's generators start on the init batch split by it
+    (``partition_centroids``); LatMM's latent Gaussians are placed at it (``place_on_more_examples``).
+    """
+    if not hasattr(model, "init_with_partition"):
+        return jax.jit(model.init)(key, init_x), None
+    more = min(config.partition_size, data.shape[0]) > init_x.shape[0]
+    started = time.time()
+    # GenMM partitions its input (init "partition" or "copies"); LatMM ("kmeans") its latents, after the flow's init.
+    if more and getattr(model, "init_strategy", None) in ("partition", "copies"):
+        centroids = partition_centroids(model, data, jax.random.fold_in(key, 3), preprocess, config)
+        params, part = jax.jit(model.init_with_partition)(key, init_x, centroids)
+        log(f"generators initialised on the parts of a k-means partition of {min(config.partition_size, data.shape[0])}"
+            f" examples ({time.time() - started:.1f} s)")
+        return params, part
+    params, part = jax.jit(model.init_with_partition)(key, init_x)
+    if part is not None and hasattr(model, "place_latent_gaussians") and more:
+        params, part = place_on_more_examples(model, params, data, jax.random.fold_in(key, 3), preprocess, config)
+        log(f"latent Gaussians placed at a k-means partition of {part.labels.shape[0]} examples' latents "
+            f"({time.time() - started:.1f} s)")
+    return params, part
 
 
 def mean_log_prob(model, params, preprocess, data: Array, key: Array, batch_size: int, log_prob_fn=None) -> float:
@@ -543,16 +595,7 @@ def fit(
 
     init_raw = train_device[jax.random.permutation(key_init, n)[: config.init_batch_size]]
     init_x = preprocess(jax.random.fold_in(key_init, 1), init_raw)
-    if hasattr(model, "init_with_partition"):
-        params, part = jax.jit(model.init_with_partition)(key_init, init_x)
-    else:
-        params, part = jax.jit(model.init)(key_init, init_x), None
-    if part is not None and hasattr(model, "place_latent_gaussians") and min(config.partition_size, n) > init_x.shape[0]:
-        started = time.time()
-        params, part = place_on_more_examples(model, params, train_device, jax.random.fold_in(key_init, 3),
-                                              preprocess, config)
-        log(f"latent Gaussians placed at a k-means partition of {part.labels.shape[0]} examples' latents "
-            f"({time.time() - started:.1f} s)")
+    params, part = init_params(model, key_init, init_x, train_device, preprocess, config, log)
     # The warm start's hard responsibilities: every training example's nearest centroid of the init partition.
     warm_labels = None
     if part is not None and config.warm_start_rounds > 0:

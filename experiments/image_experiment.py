@@ -89,9 +89,10 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
                         "set (one more E-step; never lowers the training likelihood; default: the preset's, on "
                         "for MNIST GenMM with the cpu preset)")
     p.add_argument("--reseed_dead", action="store_true", help="re-seed dead components by splitting the largest")
-    p.add_argument("--partition_size", type=int, default=train.TrainConfig.partition_size,
-                   help="LatMM: k-means of this many training images' latents places the latent Gaussians "
-                        "(0: the init batch's 512)")
+    p.add_argument("--partition_size", type=int, default=None,
+                   help="the partition a mixture starts from is k-means of this many training images: of their "
+                        "pixels for GenMM's generators, of their latents for LatMM's Gaussians (0: the init batch's "
+                        f"512; default: {train.TrainConfig.partition_size:,}, 0 for Fashion-MNIST GenMM with the cpu preset)")
     p.add_argument("--no_baselines", action="store_true", help="skip the closed-form baselines")
     p.add_argument("--data_dir", help="folder with mnist/ and fashion_mnist/ (default: $EMFLOW_DATA_DIR, else TFDS)")
     p.add_argument("--workdir", help="where metrics, plots and checkpoints go (default: runs/<dataset>_<model>_k<K>)")
@@ -119,6 +120,8 @@ def add_sweep_size_arguments(p: argparse.ArgumentParser, *, epochs: int, em_ever
     p.add_argument("--top_prior", choices=TOP_PRIORS, default=SWEEP_PROTOCOL["top_prior"],
                    help="GenMM: the generators' top-level prior in every run (default: standard, the sweep's "
                         "documented protocol; learned: the GenMM main jobs')")
+    p.add_argument("--partition_size", type=int, default=SWEEP_PROTOCOL["partition_size"],
+                   help="training images whose k-means partition every run starts from (0: the init batch's)")
     p.add_argument("--data_dir")
     p.add_argument("--no_progress", action="store_true")
 
@@ -128,13 +131,14 @@ def add_sweep_size_arguments(p: argparse.ArgumentParser, *, epochs: int, em_ever
 # --final_prior_update --top_prior learned``: the MNIST GenMM main job's setting).
 SWEEP_PROTOCOL_OPTIONS = {"shared_first_level": "the generators' first level shared",
                           "final_prior_update": "the closing pi update"}
-SWEEP_PROTOCOL = {"shared_first_level": False, "final_prior_update": False, "top_prior": "standard"}
+SWEEP_PROTOCOL = {"shared_first_level": False, "final_prior_update": False, "top_prior": "standard",
+                  "partition_size": train.TrainConfig.partition_size}
 
 
 def sweep_protocol_flags(values: dict = SWEEP_PROTOCOL) -> list[str]:
     """The protocol options (``SWEEP_PROTOCOL``'s names) as ``image_experiment`` flags."""
     return [*(f"--{'' if values[name] else 'no-'}{name}" for name in SWEEP_PROTOCOL_OPTIONS),
-            "--top_prior", values["top_prior"]]
+            "--top_prior", values["top_prior"], "--partition_size", str(values["partition_size"])]
 
 
 SWEEP_PROTOCOL_FLAGS = tuple(sweep_protocol_flags())
@@ -167,6 +171,8 @@ def resolve(args: argparse.Namespace, dataset: str, model: str) -> argparse.Name
     for name in ("shared_first_level", "final_prior_update"):
         if values[name] is None:
             values[name] = job.get(name, False)
+    if values["partition_size"] is None:
+        values["partition_size"] = job.get("partition_size", train.TrainConfig.partition_size)
     if values["components"] is None:
         values["components"] = 3 if model == "genmm" else preset["latmm_components"]
     return argparse.Namespace(**values)

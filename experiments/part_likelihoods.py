@@ -46,7 +46,7 @@ def main(argv=None) -> dict:
     rounds = -(-args.epochs // args.em_every)
     config = train.TrainConfig(epochs=args.epochs, batch_size=64, em_every=args.em_every, warmup_steps=args.warmup_steps,
                                schedule="cosine", warm_start_rounds=rounds, num_samples=0, e_step="cached",
-                               seed=args.seed)
+                               seed=args.seed, partition_size=args.partition_size)
     result = train.fit(model, config, deq, x_train, x_test, progress=not args.no_progress)
     x = deq(jax.random.PRNGKey(args.seed + 1), jnp.asarray(x_test))
     parts = np.asarray(partition.nearest(result.partition.centroids, x.reshape(len(x), -1)))

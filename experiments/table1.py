@@ -127,7 +127,9 @@ def render(results: dict, purity: dict, ks: list[int], seeds: list[int], args) -
         f"{', '.join(map(str, seeds))}; preset `{args.preset}`: Glow {args.levels}x{args.steps}x{args.hidden}"
         f"{' after logit' if one.get('logit_alpha') else ''}, {args.num_train} training images, "
         f"{args.num_test or 10000} test images, {args.epochs} epochs, t_EM {args.em_every}, batch {one['batch_size']}, "
-        f"init {one.get('init')}{', first level shared' if args.shared_first_level else ''}"
+        f"init {one.get('init')}"
+        f"{f', partition of up to {args.partition_size:,} training images' if args.partition_size else ''}"
+        f"{', first level shared' if args.shared_first_level else ''}"
         f"{', closing pi update' if args.final_prior_update else ''}"
         f"{', learned top prior' if args.top_prior == 'learned' else ''}, backend {one['backend']}.",
         "",

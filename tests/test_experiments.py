@@ -193,6 +193,15 @@ def test_the_job_presets_add_to_their_own_jobs_only_and_explicit_flags_win(capsy
     asked = _resolved("mnist", "genmm", image_experiment.sweep_size_flags(
         sweep.parse_args(["--shared_first_level", "--final_prior_update", "--top_prior", "learned"])))
     assert asked.shared_first_level and asked.final_prior_update and asked.top_prior == "learned"
+    # The partition a run starts from: 10,000 images, but Fashion-MNIST GenMM's main job keeps its init batch's;
+    # a flag wins, and a sweep keeps 10,000 on either dataset.
+    assert [_resolved(d, m, argv).partition_size for d, m, argv in (
+        ("mnist", "genmm", []), ("fashion_mnist", "genmm", []), ("fashion_mnist", "latmm", []),
+        ("fashion_mnist", "genmm", ["--partition_size", "2000"]))] == [10000, 0, 10000, 2000]
+    assert _resolved("fashion_mnist", "genmm", image_experiment.sweep_size_flags(sweep.parse_args([]))
+                     ).partition_size == 10000
+    assert _resolved("fashion_mnist", "genmm", image_experiment.sweep_size_flags(
+        sweep.parse_args(["--partition_size", "0"]))).partition_size == 0
     # The cpu preset's GenMM generators learn their top prior; LatMM's latent Gaussians are one; the paper's is N(0, I).
     assert [_resolved(d, m, argv).top_prior for d, m, argv in (
         ("mnist", "genmm", []), ("fashion_mnist", "genmm", []), ("mnist", "latmm", []),

@@ -100,6 +100,29 @@ def test_genmm_partition_init_fits_each_generator_on_its_own_part():
     np.testing.assert_array_equal(hard, np.eye(4)[np.asarray(part.labels)])
 
 
+def test_genmm_init_with_given_centroids_splits_the_batch_by_them():
+    """Centroids fitted elsewhere (``train.partition_centroids``): the batch's parts are its nearest centroids."""
+    x, labels = _blobs()
+    flow = VectorFlow(3, num_steps=1, hidden=2, num_hidden_layers=1)
+    model = GenMM(flow, 4)
+    centroids = KMeans(4, n_init=10, random_state=0).fit(x).cluster_centers_.astype(np.float32)
+    batch = x[::5]  # a batch the centroids were not fitted on
+    params, part = jax.jit(model.init_with_partition)(jax.random.PRNGKey(1), jnp.asarray(batch),
+                                                       jnp.asarray(centroids))
+    np.testing.assert_array_equal(part.centroids, centroids)
+    nearest = np.argmin(((batch[:, None, :] - centroids[None]) ** 2).sum(axis=2), axis=1)
+    np.testing.assert_array_equal(part.labels, nearest)
+    for k in range(4):
+        bias = np.asarray(params["flows"]["steps"]["actnorm"]["bias"][k, 0])
+        # fitted on part k's members, each drawn floor or ceil of B / n_k times: its mean up to that rounding
+        np.testing.assert_allclose(-bias, batch[nearest == k].mean(axis=0), atol=0.1)
+    with pytest.raises(ValueError, match=r"centroids must have shape \(K, N\) = \(4, 3\), got \(3, 3\)"):
+        model.init_with_partition(jax.random.PRNGKey(1), jnp.asarray(batch), jnp.asarray(centroids[:3]))
+    with pytest.raises(ValueError, match="init_strategy='shared' uses no partition"):
+        GenMM(flow, 4, init_strategy="shared").init_with_partition(jax.random.PRNGKey(1), jnp.asarray(batch),
+                                                                  jnp.asarray(centroids))
+
+
 def test_latmm_kmeans_init_places_the_latent_gaussians_at_the_parts_of_the_latents():
     x, labels = _blobs()
     flow = VectorFlow(3, num_steps=1, hidden=2, num_hidden_layers=1)

@@ -240,6 +240,30 @@ def test_the_final_prior_update_is_the_final_generators_mean_responsibility():
     assert "final_prior_update" not in closed.history[0]
 
 
+def test_genmm_starts_from_a_partition_of_partition_size_examples():
+    """GenMM's generators start on the init batch split by k-means centroids of ``partition_size`` examples."""
+    x = _toy()
+    identity = lambda key, raw: raw  # noqa: E731
+    config = _config(init_batch_size=16, partition_size=1000, epochs=1)
+    centroids = np.asarray(train.partition_centroids(MODEL, jax.numpy.asarray(x), jax.random.PRNGKey(1), identity,
+                                                     config), np.float64)
+    # More than the data holds: all 256 examples. A k-means fixed point of all of them.
+    labels = np.argmin(((x[:, None, :] - centroids[None]) ** 2).sum(axis=2), axis=1)
+    for k in range(2):
+        np.testing.assert_allclose(centroids[k], x[labels == k].mean(axis=0), rtol=1e-4, atol=1e-4)
+    # fit splits its init batch by such centroids; with partition_size <= the init batch, by the batch's own k-means.
+    logs = []
+    result = train.fit(MODEL, config, None, x, workdir=None, progress=False, log=logs.append)
+    assert any("k-means partition of 256 examples" in line for line in logs)
+    fitted = np.asarray(result.partition.centroids, np.float64)
+    for k in range(2):
+        own = np.argmin(((x[:, None, :] - fitted[None]) ** 2).sum(axis=2), axis=1) == k
+        np.testing.assert_allclose(fitted[k], x[own].mean(axis=0), rtol=1e-4, atol=1e-4)
+    small = train.fit(MODEL, _config(init_batch_size=16, partition_size=16, epochs=1), None, x, workdir=None,
+                      progress=False, log=lambda s: None).partition.centroids
+    assert not np.allclose(small, fitted, atol=1e-2)
+
+
 def test_latmm_places_its_gaussians_at_a_partition_of_partition_size_examples():
     """``partition_size`` examples' latents, not the init batch's, decide where LatMM's Gaussians start."""
     model = emflow.LatMM(emflow.VectorFlow(2, num_steps=1, hidden=4), num_components=2)
@@ -266,7 +290,5 @@ def test_latmm_places_its_gaussians_at_a_partition_of_partition_size_examples():
         result = train.fit(model, _config(init_batch_size=16, partition_size=size, epochs=1), None, x, workdir=None,
                            progress=False, log=lambda s: None)
         assert result.partition.labels.shape == (expected,)
-    assert train.fit(MODEL, config, None, x, workdir=None, progress=False,
-                     log=lambda s: None).partition.labels.shape == (16,)  # GenMM: its init batch's
     with pytest.raises(ValueError, match="partition_size must be an integer >= 0, got -1"):
         _config(partition_size=-1)
