@@ -130,7 +130,7 @@ class GenMM(MixtureModel):
         k = self.num_components
         check_init_batch("GenMM", x, k)
         if centroids is not None:
-            if self.init_strategy == "shared":
+            if not self.partitions_input:
                 raise ValueError("GenMM: centroids were given, but init_strategy='shared' uses no partition")
             expected = (k, math.prod(self.event_shape))
             if tuple(centroids.shape) != expected:
@@ -155,6 +155,11 @@ class GenMM(MixtureModel):
         index = partition_lib.draw_from_parts(k_draw, part.labels, k, x.shape[0])  # (K, B)
         flows = jax.vmap(self.flow.init)(jax.random.split(k_flows, k), y[index])
         return {**params, "flows": flows}, part
+
+    @property
+    def partitions_input(self) -> bool:
+        """Whether ``init_with_partition`` partitions the input (``"partition"``, ``"copies"``) and so takes ``centroids``."""
+        return self.init_strategy != "shared"
 
     def partition_features(self, params: dict | None, x: Array) -> Array:
         """What k-means partitions: the flattened input, ``(B, *event_shape) -> (B, N)`` (``params`` unused)."""

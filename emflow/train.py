@@ -440,20 +440,18 @@ def map_batches(fn, params, data: Array, key: Array, batch_size: int):
     return jax.tree.map(lambda *parts: jnp.concatenate(parts), *outputs)
 
 
-def features_of_more_examples(model, params: dict | None, data: Array, key: Array, preprocess,
-                              config: TrainConfig) -> Array:
+def features_of_more_examples(model, params: dict | None, data: Array, subset_key: Array, noise_key: Array,
+                              preprocess, config: TrainConfig) -> Array:
     """``model.partition_features`` of ``config.partition_size`` examples: ``(M, F)``.
 
-    The examples: a random subset of the raw ``data (N, ...)`` (all of it if ``N`` is smaller),
-    preprocessed with their own noise, in batches of ``config.eval_batch_size``; ``params``
-    are the model's where its features depend on them (LatMM's latents), else None (GenMM's
-    pixels). Deterministic for ``key`` (split as ``(subset, noise, k-means)``; the last is the caller's).
+    The examples: a random subset (``subset_key``) of the raw ``data (N, ...)`` (all of it if ``N`` is
+    smaller), preprocessed with their own noise (``noise_key``), in batches of ``config.eval_batch_size``;
+    ``params`` are the model's where its features depend on them (LatMM's latents), else None (GenMM's input).
     """
     n = data.shape[0]
-    k_subset, k_noise, _ = jax.random.split(key, 3)
-    raw = data[jax.random.permutation(k_subset, n)[: min(config.partition_size, n)]]
+    raw = data[jax.random.permutation(subset_key, n)[: min(config.partition_size, n)]]
     features = jax.jit(lambda p, r, k: model.partition_features(p, preprocess(k, r)))
-    return map_batches(features, params, raw, k_noise, config.eval_batch_size)
+    return map_batches(features, params, raw, noise_key, config.eval_batch_size)
 
 
 def place_on_more_examples(model, params: dict, data: Array, key: Array, preprocess,
@@ -463,20 +461,21 @@ def place_on_more_examples(model, params: dict, data: Array, key: Array, preproc
     The latents under the initialised flow (``features_of_more_examples``). Returns ``(params, partition)``
     as ``model.place_latent_gaussians`` does; deterministic for ``key``.
     """
-    z = features_of_more_examples(model, params, data, key, preprocess, config)
-    return jax.jit(model.place_latent_gaussians)(jax.random.split(key, 3)[2], params, z)
+    k_subset, k_noise, k_means = jax.random.split(key, 3)
+    z = features_of_more_examples(model, params, data, k_subset, k_noise, preprocess, config)
+    return jax.jit(model.place_latent_gaussians)(k_means, params, z)
 
 
 def partition_centroids(model, data: Array, key: Array, preprocess, config: TrainConfig) -> Array:
-    """GenMM: the centroids ``(K, N)`` of a k-means partition of ``config.partition_size`` examples' pixels.
+    """GenMM: the centroids ``(K, N)`` of a k-means partition of ``config.partition_size`` examples' input.
 
     ``model.init_with_partition(key, x, centroids)`` then splits the init batch by them, so that
     the generators start from the parts of many examples rather than of the init batch alone.
     """
-    pixels = features_of_more_examples(model, None, data, key, preprocess, config)
+    k_subset, k_noise, k_means = jax.random.split(key, 3)
+    pixels = features_of_more_examples(model, None, data, k_subset, k_noise, preprocess, config)
     fit_parts = jax.jit(partition_lib.kmeans, static_argnums=2, static_argnames="min_part_fraction")
-    return fit_parts(jax.random.split(key, 3)[2], pixels, model.num_components,
-                     min_part_fraction=model.min_part_fraction).centroids
+    return fit_parts(k_means, pixels, model.num_components, min_part_fraction=model.min_part_fraction).centroids
 
 
 def init_params(model, key: Array, init_x: Array, data: Array, preprocess, config: TrainConfig,
@@ -484,24 +483,25 @@ def init_params(model, key: Array, init_x: Array, data: Array, preprocess, confi
     """``(params, partition)`` of a new run from the init batch ``init_x``; the partition is None without one.
 
     When ``config.partition_size`` exceeds the init batch, the partition is one of that many
-    training examples (``data``, raw): GenMM's generators start on the init batch split by it
-    (``partition_centroids``); LatMM's latent Gaussians are placed at it (``place_on_more_examples``).
+    training examples (``data``, raw): a model that partitions its input (``partitions_input``: GenMM)
+    starts on the init batch split by it (``partition_centroids``); LatMM's latent Gaussians are placed
+    at it after the flow's init (``place_on_more_examples``).
     """
     if not hasattr(model, "init_with_partition"):
         return jax.jit(model.init)(key, init_x), None
-    more = min(config.partition_size, data.shape[0]) > init_x.shape[0]
+    size = min(config.partition_size, data.shape[0])
+    more = size > init_x.shape[0]
     started = time.time()
-    # GenMM partitions its input (init "partition" or "copies"); LatMM ("kmeans") its latents, after the flow's init.
-    if more and getattr(model, "init_strategy", None) in ("partition", "copies"):
+    if more and getattr(model, "partitions_input", False):
         centroids = partition_centroids(model, data, jax.random.fold_in(key, 3), preprocess, config)
         params, part = jax.jit(model.init_with_partition)(key, init_x, centroids)
-        log(f"generators initialised on the parts of a k-means partition of {min(config.partition_size, data.shape[0])}"
-            f" examples ({time.time() - started:.1f} s)")
+        log(f"generators initialised on the parts of a k-means partition of {size} examples "
+            f"({time.time() - started:.1f} s)")
         return params, part
     params, part = jax.jit(model.init_with_partition)(key, init_x)
-    if part is not None and hasattr(model, "place_latent_gaussians") and more:
+    if more and part is not None and hasattr(model, "place_latent_gaussians"):
         params, part = place_on_more_examples(model, params, data, jax.random.fold_in(key, 3), preprocess, config)
-        log(f"latent Gaussians placed at a k-means partition of {part.labels.shape[0]} examples' latents "
+        log(f"latent Gaussians placed at a k-means partition of {size} examples' latents "
             f"({time.time() - started:.1f} s)")
     return params, part
 
