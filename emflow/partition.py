@@ -103,7 +103,7 @@ def kmeans_plus_plus(key: Array, features: Array, k: int) -> Array:
 
 
 def kmeans(key: Array, features: Array, k: int, num_iterations: int = DEFAULT_ITERATIONS,
-           min_part_fraction: float = DEFAULT_MIN_PART_FRACTION) -> Partition:
+           min_part_fraction: float = DEFAULT_MIN_PART_FRACTION, num_starts: int = 1) -> Partition:
     """k-means++ seeds, then ``num_iterations`` Lloyd steps on ``features: (B, F)`` -> ``Partition``.
 
     ``min_part_fraction``: a part of fewer than ``min_part_fraction * B / K`` examples is
@@ -111,9 +111,12 @@ def kmeans(key: Array, features: Array, k: int, num_iterations: int = DEFAULT_IT
     0 turns the repair off. A part can still end smaller than that (e.g. when the largest
     part's members all coincide): the repair is a best effort, not a guarantee.
 
+    ``num_starts``: that many independent starts (keys ``jax.random.split(key, num_starts)``),
+    keeping the one of least ``inertia``; 1 (the default) is one start from ``key`` itself.
+
     Raises:
-      ValueError: fewer rows than parts, features that are not a 2-D array, or
-        ``min_part_fraction`` outside ``[0, 1)``.
+      ValueError: fewer rows than parts, features that are not a 2-D array,
+        ``min_part_fraction`` outside ``[0, 1)``, or ``num_starts < 1``.
     """
     if features.ndim != 2:
         raise ValueError(f"kmeans: features must have shape (batch, F), got {features.shape}")
@@ -121,7 +124,27 @@ def kmeans(key: Array, features: Array, k: int, num_iterations: int = DEFAULT_IT
         raise ValueError(f"kmeans: cannot split {features.shape[0]} examples into K = {k} parts; "
                          f"give at least {k} examples")
     check_min_part_fraction("kmeans", min_part_fraction)
+    if num_starts < 1:
+        raise ValueError(f"kmeans: num_starts must be >= 1, got {num_starts}")
     features = features.astype(jnp.float32)
+    if num_starts == 1:
+        centroids = _one_start(key, features, k, num_iterations, min_part_fraction)
+    else:
+        starts = jax.vmap(lambda kk: _one_start(kk, features, k, num_iterations, min_part_fraction))(
+            jax.random.split(key, num_starts))  # (num_starts, K, F)
+        centroids = starts[jnp.argmin(jax.vmap(lambda c: inertia(features, c))(starts))]
+    part = Partition(centroids, nearest(centroids, features))
+    chex.assert_shape(part.centroids, (k, features.shape[1]))
+    return part
+
+
+def inertia(features: Array, centroids: Array) -> Array:
+    """k-means' objective: the summed squared distance of every row of ``features (B, F)`` to its nearest centroid."""
+    return jnp.sum(jnp.min(squared_distances(features, centroids), axis=1))
+
+
+def _one_start(key: Array, features: Array, k: int, num_iterations: int, min_part_fraction: float) -> Array:
+    """The centroids ``(K, F)`` of one k-means++ start, Lloyd and the small-part repair (``kmeans``)."""
     min_count = min_part_fraction * features.shape[0] / k
 
     def lloyd(_, centroids):
@@ -139,9 +162,7 @@ def kmeans(key: Array, features: Array, k: int, num_iterations: int = DEFAULT_IT
     centroids = jax.lax.fori_loop(0, num_iterations, lloyd, kmeans_plus_plus(key, features, k))
     if min_part_fraction > 0:
         centroids = jax.lax.fori_loop(0, k - 1, repair, centroids)
-    part = Partition(centroids, nearest(centroids, features))
-    chex.assert_shape(part.centroids, (k, features.shape[1]))
-    return part
+    return centroids
 
 
 def check_min_part_fraction(where: str, min_part_fraction: float) -> None:

@@ -467,15 +467,15 @@ def place_on_more_examples(model, params: dict, data: Array, key: Array, preproc
 
 
 def partition_centroids(model, data: Array, key: Array, preprocess, config: TrainConfig) -> Array:
-    """GenMM: the centroids ``(K, N)`` of a k-means partition of ``config.partition_size`` examples' input.
+    """GenMM: the centroids ``(K, N)`` of a k-means partition of ``config.partition_size`` examples' input
+    (``model.partition_features``: the input in its ``partition_space``).
 
     ``model.init_with_partition(key, x, centroids)`` then splits the init batch by them, so that
     the generators start from the parts of many examples rather than of the init batch alone.
     """
     k_subset, k_noise, k_means = jax.random.split(key, 3)
-    pixels = features_of_more_examples(model, None, data, k_subset, k_noise, preprocess, config)
-    fit_parts = jax.jit(partition_lib.kmeans, static_argnums=2, static_argnames="min_part_fraction")
-    return fit_parts(k_means, pixels, model.num_components, min_part_fraction=model.min_part_fraction).centroids
+    features = features_of_more_examples(model, None, data, k_subset, k_noise, preprocess, config)
+    return jax.jit(model.kmeans)(k_means, features).centroids
 
 
 def init_params(model, key: Array, init_x: Array, data: Array, preprocess, config: TrainConfig,

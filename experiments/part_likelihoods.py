@@ -49,7 +49,7 @@ def main(argv=None) -> dict:
                                seed=args.seed, partition_size=args.partition_size)
     result = train.fit(model, config, deq, x_train, x_test, progress=not args.no_progress)
     x = deq(jax.random.PRNGKey(args.seed + 1), jnp.asarray(x_test))
-    parts = np.asarray(partition.nearest(result.partition.centroids, x.reshape(len(x), -1)))
+    parts = np.asarray(partition.nearest(result.partition.centroids, model.partition_features(None, x)))
     score = jax.jit(model.generator_log_prob)
     log_p = np.concatenate([np.asarray(score(result.state.params, x[i: i + 500])) for i in range(0, len(x), 500)])
     bits = -np.asarray(deq.discrete_log_prob(log_p)) / (deq.num_model_dims * np.log(2.0))
