@@ -63,6 +63,9 @@ class Glow(StandardNormalFlow):
         the flow, so that the latent stays N(0, I) and a GenMM's generators still share it.
         ``init`` sets them to the init batch's per-element mean and std of that latent
         (data-dependent, as ActNorm; an element constant on the batch keeps std 1).
+      split_log_std_floor: None (Glow's), or the smallest log-std the conditional split priors
+        can give (``Split.log_std_floor``: ``f + softplus(logs - f)``), so that an unusual input
+        cannot get an arbitrarily narrow prior.
 
     Params: ``{"levels": [{"steps": <stacked FlowStep params>, "split": ...}, ...]}``
     (no ``"split"`` on the last level, no ``"steps"`` on a level with zero steps), plus
@@ -80,6 +83,7 @@ class Glow(StandardNormalFlow):
     conv_impl: ConvImpl = "lax"
     first_level_steps: int | None = None
     top_prior: TopPrior = "standard"
+    split_log_std_floor: float | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
@@ -123,7 +127,7 @@ class Glow(StandardNormalFlow):
             shape = squeeze.output_shape
             step = FlowStep(shape, self.coupling, self.hidden_channels, self.linear, compute_dtype=self.compute_dtype,
                             conv_impl=self.conv_impl)
-            split = (Split(shape, self.split_prior, self.compute_dtype, self.conv_impl)
+            split = (Split(shape, self.split_prior, self.compute_dtype, self.conv_impl, self.split_log_std_floor)
                      if level < self.num_levels - 1 else None)
             levels.append((squeeze, Repeat(step, num_steps) if num_steps else None, split))
             if split is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import pathlib
 import time
 
@@ -23,6 +24,7 @@ from emflow import distributed, sharding, train
 from emflow.bijectors.conditioners import CONV_IMPLS
 from emflow.bijectors.split import SplitPrior
 from emflow.glow import TOP_PRIORS
+from emflow.partition_space import PARTITION_SPACES
 from experiments.configs import JOB_PRESETS, PRESETS
 
 MODELS = {"genmm": emflow.GenMM, "latmm": emflow.LatMM}
@@ -54,6 +56,9 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
     p.add_argument("--top_prior", choices=TOP_PRIORS, default=None,
                    help="GenMM: density of the generators' top-level latent: N(0, I), or a learned diagonal Gaussian "
                         "(Glow's learn_top; default: the preset's, learned for GenMM with the cpu preset)")
+    p.add_argument("--split_log_std_floor", type=float, default=None,
+                   help="smallest log-std of the conditional split priors (Split.log_std_floor; default: the job "
+                        "preset's, -7 for MNIST GenMM with the cpu preset, else none); 'nan' for none")
     p.add_argument("--compute_dtype", choices=["float32", "bfloat16"], default="float32",
                    help="dtype of the coupling networks' arithmetic (mixed precision)")
     p.add_argument("--conv_impl", choices=CONV_IMPLS, default="lax",
@@ -93,6 +98,11 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
                    help="the partition a mixture starts from is k-means of this many training images: of their "
                         "pixels for GenMM's generators, of their latents for LatMM's Gaussians (0: the init batch's "
                         f"512; default: {train.TrainConfig.partition_size:,}, 0 for Fashion-MNIST GenMM with the cpu preset)")
+    p.add_argument("--partition_space", choices=list(PARTITION_SPACES), default="blurred_unit",
+                   help="GenMM: what that k-means clusters: the pixels ('input'), their direction ('unit') or the "
+                        "direction of the images blurred by one pixel ('blurred_unit', the default: purer parts)")
+    p.add_argument("--kmeans_starts", type=int, default=4,
+                   help="GenMM: k-means starts of that partition, the least-inertia one kept (default 4)")
     p.add_argument("--no_baselines", action="store_true", help="skip the closed-form baselines")
     p.add_argument("--data_dir", help="folder with mnist/ and fashion_mnist/ (default: $EMFLOW_DATA_DIR, else TFDS)")
     p.add_argument("--workdir", help="where metrics, plots and checkpoints go (default: runs/<dataset>_<model>_k<K>)")
@@ -122,6 +132,8 @@ def add_sweep_size_arguments(p: argparse.ArgumentParser, *, epochs: int, em_ever
                         "documented protocol; learned: the GenMM main jobs')")
     p.add_argument("--partition_size", type=int, default=SWEEP_PROTOCOL["partition_size"],
                    help="training images whose k-means partition every run starts from (0: the init batch's)")
+    p.add_argument("--split_log_std_floor", type=float, default=SWEEP_PROTOCOL["split_log_std_floor"],
+                   help="smallest log-std of the split priors in every run (default: nan, none: Glow's)")
     p.add_argument("--data_dir")
     p.add_argument("--no_progress", action="store_true")
 
@@ -132,13 +144,14 @@ def add_sweep_size_arguments(p: argparse.ArgumentParser, *, epochs: int, em_ever
 SWEEP_PROTOCOL_OPTIONS = {"shared_first_level": "the generators' first level shared",
                           "final_prior_update": "the closing pi update"}
 SWEEP_PROTOCOL = {"shared_first_level": False, "final_prior_update": False, "top_prior": "standard",
-                  "partition_size": train.TrainConfig.partition_size}
+                  "partition_size": train.TrainConfig.partition_size, "split_log_std_floor": math.nan}
 
 
 def sweep_protocol_flags(values: dict = SWEEP_PROTOCOL) -> list[str]:
     """The protocol options (``SWEEP_PROTOCOL``'s names) as ``image_experiment`` flags."""
     return [*(f"--{'' if values[name] else 'no-'}{name}" for name in SWEEP_PROTOCOL_OPTIONS),
-            "--top_prior", values["top_prior"], "--partition_size", str(values["partition_size"])]
+            "--top_prior", values["top_prior"], "--partition_size", str(values["partition_size"]),
+            "--split_log_std_floor", str(values["split_log_std_floor"])]
 
 
 SWEEP_PROTOCOL_FLAGS = tuple(sweep_protocol_flags())
@@ -173,6 +186,10 @@ def resolve(args: argparse.Namespace, dataset: str, model: str) -> argparse.Name
             values[name] = job.get(name, False)
     if values["partition_size"] is None:
         values["partition_size"] = job.get("partition_size", train.TrainConfig.partition_size)
+    if values["split_log_std_floor"] is None:
+        values["split_log_std_floor"] = job.get("split_log_std_floor")
+    elif math.isnan(values["split_log_std_floor"]):   # "--split_log_std_floor nan": none, whatever the preset says
+        values["split_log_std_floor"] = None
     if values["components"] is None:
         values["components"] = 3 if model == "genmm" else preset["latmm_components"]
     return argparse.Namespace(**values)
@@ -226,7 +243,8 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
     flow = emflow.Glow(dequantizer.model_shape, num_levels=args.levels, num_steps=args.steps,
                        hidden_channels=args.hidden, linear=args.linear, split_prior=args.split_prior,
                        top_prior=args.top_prior, compute_dtype=args.compute_dtype, conv_impl=args.conv_impl,
-                       first_level_steps=0 if args.shared_first_level else None)
+                       first_level_steps=0 if args.shared_first_level else None,
+                       split_log_std_floor=args.split_log_std_floor)
     logit = None
     if args.logit_alpha:
         if args.scheme == "paper":
@@ -241,7 +259,8 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
         flow = emflow.Prefixed(logit, flow)
     if model == "genmm":
         mixture = emflow.GenMM(flow, args.components, component_axis=args.component_axis,
-                               init_strategy="partition" if args.init == "default" else args.init, trunk=trunk)
+                               init_strategy="partition" if args.init == "default" else args.init, trunk=trunk,
+                               partition_space=args.partition_space, kmeans_starts=args.kmeans_starts)
     else:
         if args.init == "copies":
             raise SystemExit("--init copies is a GenMM init (LatMM has one flow)")
@@ -285,7 +304,7 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
         "epochs": args.epochs, "num_train": len(x_train), "num_test": len(x_test), "scheme": args.scheme, "nll_unit": unit,
         "glow": {"levels": args.levels, "steps": args.steps, "hidden": args.hidden, "linear": args.linear,
                  "shared_first_level": args.shared_first_level, "split_prior": args.split_prior,
-                 "top_prior": args.top_prior},
+                 "top_prior": args.top_prior, "split_log_std_floor": args.split_log_std_floor},
         "batch_size": args.batch_size, "em_every": args.em_every, "warmup_steps": args.warmup_steps, "seed": args.seed,
         "e_step": args.e_step, "compute_dtype": args.compute_dtype, "conv_impl": args.conv_impl,
         "best_test_nll_nats_per_dim": best["test_nll_nats_per_dim"],
@@ -295,6 +314,8 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
         "final_test_bits_per_dim": history[-1]["test_bits_per_dim"],
         "logit_alpha": args.logit_alpha, "init": args.init, "shared_rounds": args.shared_rounds,
         "warm_start_rounds": args.warm_start_rounds, "final_prior_update": args.final_prior_update,
+        "partition_size": args.partition_size,
+        **({"partition_space": args.partition_space, "kmeans_starts": args.kmeans_starts} if model == "genmm" else {}),
         "tempering": args.tempering, "learning_rate": args.learning_rate, "schedule": args.schedule,
         "baselines_bits_per_dim": baselines, "final_components": last_report,
         "seconds_this_call": round(time.time() - t0, 1),

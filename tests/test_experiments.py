@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from experiments import image_experiment, init_variants, part_likelihoods, table1
+from experiments import image_experiment, init_variants, part_likelihoods, partition_spaces, table1
 
 TINY = ["--num_train", "256", "--num_test", "128", "--levels", "2", "--steps", "1", "--hidden", "4",
         "--epochs", "2", "--em_every", "1", "--no_progress"]
@@ -37,16 +37,24 @@ def test_mnist_genmm_tiny_run_reports_its_rulers_and_components(tmp_path, capsys
     for name in ("components.png", "nll.png", "samples/epoch_0002.png", "samples/components_epoch_0002.png"):
         assert (tmp_path / "run" / name).is_file(), name
     assert np.isfinite(summary["final_test_bits_per_dim"]) and summary["final_test_bits_per_dim"] < 8
+    # The image experiments partition the blurred images' directions, the best of 4 k-means starts.
+    model = json.loads((tmp_path / "run" / "config.json").read_text())["model"]
+    assert (model["partition_space"], model["kmeans_starts"]) == ("blurred_unit", 4)
+    assert (summary["partition_space"], summary["kmeans_starts"]) == ("blurred_unit", 4)
 
 
 def test_the_prior_flags_reach_the_generators(tmp_path):
-    """``--split_prior standard --top_prior learned``: N(0, I) on the split-off halves, a learned Gaussian on top."""
+    """``--split_prior standard --top_prior learned``: N(0, I) on the split-off halves, a learned Gaussian on top
+    (and the partition flags reach GenMM)."""
     summary = image_experiment.run("mnist", "genmm", [*TINY, "--epochs", "1", "--split_prior", "standard",
                                                       "--top_prior", "learned", "--no_baselines",
+                                                      "--partition_space", "unit", "--kmeans_starts", "2",
                                                       "--workdir", str(tmp_path)])
     assert summary["glow"]["split_prior"] == "standard" and summary["glow"]["top_prior"] == "learned"
     flow = json.loads((tmp_path / "config.json").read_text())["model"]["flow"]
     assert flow["split_prior"] == "standard" and flow["top_prior"] == "learned"
+    model = json.loads((tmp_path / "config.json").read_text())["model"]
+    assert (model["partition_space"], model["kmeans_starts"]) == ("unit", 2)
     assert np.isfinite(summary["final_test_bits_per_dim"])
     with pytest.raises(SystemExit, match="--top_prior learned is a GenMM option"):
         image_experiment.run("mnist", "latmm", [*TINY, "--top_prior", "learned"])
@@ -69,6 +77,19 @@ def test_table1_over_seeds_and_the_init_comparison(tmp_path):
                                    str(tmp_path / "iv"), "--em_every", "1", *flags])
     assert set(variants) == {"shared", "partition+warm"}
     assert "k-means on pixels (ruler)" in (tmp_path / "iv" / "variants_mnist_k2.md").read_text()
+
+
+def test_partition_spaces_tiny(tmp_path):
+    out = partition_spaces.main(["--num_train", "300", "--num_test", "200", "--components", "3", "--keys", "3",
+                                 "--starts", "1,2", "--workdir", str(tmp_path)])
+    assert [(r["space"], r["starts"]) for r in out["rows"]] == [
+        (s, n) for s in ("input", "unit", "blurred_unit") for n in (1, 2)]
+    for r in out["rows"]:
+        assert all(0.1 <= v <= 1 for v in r["purity"]) and (r["inertia_purity_correlation"] is None) == (r["starts"] == 2)
+        if r["space"] != "input":   # non-negative unit vectors lie within sqrt(2) of each other: the seeds,
+            assert all(0 < i < 2 * 300 for i in r["inertia"])   # and so Lloyd's result, have inertia below 2 N
+    assert len(out["ruler_kmeans_on_pixels_sklearn"]) == 3
+    assert "| blurred_unit | 2 |" in (tmp_path / "partition_spaces_mnist_k3.md").read_text()
 
 
 def test_part_likelihoods_tiny(tmp_path):
@@ -202,6 +223,14 @@ def test_the_job_presets_add_to_their_own_jobs_only_and_explicit_flags_win(capsy
                      ).partition_size == 10000
     assert _resolved("fashion_mnist", "genmm", image_experiment.sweep_size_flags(
         sweep.parse_args(["--partition_size", "0"]))).partition_size == 0
+    # The split priors' log-std floor: MNIST GenMM's job only; "nan" removes it; a sweep has none.
+    assert [_resolved(d, m, argv).split_log_std_floor for d, m, argv in (
+        ("mnist", "genmm", []), ("fashion_mnist", "genmm", []), ("mnist", "latmm", []),
+        ("mnist", "genmm", ["--split_log_std_floor", "nan"]), ("fashion_mnist", "genmm", ["--split_log_std_floor", "-5"]),
+    )] == [-7.0, None, None, None, -5.0]
+    assert _resolved("mnist", "genmm", image_experiment.sweep_size_flags(sweep.parse_args([]))).split_log_std_floor is None
+    assert _resolved("mnist", "genmm", image_experiment.sweep_size_flags(
+        sweep.parse_args(["--split_log_std_floor", "-7"]))).split_log_std_floor == -7.0
     # The cpu preset's GenMM generators learn their top prior; LatMM's latent Gaussians are one; the paper's is N(0, I).
     assert [_resolved(d, m, argv).top_prior for d, m, argv in (
         ("mnist", "genmm", []), ("fashion_mnist", "genmm", []), ("mnist", "latmm", []),

@@ -53,6 +53,29 @@ class SplitTest(chex.TestCase):
         expected = jnp.sum(-0.5 * ((z2 - mu) / jnp.exp(log_sigma)) ** 2 - log_sigma - 0.5 * np.log(2 * np.pi), axis=(1, 2, 3))
         np.testing.assert_allclose(standard_normal_log_prob(eps) + log_det, expected, rtol=1e-5)
 
+    @chex.variants(with_jit=True, without_jit=True)
+    @pytest.mark.filterwarnings("ignore")
+    def test_a_log_std_floor_keeps_the_bijection_and_bounds_the_prior(self):
+        layer = Split((2, 2, 4), log_std_floor=-2.0)
+        params = perturb(layer.init(jax.random.PRNGKey(1)), jax.random.PRNGKey(2), scale=0.3)
+        x = jax.random.normal(jax.random.PRNGKey(0), (3, 2, 2, 4))
+        assert_bijection(self.variant, layer, params, x)   # log-det against slogdet(jacfwd)
+        # The floor's map f + softplus(logs - f), against numpy; far above the floor it is logs itself.
+        free = Split((2, 2, 4))
+        big = {**params, "bias": params["bias"].at[1::2].set(-40.0)}   # every logs far below the floor
+        (_, _), ld_free = free.forward(big, x)
+        (_, _), ld = layer.forward(big, x)
+        _, log_std_free = free._mean_and_log_std(big, x[..., :2])
+        _, log_std = layer._mean_and_log_std(big, x[..., :2])
+        np.testing.assert_allclose(log_std, -2.0 + np.logaddexp(0.0, np.asarray(log_std_free) + 2.0), rtol=1e-6)
+        assert float(jnp.min(log_std)) >= -2.0 and float(jnp.max(log_std_free)) < -8
+        np.testing.assert_allclose(ld, -jnp.sum(log_std, axis=(1, 2, 3)), rtol=1e-6)
+        assert np.all(np.asarray(ld) < np.asarray(ld_free))
+        _, zero = layer._mean_and_log_std(layer.init(None), x[..., :2])   # the zero init: log-std ~ 0
+        np.testing.assert_allclose(zero, -2.0 + np.log1p(np.exp(2.0)), rtol=1e-6)
+        with pytest.raises(ValueError, match="log_std_floor must be a finite number or None, got inf"):
+            Split((2, 2, 4), log_std_floor=float("inf"))
+
     def test_vmap_and_grad(self):
         x = jax.random.normal(jax.random.PRNGKey(5), (4, 2, 2, 4))
         layer = Split((2, 2, 4))
