@@ -49,13 +49,19 @@ VARIANTS = {
 
 def kmeans_purity(dataset: str, data_dir, num_train: int, num_test: int, k: int, seed: int) -> float:
     """Purity of the test images' nearest k-means centroid (pixels; scikit-learn, fitted on the training images)."""
+    return kmeans_purities(dataset, data_dir, num_train, num_test, k, [seed])[0]
+
+
+def kmeans_purities(dataset: str, data_dir, num_train: int, num_test: int, k: int, seeds) -> list[float]:
+    """``kmeans_purity`` for each of ``seeds``, the dataset read once."""
     from sklearn.cluster import KMeans
 
     ds = data_lib.load_dataset(dataset, data_dir)
     train = ds.x_train[:num_train].reshape(num_train, -1).astype(np.float32) / 255.0
     test = ds.x_test[:num_test or None]
-    fit = KMeans(k, n_init=3, random_state=seed).fit(train)
-    return diagnostics.purity(fit.predict(test.reshape(len(test), -1).astype(np.float32) / 255.0), ds.y_test[:len(test)])
+    test_pixels, labels = test.reshape(len(test), -1).astype(np.float32) / 255.0, ds.y_test[:len(test)]
+    return [diagnostics.purity(KMeans(k, n_init=3, random_state=seed).fit(train).predict(test_pixels), labels)
+            for seed in seeds]
 
 
 def main(argv=None) -> dict:

@@ -9,7 +9,7 @@ keys 0 .. keys-1 on the features of the first ``num_train`` dequantized training
 each of the first ``num_test`` test images to its nearest centroid, and the purity of
 that assignment (``diagnostics.purity``), with the correlation of one start's inertia with
 its purity (over the one-start keys). The ruler: scikit-learn's k-means on the pixels of the same
-images (3 inits; ``init_variants.kmeans_purity``) for the same keys as seeds, which is what
+images (3 inits; ``init_variants.kmeans_purities``) for the same keys as seeds, which is what
 the Table I purity runs compare GenMM with. A partition fixes where a GenMM's generators
 start, and EM keeps it (README), so this is the purity a K-generator GenMM starts from.
 Writes ``partition_spaces_<dataset>_k<K>.{md,json}`` into ``--workdir``.
@@ -28,7 +28,7 @@ import numpy as np
 import emflow
 from emflow import data as data_lib
 from emflow import diagnostics, partition, partition_space
-from experiments.init_variants import kmeans_purity
+from experiments.init_variants import kmeans_purities
 
 
 def main(argv=None) -> dict:
@@ -61,8 +61,8 @@ def main(argv=None) -> dict:
             corr = float(np.corrcoef(inertias, purities)[0, 1]) if starts == 1 and args.keys > 2 else None
             rows.append({"space": space, "starts": starts, "purity": purities, "inertia": inertias,
                          "inertia_purity_correlation": corr})
-    ruler = [kmeans_purity(args.dataset, args.data_dir, args.num_train, args.num_test, args.components, key)
-             for key in range(args.keys)]
+    ruler = kmeans_purities(args.dataset, args.data_dir, args.num_train, args.num_test, args.components,
+                            range(args.keys))
     out = {"args": vars(args), "rows": rows, "ruler_kmeans_on_pixels_sklearn": ruler,
            "seconds": round(time.time() - t0, 1)}
     table = render(out)

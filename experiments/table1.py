@@ -85,7 +85,7 @@ def main(argv=None) -> dict:
 def purity_runs(args, dataset: str, seeds: list[int], root: pathlib.Path, done: dict) -> dict:
     """K = ``purity_components`` on ``purity_num_train`` images for every seed (reusing ``done[K][seed]``, the
     table's runs, where they have that size), and k-means on the same images' pixels with each seed."""
-    from experiments.init_variants import kmeans_purity
+    from experiments.init_variants import kmeans_purities
 
     k, n = args.purity_components, args.purity_num_train
     if n == args.num_train and k in done:
@@ -95,7 +95,7 @@ def purity_runs(args, dataset: str, seeds: list[int], root: pathlib.Path, done: 
         runs = [run_one(sized, dataset, k, seed, root, suffix="" if n == args.num_train else f"_n{n}")
                 for seed in seeds]
     return {"num_train": n, "seeds": seeds, "model": [r["final_components"]["purity"] for r in runs],
-            "kmeans": [kmeans_purity(dataset, args.data_dir, n, args.num_test, k, seed) for seed in seeds],
+            "kmeans": kmeans_purities(dataset, args.data_dir, n, args.num_test, k, seeds),
             "pi": [r["final_pi"] for r in runs], "bits_per_dim": [r["final_test_bits_per_dim"] for r in runs]}
 
 
