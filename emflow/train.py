@@ -68,10 +68,11 @@ class TrainConfig:
       partition_size: the partition a mixture starts from is a k-means partition of this many
         training examples (a random subset; all of them if fewer), computed in batches of
         ``eval_batch_size`` (``init_params``). LatMM: after the flow's init, the K latent
-        Gaussians are placed at a partition of these examples' top-level latents
-        (``place_latent_gaussians``); the init batch's own 512 latents gave a less class-pure
-        partition (MNIST, K = 10: 0.508 against 0.614 at the end of training). GenMM (init
-        ``"partition"`` or ``"copies"``): k-means of these examples' pixels gives the centroids,
+        Gaussians are placed at a partition of these examples (of their top-level latents, or of
+        their input in the model's ``partition_space``: ``place_latent_gaussians``); the init
+        batch's own 512 latents gave a less class-pure partition (MNIST, K = 10: 0.508 against
+        0.614 at the end of training). GenMM (init ``"partition"`` or ``"copies"``): k-means of
+        these examples' input in its ``partition_space`` gives the centroids,
         and the init batch is split by them (``partition_centroids``). A value
         ``<= init_batch_size`` keeps the init batch's own partition (GenMM's README results from
         before the night of 2026-12-05 were measured that way).
@@ -441,29 +442,38 @@ def map_batches(fn, params, data: Array, key: Array, batch_size: int):
 
 
 def features_of_more_examples(model, params: dict | None, data: Array, subset_key: Array, noise_key: Array,
-                              preprocess, config: TrainConfig) -> Array:
+                              preprocess, config: TrainConfig, features_fn=None):
     """``model.partition_features`` of ``config.partition_size`` examples: ``(M, F)``.
 
     The examples: a random subset (``subset_key``) of the raw ``data (N, ...)`` (all of it if ``N`` is
     smaller), preprocessed with their own noise (``noise_key``), in batches of ``config.eval_batch_size``;
     ``params`` are the model's where its features depend on them (LatMM's latents), else None (GenMM's input).
+    ``features_fn(params, x)``: what to compute instead of ``model.partition_features`` (any pytree of
+    ``(B, ...)`` arrays, concatenated over the batches).
     """
     n = data.shape[0]
     raw = data[jax.random.permutation(subset_key, n)[: min(config.partition_size, n)]]
-    features = jax.jit(lambda p, r, k: model.partition_features(p, preprocess(k, r)))
+    features_fn = features_fn or model.partition_features
+    features = jax.jit(lambda p, r, k: features_fn(p, preprocess(k, r)))
     return map_batches(features, params, raw, noise_key, config.eval_batch_size)
 
 
 def place_on_more_examples(model, params: dict, data: Array, key: Array, preprocess,
                            config: TrainConfig) -> tuple[dict, partition_lib.Partition]:
-    """LatMM's latent Gaussians re-placed at a k-means partition of ``config.partition_size`` examples' latents.
+    """LatMM's latent Gaussians re-placed at a k-means partition of ``config.partition_size`` examples.
 
-    The latents under the initialised flow (``features_of_more_examples``). Returns ``(params, partition)``
-    as ``model.place_latent_gaussians`` does; deterministic for ``key``.
+    Their latents under the initialised flow, and their ``partition_features`` where the model
+    partitions an input space (``features_of_more_examples``). Returns ``(params, partition)`` as
+    ``model.place_latent_gaussians`` does; deterministic for ``key``.
     """
+    def latents_and_features(p, x):
+        z = model.top_latents(p, x)
+        return z, (None if model.partition_space == "latent" else model.partition_features(p, x))
+
     k_subset, k_noise, k_means = jax.random.split(key, 3)
-    z = features_of_more_examples(model, params, data, k_subset, k_noise, preprocess, config)
-    return jax.jit(model.place_latent_gaussians)(k_means, params, z)
+    z, features = features_of_more_examples(model, params, data, k_subset, k_noise, preprocess, config,
+                                            latents_and_features)
+    return jax.jit(model.place_latent_gaussians)(k_means, params, z, features)
 
 
 def partition_centroids(model, data: Array, key: Array, preprocess, config: TrainConfig) -> Array:
@@ -501,7 +511,9 @@ def init_params(model, key: Array, init_x: Array, data: Array, preprocess, confi
     params, part = jax.jit(model.init_with_partition)(key, init_x)
     if more and part is not None and hasattr(model, "place_latent_gaussians"):
         params, part = place_on_more_examples(model, params, data, jax.random.fold_in(key, 3), preprocess, config)
-        log(f"latent Gaussians placed at a k-means partition of {size} examples' latents "
+        space = getattr(model, "partition_space", "latent")
+        log(f"latent Gaussians placed at a k-means partition of {size} examples' "
+            f"{'latents' if space == 'latent' else space + ' features'} "
             f"({time.time() - started:.1f} s)")
     return params, part
 

@@ -24,7 +24,7 @@ from emflow import distributed, sharding, train
 from emflow.bijectors.conditioners import CONV_IMPLS
 from emflow.bijectors.split import SplitPrior
 from emflow.glow import TOP_PRIORS
-from emflow.partition_space import PARTITION_SPACES
+from emflow.latmm import LATENT_PARTITION_SPACES
 from experiments.configs import JOB_PRESETS, PRESETS
 
 MODELS = {"genmm": emflow.GenMM, "latmm": emflow.LatMM}
@@ -96,13 +96,15 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
     p.add_argument("--reseed_dead", action="store_true", help="re-seed dead components by splitting the largest")
     p.add_argument("--partition_size", type=int, default=None,
                    help="the partition a mixture starts from is k-means of this many training images: of their "
-                        "pixels for GenMM's generators, of their latents for LatMM's Gaussians (0: the init batch's "
+                        "features (--partition_space) for GenMM's generators and LatMM's Gaussians (0: the init batch's "
                         f"512; default: {train.TrainConfig.partition_size:,}, 0 for Fashion-MNIST GenMM with the cpu preset)")
-    p.add_argument("--partition_space", choices=list(PARTITION_SPACES), default="blurred_unit",
-                   help="GenMM: what that k-means clusters: the pixels ('input'), their direction ('unit') or the "
-                        "direction of the images blurred by one pixel ('blurred_unit', the default: purer parts)")
-    p.add_argument("--kmeans_starts", type=int, default=4,
-                   help="GenMM: k-means starts of that partition, the least-inertia one kept (default 4)")
+    p.add_argument("--partition_space", choices=list(LATENT_PARTITION_SPACES), default=None,
+                   help="what that k-means clusters: the pixels ('input'), their direction ('unit'), the direction "
+                        "of the images blurred by one pixel ('blurred_unit'), or LatMM's top-level latents "
+                        "('latent'); default: " + ", ".join(f"{m} {v[0]!r}" for m, v in PARTITION_DEFAULTS.items()))
+    p.add_argument("--kmeans_starts", type=int, default=None,
+                   help="k-means starts of that partition, the least-inertia one kept (default: "
+                        + ", ".join(f"{m} {v[1]}" for m, v in PARTITION_DEFAULTS.items()) + ")")
     p.add_argument("--no_baselines", action="store_true", help="skip the closed-form baselines")
     p.add_argument("--data_dir", help="folder with mnist/ and fashion_mnist/ (default: $EMFLOW_DATA_DIR, else TFDS)")
     p.add_argument("--workdir", help="where metrics, plots and checkpoints go (default: runs/<dataset>_<model>_k<K>)")
@@ -115,6 +117,11 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
     distributed.add_arguments(p)
     return p
 
+
+# Where each model's k-means partition is computed, and its starts (README, "GenMM's partition space" and
+# "LatMM's partition space": the blurred images' directions gave purer parts for both, and LatMM's latent
+# Gaussians placed at those parts' latents kept them).
+PARTITION_DEFAULTS = {"genmm": ("blurred_unit", 4), "latmm": ("blurred_unit", 4)}
 
 SWEEP_SIZE_FLAGS = ("epochs", "em_every", "num_train", "num_test", "levels", "steps", "hidden", "warmup_steps")
 
@@ -134,6 +141,10 @@ def add_sweep_size_arguments(p: argparse.ArgumentParser, *, epochs: int, em_ever
                    help="training images whose k-means partition every run starts from (0: the init batch's)")
     p.add_argument("--split_log_std_floor", type=float, default=SWEEP_PROTOCOL["split_log_std_floor"],
                    help="smallest log-std of the split priors in every run (default: nan, none: Glow's)")
+    p.add_argument("--partition_space", choices=list(LATENT_PARTITION_SPACES), default=None,
+                   help="what every run's k-means partition clusters (default: the model's, PARTITION_DEFAULTS)")
+    p.add_argument("--kmeans_starts", type=int, default=None,
+                   help="k-means starts of every run's partition (default: the model's, PARTITION_DEFAULTS)")
     p.add_argument("--data_dir")
     p.add_argument("--no_progress", action="store_true")
 
@@ -161,6 +172,8 @@ def sweep_size_flags(args: argparse.Namespace) -> list[str]:
     """``add_sweep_size_arguments``' values as ``image_experiment`` flags, the protocol options included."""
     protocol = sweep_protocol_flags({name: getattr(args, name) for name in SWEEP_PROTOCOL})
     flags = [*protocol, *(item for name in SWEEP_SIZE_FLAGS for item in (f"--{name}", str(getattr(args, name))))]
+    flags += [item for name in ("partition_space", "kmeans_starts") if getattr(args, name, None) is not None
+              for item in (f"--{name}", str(getattr(args, name)))]
     return flags + (["--data_dir", args.data_dir] if args.data_dir else []) + (
         ["--no_progress"] if args.no_progress else [])
 
@@ -190,6 +203,9 @@ def resolve(args: argparse.Namespace, dataset: str, model: str) -> argparse.Name
         values["split_log_std_floor"] = job.get("split_log_std_floor")
     elif math.isnan(values["split_log_std_floor"]):   # "--split_log_std_floor nan": none, whatever the preset says
         values["split_log_std_floor"] = None
+    for i, name in enumerate(("partition_space", "kmeans_starts")):
+        if values[name] is None:
+            values[name] = PARTITION_DEFAULTS[model][i]
     if values["components"] is None:
         values["components"] = 3 if model == "genmm" else preset["latmm_components"]
     return argparse.Namespace(**values)
@@ -268,7 +284,8 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
             raise SystemExit("--resampled_m_step is a GenMM option (LatMM's components share one flow)")
         if args.top_prior == "learned":
             raise SystemExit("--top_prior learned is a GenMM option (LatMM's latent Gaussians are its learned top prior)")
-        mixture = emflow.LatMM(flow, args.components, init_strategy="shared" if args.init == "shared" else "kmeans")
+        mixture = emflow.LatMM(flow, args.components, init_strategy="shared" if args.init == "shared" else "kmeans",
+                               partition_space=args.partition_space, kmeans_starts=args.kmeans_starts)
     config = train.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, em_every=args.em_every,
                                learning_rate=args.learning_rate, warmup_steps=args.warmup_steps, seed=args.seed,
                                e_step=args.e_step, schedule=args.schedule, warm_start_rounds=args.warm_start_rounds,
@@ -315,7 +332,7 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
         "logit_alpha": args.logit_alpha, "init": args.init, "shared_rounds": args.shared_rounds,
         "warm_start_rounds": args.warm_start_rounds, "final_prior_update": args.final_prior_update,
         "partition_size": args.partition_size,
-        **({"partition_space": args.partition_space, "kmeans_starts": args.kmeans_starts} if model == "genmm" else {}),
+        "partition_space": args.partition_space, "kmeans_starts": args.kmeans_starts,
         "tempering": args.tempering, "learning_rate": args.learning_rate, "schedule": args.schedule,
         "baselines_bits_per_dim": baselines, "final_components": last_report,
         "seconds_this_call": round(time.time() - t0, 1),

@@ -223,6 +223,16 @@ def test_the_job_presets_add_to_their_own_jobs_only_and_explicit_flags_win(capsy
                      ).partition_size == 10000
     assert _resolved("fashion_mnist", "genmm", image_experiment.sweep_size_flags(
         sweep.parse_args(["--partition_size", "0"]))).partition_size == 0
+    # What the partition clusters: the blurred images' directions, best of 4 starts, for both models; a flag wins,
+    # and a sweep passes its own on to every run (none given: the model's).
+    assert [(r.partition_space, r.kmeans_starts) for r in (
+        _resolved("mnist", "genmm", []), _resolved("fashion_mnist", "latmm", []),
+        _resolved("mnist", "latmm", ["--partition_space", "latent", "--kmeans_starts", "1"]))] == [
+        ("blurred_unit", 4), ("blurred_unit", 4), ("latent", 1)]
+    swept = _resolved("mnist", "latmm", image_experiment.sweep_size_flags(
+        sweep.parse_args(["--partition_space", "input", "--kmeans_starts", "2"])))
+    assert (swept.partition_space, swept.kmeans_starts) == ("input", 2)
+    assert "--partition_space" not in image_experiment.sweep_size_flags(sweep.parse_args([]))
     # The split priors' log-std floor: MNIST GenMM's job only; "nan" removes it; a sweep has none.
     assert [_resolved(d, m, argv).split_log_std_floor for d, m, argv in (
         ("mnist", "genmm", []), ("fashion_mnist", "genmm", []), ("mnist", "latmm", []),
