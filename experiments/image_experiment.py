@@ -274,6 +274,9 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
     elif logit is not None:
         flow = emflow.Prefixed(logit, flow)
     if model == "genmm":
+        if args.partition_space == "latent":
+            raise SystemExit("--partition_space latent is a LatMM option (GenMM partitions its input: "
+                             "'input', 'unit' or 'blurred_unit')")
         mixture = emflow.GenMM(flow, args.components, component_axis=args.component_axis,
                                init_strategy="partition" if args.init == "default" else args.init, trunk=trunk,
                                partition_space=args.partition_space, kmeans_starts=args.kmeans_starts)

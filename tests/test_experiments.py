@@ -58,6 +58,8 @@ def test_the_prior_flags_reach_the_generators(tmp_path):
     assert np.isfinite(summary["final_test_bits_per_dim"])
     with pytest.raises(SystemExit, match="--top_prior learned is a GenMM option"):
         image_experiment.run("mnist", "latmm", [*TINY, "--top_prior", "learned"])
+    with pytest.raises(SystemExit, match="--partition_space latent is a LatMM option"):
+        image_experiment.run("mnist", "genmm", [*TINY, "--partition_space", "latent"])
 
 
 def test_table1_over_seeds_and_the_init_comparison(tmp_path):
