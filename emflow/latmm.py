@@ -141,9 +141,9 @@ class LatMM(MixtureModel):
         """``(params, partition)``: the flow from ``key`` initialised on ``x``, then the latent Gaussians.
 
         ``"kmeans"``: k-means (k-means++ seeds) of the batch's ``partition_features`` (by default
-        its top-level latents ``z: (B, M)``); ``means[k]`` is part k's centroid and ``log_stds[k]`` the log of part k's per-dimension
-        std (a part of fewer than 2 examples, or a dimension constant on it, takes the
-        batch's std there). ``"shared"``: means and log-stds ~ N(0, 0.01^2); no partition.
+        its top-level latents ``z: (B, M)``); ``means[k]`` is the mean and ``log_stds[k]`` the log of the
+        per-dimension std of part k's latents (a part of fewer than 2 examples, or a dimension constant
+        on it, takes the batch's std there; ``place_latent_gaussians``). ``"shared"``: means and log-stds ~ N(0, 0.01^2); no partition.
         Deterministic for ``key``; works under ``jit``.
         """
         self._check_input(x, "init")
