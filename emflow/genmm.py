@@ -101,8 +101,7 @@ class GenMM(MixtureModel):
             raise ValueError(f"GenMM: init_strategy must be one of {INIT_STRATEGIES}, got {self.init_strategy!r}")
         partition_lib.check_min_part_fraction("GenMM", self.min_part_fraction)
         partition_space_lib.check_partition_space("GenMM", self.partition_space, tuple(self.flow.event_shape))
-        if self.kmeans_starts < 1:
-            raise ValueError(f"GenMM: kmeans_starts must be >= 1, got {self.kmeans_starts}")
+        partition_lib.check_kmeans_starts("GenMM", self.kmeans_starts)
         if self.trunk is not None and tuple(self.trunk.event_shape) != tuple(self.flow.event_shape):
             raise ValueError(f"GenMM: the trunk maps {tuple(self.trunk.event_shape)} but the generators take "
                              f"{tuple(self.flow.event_shape)}")
@@ -177,11 +176,6 @@ class GenMM(MixtureModel):
         """What k-means partitions, ``(B, *event_shape) -> (B, N)``: the input in ``partition_space`` (``params`` unused)."""
         del params
         return partition_space_lib.features(self.partition_space, x, tuple(self.event_shape))
-
-    def kmeans(self, key: Array, features: Array) -> partition_lib.Partition:
-        """The K-part k-means of ``partition_features`` ``(B, N)`` with this model's repair and starts."""
-        return partition_lib.kmeans(key, features, self.num_components, min_part_fraction=self.min_part_fraction,
-                                    num_starts=self.kmeans_starts)
 
     def generator(self, params: dict, k: int) -> Any:
         """The flow params of generator ``k`` (with a trunk: what comes after it)."""

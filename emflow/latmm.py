@@ -58,8 +58,8 @@ from emflow.latent import Latent
 from emflow.mixture import MixtureModel, check_init_batch, check_num_components, sample_components, uniform_log_pi
 
 SigmaPrior = Literal["gamma", "l2", "none"]
-LatentPartitionSpace = Literal["latent", "input", "unit", "blurred_unit"]
-LATENT_PARTITION_SPACES: tuple[str, ...] = LatentPartitionSpace.__args__
+LatentPartitionSpace = Literal["latent", partition_space_lib.PartitionSpace]
+LATENT_PARTITION_SPACES: tuple[str, ...] = ("latent", *partition_space_lib.PARTITION_SPACES)
 INIT_SCALE = 0.01  # the reference code starts the means and log-stds at N(0, 0.01^2)
 
 
@@ -113,8 +113,7 @@ class LatMM(MixtureModel):
                              f"got {self.partition_space!r}")
         if self.partition_space != "latent":
             partition_space_lib.check_partition_space("LatMM", self.partition_space, tuple(self.flow.event_shape))
-        if self.kmeans_starts < 1:
-            raise ValueError(f"LatMM: kmeans_starts must be >= 1, got {self.kmeans_starts}")
+        partition_lib.check_kmeans_starts("LatMM", self.kmeans_starts)
         if self.sigma_prior not in ("gamma", "l2", "none"):
             raise ValueError(f"LatMM: sigma_prior must be 'gamma', 'l2' or 'none', got {self.sigma_prior!r}")
         if self.l2_weight < 0:
@@ -188,11 +187,6 @@ class LatMM(MixtureModel):
         std = jnp.sqrt(jnp.maximum(var, 0.0))
         std = jnp.where((counts > 1) & (std > 0), std, jnp.std(z, axis=0)[None, :])
         return {**params, "means": means, "log_stds": jnp.log(std)}, part
-
-    def kmeans(self, key: Array, features: Array) -> partition_lib.Partition:
-        """The K-part k-means of ``partition_features`` ``(N, F)`` with this model's repair and starts."""
-        return partition_lib.kmeans(key, features, self.num_components, min_part_fraction=self.min_part_fraction,
-                                    num_starts=self.kmeans_starts)
 
     def top_latents(self, params: dict, x: Array) -> Array:
         """The top-level latents under ``params["flow"]``: ``(B, *event_shape) -> (B, M)``."""

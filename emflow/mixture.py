@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emflow import partition as partition_lib
 from emflow.bijectors.base import Array, check_batch
 
 ComponentAxis = Literal["vmap", "unrolled", "scan"]
@@ -62,7 +63,8 @@ class MixtureModel:
     """Mixin: log-density and responsibilities from ``component_log_prob``."""
 
     num_components: int
-    # A subclass defines component_log_prob(params, x) -> (B, K) = log pi_k + log p_k(x).
+    # A subclass defines component_log_prob(params, x) -> (B, K) = log pi_k + log p_k(x), and, to start
+    # from a partition, the fields min_part_fraction and kmeans_starts and partition_features(params, x).
 
     def log_prob(self, params, x: Array) -> Array:
         """``log p(x)`` in nats: ``(B, *event_shape) -> (B,)``."""
@@ -76,6 +78,11 @@ class MixtureModel:
         """A penalty added to the M-step loss (none by default)."""
         del params
         return jnp.zeros((), jnp.float32)
+
+    def kmeans(self, key: Array, features: Array) -> partition_lib.Partition:
+        """The K-part k-means of ``partition_features`` ``(N, F)`` with this model's repair and starts."""
+        return partition_lib.kmeans(key, features, self.num_components, min_part_fraction=self.min_part_fraction,
+                                    num_starts=self.kmeans_starts)
 
     def _check_input(self, x: Array, where: str) -> None:
         check_batch(x, self.flow.event_shape, f"{type(self).__name__}.{where}")

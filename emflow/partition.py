@@ -165,6 +165,12 @@ def _one_start(key: Array, features: Array, k: int, num_iterations: int, min_par
     return centroids
 
 
+def check_kmeans_starts(where: str, kmeans_starts: int) -> None:
+    """A clear error unless ``kmeans_starts >= 1``."""
+    if kmeans_starts < 1:
+        raise ValueError(f"{where}: kmeans_starts must be >= 1, got {kmeans_starts}")
+
+
 def check_min_part_fraction(where: str, min_part_fraction: float) -> None:
     """A clear error unless ``0 <= min_part_fraction < 1``."""
     if not 0.0 <= min_part_fraction < 1.0:

@@ -511,7 +511,7 @@ def init_params(model, key: Array, init_x: Array, data: Array, preprocess, confi
     params, part = jax.jit(model.init_with_partition)(key, init_x)
     if more and part is not None and hasattr(model, "place_latent_gaussians"):
         params, part = place_on_more_examples(model, params, data, jax.random.fold_in(key, 3), preprocess, config)
-        space = getattr(model, "partition_space", "latent")
+        space = model.partition_space
         log(f"latent Gaussians placed at a k-means partition of {size} examples' "
             f"{'latents' if space == 'latent' else space + ' features'} "
             f"({time.time() - started:.1f} s)")

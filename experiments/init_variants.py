@@ -54,9 +54,13 @@ def kmeans_purity(dataset: str, data_dir, num_train: int, num_test: int, k: int,
 
 def kmeans_purities(dataset: str, data_dir, num_train: int, num_test: int, k: int, seeds) -> list[float]:
     """``kmeans_purity`` for each of ``seeds``, the dataset read once."""
+    return kmeans_purities_of(data_lib.load_dataset(dataset, data_dir), num_train, num_test, k, seeds)
+
+
+def kmeans_purities_of(ds, num_train: int, num_test: int, k: int, seeds) -> list[float]:
+    """``kmeans_purities`` of a dataset already read (``data.load_dataset``)."""
     from sklearn.cluster import KMeans
 
-    ds = data_lib.load_dataset(dataset, data_dir)
     train = ds.x_train[:num_train].reshape(num_train, -1).astype(np.float32) / 255.0
     test = ds.x_test[:num_test or None]
     test_pixels, labels = test.reshape(len(test), -1).astype(np.float32) / 255.0, ds.y_test[:len(test)]

@@ -28,7 +28,7 @@ import numpy as np
 import emflow
 from emflow import data as data_lib
 from emflow import diagnostics, partition, partition_space
-from experiments.init_variants import kmeans_purities
+from experiments.init_variants import kmeans_purities_of
 
 
 def main(argv=None) -> dict:
@@ -61,8 +61,7 @@ def main(argv=None) -> dict:
             corr = float(np.corrcoef(inertias, purities)[0, 1]) if starts == 1 and args.keys > 2 else None
             rows.append({"space": space, "starts": starts, "purity": purities, "inertia": inertias,
                          "inertia_purity_correlation": corr})
-    ruler = kmeans_purities(args.dataset, args.data_dir, args.num_train, args.num_test, args.components,
-                            range(args.keys))
+    ruler = kmeans_purities_of(ds, args.num_train, args.num_test, args.components, range(args.keys))
     out = {"args": vars(args), "rows": rows, "ruler_kmeans_on_pixels_sklearn": ruler,
            "seconds": round(time.time() - t0, 1)}
     table = render(out)
