@@ -514,6 +514,17 @@ def split_sizes(name: str, data_dir: str | os.PathLike | None = None) -> dict[st
 # ---------------------------------------------------------------------------
 
 
+def has_dataset(name: str, root: str | os.PathLike) -> bool:
+    """Whether ``root`` holds every file that ``load_dataset(name, root)`` reads (existence only; small NORB: False)."""
+    key, root = _dataset_key(name), pathlib.Path(root)
+    if key in ("mnist", "fashion_mnist"):
+        folder = _idx_dir(key, root)
+        stems = [stem for pair in _IDX_FILES.values() for stem in pair]
+        return all((folder / (stem + ".gz")).is_file() or (folder / stem).is_file() for stem in stems)
+    files = {"letter": (_LETTER_FILE,), "satimage": _SATIMAGE_FILES}.get(key)
+    return files is not None and all((root / key / f).is_file() for f in files)
+
+
 def _require_dir(dataset: str, data_dir: str | os.PathLike | None,
                  filenames: Sequence[str]) -> list[pathlib.Path]:
     """Paths of `<data_dir>/<dataset>/<filename>`, all checked to exist."""

@@ -17,8 +17,12 @@ temporary name and is renamed only once complete, so an interrupted run leaves n
 half file behind. Files already present and valid are not fetched again.
 
 ``base_url`` replaces a dataset's mirror (e.g. a local copy; the tests serve
-``../shared/data`` over localhost). The default mirrors could not be reached from this
-project's machines (no internet), so only the local-mirror path is tested.
+``../shared/data`` over localhost); ``$EMFLOW_DATA_MIRROR`` replaces every mirror with
+``<url>/<name>/``. The default mirrors could not be reached from this project's machines
+(no internet), so only the local-mirror path is tested.
+
+``ensure_dataset`` is what the experiments call: the data directory that holds a dataset,
+fetched into ``$EMFLOW_DATA_DIR`` (if set) or the user's cache folder when it is missing.
 """
 from __future__ import annotations
 
@@ -28,7 +32,11 @@ import os
 import pathlib
 import urllib.request
 
+from tqdm.auto import tqdm
+
 from emflow import data as data_lib
+
+MIRROR_ENV_VAR = "EMFLOW_DATA_MIRROR"
 
 MIRRORS = {
     "mnist": "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -85,18 +93,30 @@ def _idx_valid(name: str, path: pathlib.Path, file: str) -> str | None:
 
 
 def download(name: str, data_dir: str | os.PathLike, base_url: str | None = None, timeout: float = 60.0,
-             log=print) -> pathlib.Path:
+             log=print, progress: bool = True) -> pathlib.Path:
     """Fetch ``name``'s files into ``<data_dir>/<name>/`` unless already there and valid; returns that folder.
+
+    ``base_url``: the folder URL holding ``name``'s files; default ``$EMFLOW_DATA_MIRROR/<name>/``
+    if that is set, else ``MIRRORS[name]``. ``progress``: a byte progress bar per file.
 
     Raises:
       ValueError: an unknown dataset name.
-      DownloadError: a file could not be fetched, or failed its check (the bad file is removed).
+      DownloadError: the folder cannot be written; a file could not be fetched, or failed its check
+        (the file just fetched is removed; files that were there before are never deleted).
     """
     key = str(name).strip().lower().replace("-", "_")
     files = files_of(key)
     folder = pathlib.Path(data_dir) / key
-    folder.mkdir(parents=True, exist_ok=True)
-    url = base_url or MIRRORS[key]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".emflow-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise DownloadError(f"download: cannot write the data folder {folder} ({err}); choose another one with "
+                            f"--data_dir or ${data_lib.ENV_VAR}") from err
+    mirror = os.environ.get(MIRROR_ENV_VAR, "").rstrip("/")
+    url = base_url or (f"{mirror}/{key}" if mirror else MIRRORS[key])
     url = url if url.endswith("/") else url + "/"
     fetched = []
     for file in files:
@@ -106,9 +126,12 @@ def download(name: str, data_dir: str | os.PathLike, base_url: str | None = None
         partial = path.with_name(path.name + ".part")
         log(f"downloading {url}{file}")
         try:
-            with urllib.request.urlopen(url + file, timeout=timeout) as response, open(partial, "wb") as out:
+            with urllib.request.urlopen(url + file, timeout=timeout) as response, open(partial, "wb") as out, \
+                    tqdm(total=int(response.headers.get("Content-Length") or 0) or None, unit="B", unit_scale=True,
+                         desc=file, leave=False, disable=not progress) as bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
+                    bar.update(len(chunk))
         except OSError as err:
             partial.unlink(missing_ok=True)
             raise DownloadError(f"download: could not fetch {url}{file}: {err}; fetch it by hand into {folder} "
@@ -127,3 +150,29 @@ def download(name: str, data_dir: str | os.PathLike, base_url: str | None = None
             raise DownloadError(f"download: the {key} files in {folder} do not parse ({err}); removed the ones "
                                 f"just fetched: {[p.name for p in fetched]}") from err
     return folder
+
+
+def user_cache_dir() -> pathlib.Path:
+    """Where downloads go without a data directory: ``$XDG_CACHE_HOME/emflow/data`` (default ``~/.cache``)."""
+    return pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "emflow" / "data"
+
+
+def ensure_dataset(name: str, data_dir: str | os.PathLike | None = None, log=print,
+                   progress: bool = True) -> pathlib.Path | None:
+    """A data directory from which ``emflow.data.load_dataset(name, ...)`` reads ``name``, fetched if missing.
+
+    The directory is ``data_dir``, else ``$EMFLOW_DATA_DIR``, else ``user_cache_dir()``. When it
+    lacks ``name``'s files (``emflow.data.has_dataset``) they are downloaded into it (``download``: checked, with a progress
+    bar) and ``log`` says where they went. Small NORB is not downloadable: its directory (or
+    None, TensorFlow Datasets' own cache) is returned as resolved.
+    """
+    key = str(name).strip().lower().replace("-", "_")
+    root = data_lib.resolve_data_dir(data_dir)
+    if key not in MIRRORS:
+        return root
+    target = root if root is not None else user_cache_dir()
+    if data_lib.has_dataset(key, target):
+        return target
+    folder = download(key, target, log=log, progress=progress)
+    log(f"{key}: its files are in {folder}")
+    return target

@@ -29,8 +29,9 @@ import time
 
 import numpy as np
 
-from emflow import data
+from emflow import data, download
 from emflow.classify import MixtureClassifier, feature_permutations, orbit
+from experiments import exit_on_refused_xla_flags
 
 # The paper's Table II (test accuracy) and the state of the art it quotes.
 PAPER_TABLE2 = {
@@ -68,7 +69,8 @@ PRESETS = {
 
 
 def load(dataset: str, data_dir: str | None):
-    ds = data.load_dataset("smallnorb" if dataset == "norb" else dataset, data_dir)
+    name = "smallnorb" if dataset == "norb" else dataset
+    ds = data.load_dataset(name, download.ensure_dataset(name, data_dir))
     flat = lambda x: x.reshape(len(x), -1)
     return flat(ds.x_train), ds.y_train, flat(ds.x_test), ds.y_test
 
@@ -291,4 +293,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+    exit_on_refused_xla_flags()
     main()

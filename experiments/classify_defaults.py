@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from experiments import exit_on_refused_xla_flags
+
 DATASETS = ("wine", "breast_cancer", "digits", "iris")
 
 
@@ -104,4 +106,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+    exit_on_refused_xla_flags()
     main()

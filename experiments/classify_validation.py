@@ -16,8 +16,9 @@ import time
 
 import numpy as np
 
-from emflow import data
+from emflow import data, download
 from emflow.classify import MixtureClassifier
+from experiments import exit_on_refused_xla_flags
 
 
 def stratified_split(labels: np.ndarray, fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -40,7 +41,7 @@ def main(argv=None):
                    help="repeat over this many different 80/20 splits (seeds 0..n-1); report the mean")
     p.add_argument("settings", nargs="+", help="JSON dicts of MixtureClassifier arguments")
     args = p.parse_args(argv)
-    ds = data.load_dataset(args.dataset, args.data_dir)
+    ds = data.load_dataset(args.dataset, download.ensure_dataset(args.dataset, args.data_dir))
     splits = [stratified_split(ds.y_train, seed=seed) for seed in range(args.splits)]
     for spec in args.settings:
         kw = json.loads(spec)
@@ -60,4 +61,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    exit_on_refused_xla_flags()
     main()

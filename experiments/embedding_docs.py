@@ -19,6 +19,8 @@ import time
 
 import numpy as np
 
+from experiments import exit_on_refused_xla_flags
+
 PAGE = pathlib.Path(__file__).resolve().parents[1] / "docs" / "embedding.md"
 SETTINGS = ("workdir", "data_dir", "num_eval", "num_steps")
 
@@ -100,4 +102,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+    exit_on_refused_xla_flags()
     main()

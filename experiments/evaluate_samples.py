@@ -38,6 +38,8 @@ import numpy as np
 import emflow
 from emflow import baselines, feature_net, metrics
 from emflow import data as data_lib
+from emflow import download
+from experiments import exit_on_refused_xla_flags
 from experiments import image_experiment
 
 METRICS = ("IS", "FID", "MMD", "1-NN")
@@ -86,7 +88,7 @@ def sampler(model, dequantizer, chunk: int = 500):
 
 def evaluate_dataset(dataset: str, args, root: pathlib.Path) -> dict:
     t0 = time.time()
-    ds = data_lib.load_dataset(dataset, args.data_dir)
+    ds = data_lib.load_dataset(dataset, download.ensure_dataset(dataset, args.data_dir))
     net = feature_net.load_or_train(dataset, args.data_dir, args.cache_dir)
     n, trials = args.num_samples, args.trials
     if n > len(ds.x_test) or n < 2:
@@ -218,4 +220,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+    exit_on_refused_xla_flags()
     main()

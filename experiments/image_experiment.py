@@ -20,7 +20,7 @@ import numpy as np
 import emflow
 from emflow import baselines as baselines_lib
 from emflow import data as data_lib
-from emflow import distributed, sharding, train
+from emflow import distributed, download, sharding, train
 from emflow.bijectors.conditioners import CONV_IMPLS
 from emflow.bijectors.split import SplitPrior
 from emflow.glow import TOP_PRIORS
@@ -245,7 +245,7 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
     if jax.process_count() > 1:
         ds, x_train, x_test, y_test = load_process_rows(dataset, args, mesh)
     else:
-        ds = data_lib.load_dataset(dataset, args.data_dir)
+        ds = data_lib.load_dataset(dataset, download.ensure_dataset(dataset, args.data_dir))
         check_num_examples(dataset, args, {"train": len(ds.x_train), "test": len(ds.x_test)})
         x_train = ds.x_train[: args.num_train] if args.num_train else ds.x_train
         x_test = ds.x_test[: args.num_test] if args.num_test else ds.x_test

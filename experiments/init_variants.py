@@ -31,7 +31,8 @@ import time
 import numpy as np
 
 from emflow import data as data_lib
-from emflow import diagnostics
+from emflow import diagnostics, download
+from experiments import exit_on_refused_xla_flags
 from experiments import image_experiment
 
 VARIANTS = {
@@ -54,7 +55,7 @@ def kmeans_purity(dataset: str, data_dir, num_train: int, num_test: int, k: int,
 
 def kmeans_purities(dataset: str, data_dir, num_train: int, num_test: int, k: int, seeds) -> list[float]:
     """``kmeans_purity`` for each of ``seeds``, the dataset read once."""
-    return kmeans_purities_of(data_lib.load_dataset(dataset, data_dir), num_train, num_test, k, seeds)
+    return kmeans_purities_of(data_lib.load_dataset(dataset, download.ensure_dataset(dataset, data_dir)), num_train, num_test, k, seeds)
 
 
 def kmeans_purities_of(ds, num_train: int, num_test: int, k: int, seeds) -> list[float]:
@@ -118,4 +119,5 @@ def render(results: dict, ruler: float, args) -> str:
 
 
 if __name__ == "__main__":
+    exit_on_refused_xla_flags()
     main()

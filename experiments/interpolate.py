@@ -26,7 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from emflow import data as data_lib
+from emflow import download
 from emflow import interpolation, plots
+from experiments import exit_on_refused_xla_flags
 from experiments import evaluate_samples, image_experiment
 
 
@@ -46,7 +48,7 @@ def main(argv=None) -> dict:
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     root = pathlib.Path(args.runs)
-    ds = data_lib.load_dataset(args.dataset, args.data_dir)
+    ds = data_lib.load_dataset(args.dataset, download.ensure_dataset(args.dataset, args.data_dir))
     rng = np.random.default_rng(args.seed)
     first, second = (rng.choice(len(ds.x_test), args.pairs, replace=False) for _ in range(2))
     ts = jnp.linspace(0.0, 1.0, args.points + 2)[1:-1]
@@ -94,4 +96,5 @@ def mid_bin(dequantizer, images: np.ndarray) -> jax.Array:
 
 
 if __name__ == "__main__":
+    exit_on_refused_xla_flags()
     main()

@@ -1,5 +1,7 @@
 """GENMM on mnist with EM: `python -m experiments.mnist_genmm --help`."""
+from experiments import exit_on_refused_xla_flags
 from experiments.image_experiment import run
 
 if __name__ == "__main__":
+    exit_on_refused_xla_flags()
     run("mnist", "genmm")

@@ -22,7 +22,9 @@ import numpy as np
 
 import emflow
 from emflow import data as data_lib
+from emflow import download
 from emflow import partition, train
+from experiments import exit_on_refused_xla_flags
 from experiments import image_experiment
 
 
@@ -37,7 +39,7 @@ def main(argv=None) -> dict:
     if args.shared_first_level or args.final_prior_update:
         p.error("--shared_first_level and --final_prior_update are not available here: the generators are "
                 "separate flows and every EM round is a warm-start round")
-    ds = data_lib.load_dataset(args.dataset, args.data_dir)
+    ds = data_lib.load_dataset(args.dataset, download.ensure_dataset(args.dataset, args.data_dir))
     x_train, x_test = ds.x_train[: args.num_train or None], ds.x_test[: args.num_test or None]
     deq = emflow.Dequantizer(ds.x_train.shape[1:])
     flow = emflow.Prefixed(emflow.Logit(deq.model_shape),
@@ -84,4 +86,5 @@ def render(out: dict) -> str:
 
 
 if __name__ == "__main__":
+    exit_on_refused_xla_flags()
     main()

@@ -27,7 +27,9 @@ import numpy as np
 
 import emflow
 from emflow import data as data_lib
+from emflow import download
 from emflow import diagnostics, partition, partition_space
+from experiments import exit_on_refused_xla_flags
 from experiments.init_variants import kmeans_purities_of
 
 
@@ -43,7 +45,7 @@ def main(argv=None) -> dict:
     p.add_argument("--workdir", default="runs/partition_spaces")
     args = p.parse_args(argv)
     t0 = time.time()
-    ds = data_lib.load_dataset(args.dataset, args.data_dir)
+    ds = data_lib.load_dataset(args.dataset, download.ensure_dataset(args.dataset, args.data_dir))
     deq = emflow.Dequantizer(ds.x_train.shape[1:])
     x_train = deq(jax.random.PRNGKey(0), jnp.asarray(ds.x_train[: args.num_train]))
     x_test = deq(jax.random.PRNGKey(1), jnp.asarray(ds.x_test[: args.num_test]))
@@ -90,4 +92,5 @@ def render(out: dict) -> str:
 
 
 if __name__ == "__main__":
+    exit_on_refused_xla_flags()
     main()

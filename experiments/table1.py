@@ -36,6 +36,7 @@ import time
 import numpy as np
 
 from emflow import plots
+from experiments import exit_on_refused_xla_flags
 from experiments import image_experiment
 from experiments.configs import PAPER_TABLE1
 
@@ -162,4 +163,5 @@ def render(results: dict, purity: dict, ks: list[int], seeds: list[int], args) -
 
 
 if __name__ == "__main__":
+    exit_on_refused_xla_flags()
     main()

@@ -13,7 +13,9 @@ import dataclasses
 import json
 
 from emflow import data as data_lib
+from emflow import download
 from emflow import feature_net
+from experiments import exit_on_refused_xla_flags
 
 TARGETS = {"mnist": 0.993, "fashion_mnist": 0.92}
 
@@ -30,7 +32,7 @@ def main(argv=None) -> dict:
     p.add_argument("--cache_dir", help="cache root (default: $EMFLOW_CACHE_DIR, else ~/.cache/emflow)")
     p.add_argument("--no_progress", action="store_true")
     args = p.parse_args(argv)
-    ds = data_lib.load_dataset(args.dataset, args.data_dir)
+    ds = data_lib.load_dataset(args.dataset, download.ensure_dataset(args.dataset, args.data_dir))
     x_train, y_train = ds.x_train[: args.num_train or None], ds.y_train[: args.num_train or None]
     x_test, y_test = ds.x_test[: args.num_test or None], ds.y_test[: args.num_test or None]
     config = dataclasses.replace(feature_net.DATASET_CONFIGS[args.dataset], seed=args.seed, **{
@@ -47,4 +49,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+    exit_on_refused_xla_flags()
     main()

@@ -8,19 +8,47 @@ import os
 import pathlib
 import tempfile
 
+import jax
+import pytest
+
+from emflow.xla_flags import jax_versions, unknown_xla_flags
+
 # The tests' programs are tiny, so compiling them costs far more than running them: XLA:CPU's
 # backend at -O0 without its expensive LLVM passes compiled tests/test_glow.py in 122 s instead
 # of 218 s (this 2-core CPU, cold cache). XLA:CPU's MLIR fusion emitters cost most of what is
 # left: without them (the older elemental emitters) a tiny `mnist_genmm` run spends 3.7 s in XLA
-# compilation instead of 9.0 s. Set before jax is imported; subprocesses and notebook kernels
-# inherit it. Every identity the tests check holds at any optimisation level and with either emitter.
-FAST_COMPILE = ("--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true "
-                "--xla_cpu_use_fusion_emitters=false")
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + FAST_COMPILE).strip()
+# compilation instead of 9.0 s. Every identity the tests check holds at any optimisation level
+# and with either emitter.
+#
+# XLA aborts the whole process on a flag it does not know, and jaxlib 0.11 dropped the emitter
+# switch, so each flag is set only where the installed XLA accepts it (one child process, in the
+# controller only: xdist workers, subprocesses and notebook kernels inherit the result).
+# `tests/test_xla_flags.py` fails, naming the flag, when a flag is refused by a jaxlib that
+# FAST_COMPILE says knows it. A flag the user set that XLA refuses stops the session with its name.
+FAST_COMPILE = {  # flag -> the first jaxlib whose XLA no longer knows it (None: every supported jaxlib)
+    "--xla_backend_optimization_level=0": None,
+    "--xla_llvm_disable_expensive_passes=true": None,
+    "--xla_cpu_use_fusion_emitters=false": (0, 11),
+}
 
-import jax  # noqa: E402
-import pytest
+
+def pytest_configure(config):
+    """Set the FAST_COMPILE flags that XLA accepts; stop, naming them, on user flags that it refuses."""
+    if "PYTEST_XDIST_WORKER" in os.environ or "EMFLOW_TEST_XLA_FLAGS" in os.environ:
+        return
+    user_flags = os.environ.get("XLA_FLAGS", "")
+    wanted = [f for f in FAST_COMPILE if f.split("=")[0] not in user_flags]
+    refused = set(unknown_xla_flags(" ".join([user_flags, *wanted])))
+    refused_user_flags = [f for f in user_flags.split() if f in refused]
+    if refused_user_flags:
+        raise pytest.UsageError(f"XLA_FLAGS holds flag(s) that the installed XLA ({jax_versions()}) does not know: "
+                                f"{' '.join(refused_user_flags)}; remove them to run the tests")
+    applied = [f for f in wanted if f not in refused]
+    os.environ["XLA_FLAGS"] = " ".join([user_flags, *applied]).strip()
+    os.environ["EMFLOW_TEST_XLA_FLAGS"] = " ".join(applied)
+    os.environ["EMFLOW_TEST_XLA_FLAGS_REFUSED"] = " ".join(f for f in wanted if f in refused)
+
+
 
 jax.config.update("jax_compilation_cache_dir", os.environ.get(
     "EMFLOW_TEST_JAX_CACHE", os.path.join(tempfile.gettempdir(), "emflow-test-jax-cache")))

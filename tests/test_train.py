@@ -232,7 +232,9 @@ def test_the_final_prior_update_is_the_final_generators_mean_responsibility():
     assert abs(record["pi_after"][0] - record["pi_before"][0]) > 1e-3, record  # the update did something here
     shift = np.asarray(after["log_pi"], np.float64) - np.asarray(before["log_pi"], np.float64)
     gain = np.mean(scipy.special.logsumexp(joint + shift, axis=1) - scipy.special.logsumexp(joint, axis=1))
-    assert gain > 0 and record["train_log_px_gain_nats"] == pytest.approx(gain, rel=1e-3), (gain, record)
+    # The float32 gain is a mean of per-example logsumexps of O(1) terms: each off by ~1e-7 (float32's
+    # epsilon), so the mean is good to ~1e-7 absolute (2.9e-8 measured with jax 0.12.1, 1e-3 relative with 0.10.2).
+    assert gain > 0 and record["train_log_px_gain_nats"] == pytest.approx(gain, rel=1e-3, abs=1e-7), (gain, record)
     np.testing.assert_allclose(np.asarray(MODEL.log_prob(after, x)), scipy.special.logsumexp(joint + shift, axis=1),
                                rtol=1e-5)
     for a, b in zip(jax.tree.leaves(after), jax.tree.leaves(closed.state.old_params)):
