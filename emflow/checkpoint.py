@@ -19,13 +19,30 @@ import orbax.checkpoint as ocp
 
 
 FORMAT_VERSION = 1  # of the saved layout; ``emflow.serialization.load`` refuses any other
+# Of the trainer state a run resumes from. 2: the E-step's round state is no longer part of it
+# (a cached E-step's table is recomputed when a run resumes inside a round).
+STATE_FORMAT = 2
 
 
 def version_record() -> dict:
-    """``{"format_version", "emflow_version"}``, stored with every checkpoint record."""
+    """``{"format_version", "state_format", "emflow_version"}``, stored with every checkpoint record."""
     import emflow
 
-    return {"format_version": FORMAT_VERSION, "emflow_version": emflow.__version__}
+    return {"format_version": FORMAT_VERSION, "state_format": STATE_FORMAT, "emflow_version": emflow.__version__}
+
+
+def check_resumable(record: dict, where) -> None:
+    """Refuse, with what to do instead, a checkpoint whose trainer state this emflow cannot restore.
+
+    Format 1 states (emflow 0.2.0) held a cached E-step's table of responsibilities; those of
+    a per-batch E-step are the same as format 2's. ``emflow.load`` reads Phi of either.
+    """
+    if record.get("state_format", 1) == 1 and record.get("config", {}).get("train", {}).get("e_step") == "cached":
+        raise ConfigMismatchError(
+            f"refusing to resume {where}: its checkpoint's trainer state (written by emflow "
+            f"{record.get('emflow_version', '0.2.0')}) holds the cached E-step's table, which this emflow "
+            f"({version_record()['emflow_version']}) no longer keeps there. Its parameters load with "
+            "emflow.load; to train on, start a new run in another workdir.")
 
 
 class ConfigMismatchError(ValueError):

@@ -216,22 +216,6 @@ class GenMM(MixtureModel):
         x, _ = self.trunk.inverse(params["trunk"], y.reshape((-1,) + tuple(self.event_shape)))
         return x.reshape(lead + tuple(self.event_shape))
 
-    def generator_log_prob_per_batch(self, params: dict, xs: Array) -> Array:
-        """``log p_k(xs[k])``, each generator on a batch of its own: ``(K, B, *event_shape) -> (K, B)``.
-
-        The resampled M-step's evaluation (``emflow.resampled_m_step``); it costs what
-        ``generator_log_prob`` costs on one batch of B.
-        """
-        k = self.num_components
-        if xs.shape[:1] != (k,):
-            raise ValueError(f"GenMM.generator_log_prob_per_batch: xs must have a leading axis of K = {k}, "
-                             f"got shape {xs.shape}")
-        self._check_input(xs[0], "generator_log_prob_per_batch")  # each batch: (B, *event_shape)
-        y, log_det = self._trunk_forward(params, xs.reshape((-1,) + xs.shape[2:]))  # the trunk once, on all K B
-        y = y.reshape(xs.shape)
-        log_p = self._map_generators(lambda fx: self.flow.log_prob(fx[0], fx[1]), (params["flows"], y))
-        return log_p + log_det.reshape(xs.shape[:2])
-
     def component_log_prob(self, params: dict, x: Array) -> Array:
         """``log pi_k + log p_k(x)``: ``(B, *event_shape) -> (B, K)``."""
         self._check_log_pi(params)

@@ -85,8 +85,6 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
                    help="GenMM: the generators' first-level Glow steps become one trunk they all share "
                         "(the generators keep a squeeze and split there, and their own other levels; "
                         "default: the preset's, on for MNIST with the cpu preset)")
-    p.add_argument("--resampled_m_step", action="store_true",
-                   help="GenMM: every generator's M-step batch drawn from its own responsibilities (cached E-step)")
     p.add_argument("--tempering", choices=["none", "annealed", "paper"], default="none",
                    help="E-step after the warm start: exact, deterministic annealing, or the paper code's 1/D")
     p.add_argument("--final_prior_update", action=argparse.BooleanOptionalAction, default=None,
@@ -283,8 +281,6 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
     else:
         if args.init == "copies":
             raise SystemExit("--init copies is a GenMM init (LatMM has one flow)")
-        if args.resampled_m_step:
-            raise SystemExit("--resampled_m_step is a GenMM option (LatMM's components share one flow)")
         if args.top_prior == "learned":
             raise SystemExit("--top_prior learned is a GenMM option (LatMM's latent Gaussians are its learned top prior)")
         mixture = emflow.LatMM(flow, args.components, init_strategy="shared" if args.init == "shared" else "kmeans",
@@ -293,7 +289,7 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
                                learning_rate=args.learning_rate, warmup_steps=args.warmup_steps, seed=args.seed,
                                e_step=args.e_step, schedule=args.schedule, warm_start_rounds=args.warm_start_rounds,
                                shared_rounds=args.shared_rounds, balanced_parts=args.balanced_parts,
-                               balanced_e_step=args.balanced_e_step, resampled_m_step=args.resampled_m_step,
+                               balanced_e_step=args.balanced_e_step,
                                tempering=args.tempering, reseed_dead=args.reseed_dead,
                                final_prior_update=args.final_prior_update, partition_size=args.partition_size)
     unit = ("nats per pixel of the 32x32 resized input (the paper's protocol; not comparable with 28x28 bits/dim)"
@@ -304,7 +300,7 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
           f"batch {args.batch_size}, t_EM {args.em_every}, lr {args.learning_rate:g} ({args.schedule}, warm-up "
           f"{args.warmup_steps} steps), init {args.init}, "
           f"{f'{args.shared_rounds} shared round(s), ' if args.shared_rounds else ''}warm start {args.warm_start_rounds} round(s), "
-          f"E-step {args.tempering}{', resampled M-step' if args.resampled_m_step else ''}"
+          f"E-step {args.tempering}"
           f"{', first level shared' if args.shared_first_level else ''}"
           f"{', final pi update' if args.final_prior_update else ''}"
           f"{f', trunk of {trunk_steps} shared step(s)' if trunk_steps else ''}; backend {jax.default_backend()}; NLL {unit}")

@@ -7,7 +7,7 @@ import pytest
 import scipy.special
 
 import emflow
-from emflow import train
+from emflow import e_steps, train
 from emflow.checkpoint import Checkpointer, ConfigMismatchError
 from checks import FLOAT32_EPS
 
@@ -73,7 +73,6 @@ def test_cached_e_step_equals_the_per_batch_e_step(whole):
     # are those the per-batch E-step computes: the runs agree to float32 rounding.
     cached = train.fit(MODEL, _config(e_step="cached"), None, _toy(), _toy(128, seed=1),
                        progress=False, log=lambda s: None)
-    assert cached.state.gamma_cache.shape == (256, 2)
     for a, b in zip(jax.tree.leaves(whole.state.params), jax.tree.leaves(cached.state.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose([r["test_nll_nats_per_dim"] for r in cached.history],
@@ -158,20 +157,19 @@ def test_the_state_can_be_donated_to_a_jitted_step():
         state = train.start_epoch(train.em_update(state))
 
 
-def test_round_e_step_schedule_and_new_refusals():
+def test_e_step_schedule_and_new_refusals():
     d = 784
     config = _config(warm_start_rounds=1, tempering="annealed", anneal_beta0=0.1, anneal_rounds=2)
-    specs = [train.round_e_step(config, r, d, has_partition=True) for r in range(4)]
-    assert [s.warm for s in specs] == [True, False, False, False]
-    np.testing.assert_allclose([s.beta for s in specs[1:]], [0.1, 0.1 ** 0.5, 1.0], rtol=1e-12)
+    names = [train.e_step_schedule(config, d, has_partition=True)(r).name for r in range(4)]
+    assert names == ["warm start", "beta 0.1 (joint)", f"beta {0.1 ** 0.5:.4g} (joint)", "beta 1 (joint)"]
     # No partition (the shared init): no warm start; the paper's tempering is 1/D in every round.
-    paper = train.round_e_step(_config(tempering="paper"), 0, d, has_partition=False)
-    assert not paper.warm and paper.beta == 1 / d and paper.tempering == "likelihood"
-    assert train.round_e_step(_config(), 5, d, True) == train.RoundEStep(False, 1.0, "joint")
-    # shared rounds first, then the warm start, then exact
-    shared = [train.round_e_step(_config(shared_rounds=2), r, d, True) for r in range(4)]
-    assert [(s.uniform, s.warm, s.beta) for s in shared] == [(True, False, 1.0)] * 2 + [(False, True, 1.0),
-                                                                                          (False, False, 1.0)]
+    paper = train.e_step_schedule(_config(tempering="paper"), d, has_partition=False)
+    assert [paper(r).name for r in (0, 7)] == [f"beta {1 / d:.4g} (likelihood)"] * 2
+    assert train.e_step_schedule(_config(), d, True)(5).update is e_steps.exact().update
+    # shared rounds first, then the warm start, then exact; cached where asked
+    shared = train.e_step_schedule(_config(shared_rounds=2, e_step="cached"), d, True)
+    assert [shared(r).name for r in range(4)] == ["shared (1/K)"] * 2 + ["warm start", "beta 1 (joint)"]
+    assert shared(3).update is shared(0).update  # a table looked up: one compiled step for every round
     for kwargs, message in [(dict(anneal_beta0=0.0), r"anneal_beta0: beta must lie in \(0, 1\], got 0.0"),
                             (dict(anneal_beta0=1.5), r"beta must lie in \(0, 1\], got 1.5"),
                             (dict(warm_start_rounds=-1), "warm_start_rounds must be an integer >= 0, got -1"),
@@ -294,3 +292,23 @@ def test_latmm_places_its_gaussians_at_a_partition_of_partition_size_examples():
         assert result.partition.labels.shape == (expected,)
     with pytest.raises(ValueError, match="partition_size must be an integer >= 0, got -1"):
         _config(partition_size=-1)
+
+
+def test_a_run_resumed_inside_a_cached_round_recomputes_its_table_and_ends_the_same(tmp_path):
+    """t_EM = 2 with a cached E-step: killed after epoch 1 (inside round 0), the resumed run recomputes the
+    round's table from the checkpointed Phi_old with the round's key and ends bit-equal to an uninterrupted run."""
+    whole = _fit(tmp_path / "whole", e_step="cached")
+    _fit(tmp_path / "killed", e_step="cached", epochs=1)
+    resumed = _fit(tmp_path / "killed", resume=True, e_step="cached")
+    for a, b in zip(jax.tree.leaves(whole.state), jax.tree.leaves(resumed.state)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_checkpoint_of_the_older_state_format_with_a_cached_e_step_is_refused_with_what_to_do():
+    from emflow.checkpoint import check_resumable
+
+    old = {"emflow_version": "0.2.0", "config": {"train": {"e_step": "cached"}}}
+    with pytest.raises(ConfigMismatchError, match="refusing to resume run/: .*emflow 0.2.0.* load with emflow.load"):
+        check_resumable(old, "run/")
+    check_resumable({**old, "config": {"train": {"e_step": "per_batch"}}}, "run/")  # the same state then: fine
+    check_resumable({**old, "state_format": 2}, "run/")

@@ -1,0 +1,168 @@
+"""E-step variants as objects: how an EM round computes the responsibilities its M-steps use.
+
+An ``EStep`` is a NamedTuple of two pure functions, as an optax transformation is:
+
+    state = e_step.init(round_data)          # once per EM round, outside jit: Phi_old is fixed from here
+    gamma, log_px = e_step.update(state, model, old_params, x, idx)   # per batch, inside the jitted step
+
+``x: (B, *event_shape)`` is the batch the M-step sees and ``idx: (B,)`` its rows in the training
+set; ``gamma: (B, K)`` are the responsibilities, ``log_px: (B,)`` the exact ``log p(x; Phi_old)``
+(NaN where the E-step computes no likelihood: a warm start needs none). ``state`` is a pytree
+of arrays, so one compiled step serves every round whose E-step has the same ``update``:
+the variants' numbers (an inverse temperature, a table of responsibilities) travel in it.
+
+The variants, each from ``emflow.em``'s pure functions:
+
+    exact()                     eq. 13 / 24, from the batch, every step
+    tempered(beta, tempering)   (pi_k p_k)^beta ("joint") or pi_k p_k^beta ("likelihood", the paper code's 1/D)
+    warm_start()                hard: each example's part of the init partition (no likelihood computed)
+    uniform()                   1/K for every example (every component learns every example)
+    balanced()                  exact, reweighted to equal totals (needs every example: cached by nature)
+    cached(e_step)              ``e_step`` evaluated once per round over the whole training set, looked up per batch
+
+``fit`` takes a schedule, ``round -> EStep`` (``schedule_from_config`` builds the default one);
+a user's own loop calls ``init`` and ``update`` the same way.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from emflow import em
+from emflow.batches import map_batches
+from emflow.bijectors.base import Array
+
+
+class RoundData(NamedTuple):
+    """What an E-step's ``init`` may read at the start of an EM round.
+
+    Attributes:
+      model: the mixture.
+      old_params: Phi_old, fixed for the round.
+      raw: ``(N, *data_shape)`` raw training data, on the device.
+      preprocess: ``preprocess(key, raw_batch) -> x``.
+      key: the round's noise key (a cached E-step's pass preprocesses batch ``i`` with ``fold_in(key, i)``).
+      batch_size: the batch of a pass over ``raw``.
+      part_labels: ``(N,)`` int32, each example's part of the init partition; None without one.
+    """
+
+    model: Any
+    old_params: Any
+    raw: Array
+    preprocess: Callable
+    key: Array
+    batch_size: int
+    part_labels: Array | None = None
+
+
+class EStep(NamedTuple):
+    """An E-step variant: ``init(RoundData) -> state``; ``update(state, model, old_params, x, idx) -> (gamma, log_px)``.
+
+    ``name`` is what the run's metrics record of the round. ``update`` must be a function that
+    lives as long as the program (a module-level function), so that the jitted step that takes
+    it as a static argument compiles once per variant, not once per round.
+    """
+
+    name: str
+    init: Callable[[RoundData], Any]
+    update: Callable[..., tuple[Array, Array]]
+
+
+def _tempered_joint(state, model, old_params, x, idx):
+    del idx
+    return em.posterior(model, old_params, x, state["beta"], "joint")
+
+
+def _tempered_likelihood(state, model, old_params, x, idx):
+    del idx
+    return em.posterior(model, old_params, x, state["beta"], "likelihood")
+
+
+def _lookup(state, model, old_params, x, idx):
+    del model, old_params, x
+    return state["gamma"][idx], state["log_px"][idx]
+
+
+_TEMPERED = {"joint": _tempered_joint, "likelihood": _tempered_likelihood}
+
+
+def tempered(beta: float, tempering: em.Tempering = "joint") -> EStep:
+    """``gamma ∝ (pi_k p_k(x))^beta`` (``"joint"``) or ``pi_k p_k(x)^beta`` (``"likelihood"``), ``beta`` in (0, 1]."""
+    em.check_beta(beta, "e_steps.tempered")
+    if tempering not in _TEMPERED:
+        raise ValueError(f"e_steps.tempered: tempering must be one of {sorted(_TEMPERED)}, got {tempering!r}")
+    return EStep(f"beta {beta:.4g} ({tempering})", lambda data: {"beta": jnp.float32(beta)}, _TEMPERED[tempering])
+
+
+def exact() -> EStep:
+    """The exact posterior under Phi_old, eq. 13 / 24 (``tempered`` at beta = 1, the same numbers)."""
+    return tempered(1.0, "joint")
+
+
+def _table(gamma: Array, log_px: Array) -> dict:
+    return {"gamma": gamma, "log_px": log_px}
+
+
+def _without_likelihood(gamma: Array) -> dict:
+    return _table(gamma, jnp.full(gamma.shape[:1], jnp.nan, jnp.float32))
+
+
+def warm_start() -> EStep:
+    """Hard responsibilities: one-hot of each example's part of the init partition (``RoundData.part_labels``)."""
+    def init(data: RoundData) -> dict:
+        if data.part_labels is None:
+            raise ValueError("e_steps.warm_start: the model was initialised without a partition (part_labels None)")
+        return _without_likelihood(jax.nn.one_hot(data.part_labels, data.model.num_components, dtype=jnp.float32))
+
+    return EStep("warm start", init, _lookup)
+
+
+def uniform() -> EStep:
+    """``gamma = 1/K`` for every example: each component learns the whole data set, pi stays uniform."""
+    return EStep("shared (1/K)", lambda data: _without_likelihood(
+        em.uniform_responsibilities(data.raw.shape[0], data.model.num_components)), _lookup)
+
+
+def cached(e_step: EStep) -> EStep:
+    """``e_step`` evaluated once per round on every training example (batch ``i`` of the pass with noise
+    ``fold_in(RoundData.key, i)``), its table looked up by the steps. A variant that already holds a
+    table (``warm_start``, ``uniform``, ``balanced``) is returned as it is."""
+    if e_step.update is _lookup:
+        return e_step
+
+    def init(data: RoundData) -> dict:
+        state, rows = e_step.init(data), jnp.arange(data.batch_size)
+        fn = lambda p, raw, k: _update_on_raw(state, p, raw, k, rows, model=data.model, preprocess=data.preprocess,
+                                              update=e_step.update)
+        return _table(*map_batches(fn, data.old_params, data.raw, data.key, data.batch_size))
+
+    return EStep(e_step.name, init, _lookup)
+
+
+def balanced(num_iterations: int = 100) -> EStep:
+    """Exact responsibilities reweighted to equal totals N/K (``em.balanced_responsibilities``), from every example."""
+    def init(data: RoundData) -> dict:
+        fn = lambda p, raw, k: _joint_on_raw(p, raw, k, model=data.model, preprocess=data.preprocess)
+        return _table(*_balance(map_batches(fn, data.old_params, data.raw, data.key, data.batch_size),
+                                num_iterations))
+
+    return EStep("balanced (equal totals)", init, _lookup)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "preprocess", "update"))
+def _update_on_raw(state, old_params, raw, key, rows, *, model, preprocess, update):
+    """``update`` on a raw batch, preprocessed with ``key``: one compiled program per (model, preprocess, update)."""
+    return update(state, model, old_params, preprocess(key, raw), rows)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "preprocess"))
+def _joint_on_raw(old_params, raw, key, *, model, preprocess):
+    return jax.lax.stop_gradient(model.component_log_prob(old_params, preprocess(key, raw)))
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _balance(joint: Array, num_iterations: int) -> tuple[Array, Array]:
+    return em.balanced_responsibilities(joint, num_iterations), jax.nn.logsumexp(joint, axis=1)

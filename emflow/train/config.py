@@ -1,0 +1,200 @@
+"""Training settings: ``TrainConfig``, the learning-rate schedule, the optimizer, the E-step schedule."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Literal
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from emflow import e_steps, em
+
+Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings; the defaults are the reference code's (see ``paper-notes.md``).
+
+    Attributes:
+      epochs: total epochs T.
+      batch_size: examples per gradient step (the last incomplete batch of an epoch is dropped).
+      em_every: t_EM, epochs between prior updates and Phi_old <- Phi.
+      learning_rate, warmup_steps, min_learning_rate: Adam's schedule.
+      schedule: ``"noam"`` (the reference code's inverse-square-root decay) or ``"cosine"``
+        (warm-up, then a cosine decay to ``min_learning_rate`` at the last step).
+      clip_value, clip_norm: gradient value clip, then global-norm clip.
+      seed: the one seed every key is derived from.
+      eval_batch_size: batch for test-set likelihoods.
+      init_batch_size: examples for the data-dependent ActNorm initialisation.
+      partition_size: the partition a mixture starts from is a k-means partition of this many
+        training examples (a random subset; all of them if fewer), computed in batches of
+        ``eval_batch_size`` (``init_params``). LatMM: after the flow's init, the K latent
+        Gaussians are placed at a partition of these examples (of their top-level latents, or of
+        their input in the model's ``partition_space``: ``place_latent_gaussians``); the init
+        batch's own 512 latents gave a less class-pure partition (MNIST, K = 10: 0.508 against
+        0.614 at the end of training). GenMM (init ``"partition"`` or ``"copies"``): k-means of
+        these examples' input in its ``partition_space`` gives the centroids,
+        and the init batch is split by them (``partition_centroids``). A value
+        ``<= init_batch_size`` keeps the init batch's own partition (GenMM's README results from
+        before the night of 2026-12-05 were measured that way).
+      num_samples: samples in the grid drawn after each EM round (0: none).
+      sample_temperature: latent temperature of those samples (Glow's convention: 0.7).
+      train_eval_size: training examples (the first ones) whose NLL under the current
+        Phi is reported each epoch, beside the running NLL under Phi_old.
+      e_step: ``"per_batch"`` (Algorithm 1: Phi_old evaluated on every batch) or
+        ``"cached"``: Phi_old is fixed for an EM round, so every training example's
+        responsibilities are computed once per round (one forward pass over the
+        data, with that round's own dequantization noise) and looked up by the steps.
+      shared_rounds: EM rounds, from the first, in which every component learns every
+        example (``gamma = 1/K``, ``em.uniform_e_step``), so that no generator starts the
+        mixture having seen more data than another; 0 (the default) skips them.
+      warm_start_rounds: EM rounds, after the shared ones, whose responsibilities are the
+        init partition's (hard: one-hot of each example's nearest k-means centroid,
+        ``em.partition_e_step``); 0 turns the warm start off. Ignored for a model
+        initialised without a partition (``init_strategy="shared"``).
+      balanced_parts: the warm start's parts are made equal in size (``partition.balanced_assignment``:
+        nearest centroid with a per-part offset), so that every generator first learns as many
+        examples as every other; False: each example's nearest centroid.
+      balanced_e_step: after the shared and warm rounds, the exact responsibilities reweighted
+        so that every component's total is N/K (``em.balanced_responsibilities``): each
+        component learns the examples it models best *relative to the others*. Needs the
+        cached E-step (the weights come from every training example); ``tempering`` must be "none".
+      tempering: the E-step after the warm start: ``"none"`` (exact, eq. 13 / 24),
+        ``"annealed"`` (``gamma ∝ (pi_k p_k)^beta``, beta rising geometrically from
+        ``anneal_beta0`` to 1 over ``anneal_rounds`` rounds, then exact), or ``"paper"``
+        (the reference code's ``gamma ∝ pi_k p_k^(1/D)``, every round).
+      dead_fraction: a component with ``pi_k < dead_fraction / K`` after an EM round is dead (logged).
+      reseed_dead: re-seed every dead component by splitting the most populated one
+        (``emflow.reseed``), with N(0, ``reseed_scale``^2) noise on the copy.
+      final_prior_update: after the last epoch, one more E-step with the final Phi (exact
+        responsibilities of every training example) and ``pi <- mean gamma`` (``closing_prior_update``):
+        the conditional maximum of the training likelihood over pi for the final generators, so that the
+        reported pi is the final model's share of the data rather than the last round's Phi_old's.
+        It never lowers the training likelihood (an EM step in pi alone). False: Algorithm 1 as written.
+        The checkpoint holds the updated state, so a run resumed to more epochs continues from it: still
+        EM (one extra E-step and pi update), but not bit for bit the run that had those epochs from the start.
+    """
+
+    epochs: int = 10
+    batch_size: int = 64
+    em_every: int = 5
+    learning_rate: float = 1e-3
+    warmup_steps: int = 1000
+    min_learning_rate: float = 1e-4
+    clip_value: float = 5.0
+    clip_norm: float = 100.0
+    seed: int = 0
+    eval_batch_size: int = 500
+    init_batch_size: int = 512
+    partition_size: int = 10_000
+    num_samples: int = 64
+    sample_temperature: float = 0.7
+    train_eval_size: int = 2000
+    e_step: Literal["per_batch", "cached"] = "per_batch"
+    schedule: Literal["noam", "cosine"] = "noam"
+    shared_rounds: int = 0
+    warm_start_rounds: int = 1
+    balanced_parts: bool = False
+    balanced_e_step: bool = False
+    tempering: Literal["none", "annealed", "paper"] = "none"
+    anneal_beta0: float = 0.1
+    anneal_rounds: int = 3
+    dead_fraction: float = 0.1
+    reseed_dead: bool = False
+    reseed_scale: float = 1e-3
+    final_prior_update: bool = False
+
+    def __post_init__(self):
+        if self.e_step not in ("per_batch", "cached"):
+            raise ValueError(f"TrainConfig: e_step must be 'per_batch' or 'cached', got {self.e_step!r}")
+        if self.schedule not in ("noam", "cosine"):
+            raise ValueError(f"TrainConfig: schedule must be 'noam' or 'cosine', got {self.schedule!r}")
+        if self.tempering not in TEMPERINGS:
+            raise ValueError(f"TrainConfig: tempering must be one of {TEMPERINGS}, got {self.tempering!r}")
+        for name in ("epochs", "batch_size", "em_every", "eval_batch_size", "init_batch_size", "warmup_steps",
+                     "anneal_rounds"):
+            value = getattr(self, name)
+            if int(value) != value or value < 1:
+                raise ValueError(f"TrainConfig: {name} must be an integer >= 1, got {value!r}")
+        for name in ("shared_rounds", "warm_start_rounds", "partition_size"):
+            value = getattr(self, name)
+            if int(value) != value or value < 0:
+                raise ValueError(f"TrainConfig: {name} must be an integer >= 0, got {value!r}")
+        em.check_beta(self.anneal_beta0, "TrainConfig.anneal_beta0")
+        if self.balanced_e_step and (self.e_step != "cached" or self.tempering != "none"):
+            raise ValueError(f"TrainConfig: balanced_e_step needs e_step='cached' and tempering='none', got "
+                             f"e_step={self.e_step!r}, tempering={self.tempering!r}")
+        if not 0.0 <= self.dead_fraction < 1.0:
+            raise ValueError(f"TrainConfig: dead_fraction must lie in [0, 1), got {self.dead_fraction!r}")
+        if self.reseed_scale < 0:
+            raise ValueError(f"TrainConfig: reseed_scale must be >= 0, got {self.reseed_scale!r}")
+
+
+TEMPERINGS = ("none", "annealed", "paper")
+
+
+def e_step_schedule(config: TrainConfig, num_dims: int, has_partition: bool) -> Callable[[int], e_steps.EStep]:
+    """``em_round (0-based) -> EStep`` under ``config``, for data of ``num_dims`` dimensions.
+
+    ``shared_rounds`` uniform rounds, then ``warm_start_rounds`` warm-start rounds (with a
+    partition), then the ``tempering`` variant (exact; the paper code's ``1/D``; or a ``beta``
+    rising from ``anneal_beta0`` to 1 over ``anneal_rounds`` rounds) or ``balanced``, each
+    ``cached`` when ``config.e_step == "cached"``.
+    """
+    warm_rounds = config.warm_start_rounds if has_partition else 0
+
+    def schedule(em_round: int) -> e_steps.EStep:
+        if em_round < config.shared_rounds:
+            return e_steps.uniform()
+        if em_round < config.shared_rounds + warm_rounds:
+            return e_steps.warm_start()
+        r = em_round - config.shared_rounds - warm_rounds
+        if config.tempering == "paper":
+            step = e_steps.tempered(1.0 / num_dims, "likelihood")
+        elif config.tempering == "annealed" and r < config.anneal_rounds:
+            step = e_steps.tempered(float(config.anneal_beta0 ** (1.0 - r / config.anneal_rounds)))
+        elif config.balanced_e_step:
+            return e_steps.balanced()
+        else:
+            step = e_steps.exact()
+        return e_steps.cached(step) if config.e_step == "cached" else step
+
+    return schedule
+
+
+def learning_rate_schedule(config: TrainConfig, total_steps: int | None = None) -> optax.Schedule:
+    """The learning rate of step ``count``.
+
+    ``"noam"`` (the reference code's): ``lr * min(s / warmup, sqrt(warmup / s))`` with
+    ``s = count + 1``, floored at ``min_learning_rate`` after warm-up. ``"cosine"``: a linear
+    warm-up to ``lr``, then a cosine decay to ``min_learning_rate`` at ``total_steps``
+    (required; ``fit`` passes ``epochs * steps_per_epoch``); a warm-up as long as the run or
+    longer ends one step before its last.
+    """
+    if config.schedule == "cosine":
+        if total_steps is None:
+            raise ValueError("learning_rate_schedule: the cosine schedule needs total_steps")
+        warmup = min(config.warmup_steps, max(total_steps - 1, 1))
+        return optax.warmup_cosine_decay_schedule(
+            0.0, config.learning_rate, warmup, max(total_steps, warmup + 1), end_value=config.min_learning_rate)
+
+    def schedule(count):
+        s = count + 1.0
+        w = float(config.warmup_steps)
+        lr = config.learning_rate * jnp.minimum(s / w, jnp.sqrt(w / s))
+        return jnp.where(count > w, jnp.maximum(lr, config.min_learning_rate), lr)
+
+    return schedule
+
+
+def make_optimizer(config: TrainConfig, total_steps: int | None = None) -> optax.GradientTransformation:
+    """Value clip -> global-norm clip -> Adam(0.9, 0.9999, 1e-8) on everything but ``log_pi`` (set by EM only)."""
+    train = optax.chain(
+        optax.clip(config.clip_value),
+        optax.clip_by_global_norm(config.clip_norm),
+        optax.adam(learning_rate_schedule(config, total_steps), b1=0.9, b2=0.9999, eps=1e-8),
+    )
+    labels = lambda params: {k: ("fixed" if k == "log_pi" else "train") for k in params}
+    return optax.multi_transform({"train": train, "fixed": optax.set_to_zero()}, labels)

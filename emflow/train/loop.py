@@ -1,0 +1,236 @@
+"""``fit``: Algorithm 1 over epochs and EM rounds, built of the other modules of ``emflow.train``."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import math
+import pathlib
+import time
+from typing import Callable, NamedTuple, Sequence
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from emflow import distributed, e_steps, em, sharding
+from emflow import partition as partition_lib
+from emflow.checkpoint import WorkdirWriteError, to_json_config, version_record
+from emflow.interfaces import Quantizer
+from emflow.train.config import TrainConfig, e_step_schedule, make_optimizer
+from emflow.train.evaluation import Evaluator, epoch_record, format_record
+from emflow.train.hooks import ComponentPlot, EpochEnd, Hook, MetricsFile, SampleGrids, run_hooks
+from emflow.train.start import check_inputs, identity_preprocess, place_data, start_params
+from emflow.train.state import (
+    EMState,
+    closing_prior_update,
+    em_round_update,
+    init_state,
+    raise_if_nonfinite,
+    start_epoch,
+    train_step,
+)
+from emflow.train.workdir import open_workdir, resume_state
+
+Array = jax.Array
+
+
+@dataclasses.dataclass
+class FitResult:
+    state: EMState
+    history: list[dict]
+    workdir: pathlib.Path | None
+    partition: partition_lib.Partition | None = None  # the init batch's partition (None: the shared init)
+
+
+class RunKeys(NamedTuple):
+    """The keys of a run, all from its seed: init (and the EM round updates), data order, step noise,
+    evaluation noise, samples, and the cached E-step's passes."""
+
+    init: Array
+    data: Array
+    noise: Array
+    eval: Array
+    sample: Array
+    cache: Array
+
+    @classmethod
+    def from_seed(cls, seed: int) -> "RunKeys":
+        return cls(*jax.random.split(jax.random.PRNGKey(seed), 6))
+
+
+def fit(
+    model,
+    config: TrainConfig,
+    preprocess: Callable | None,
+    x_train: np.ndarray,
+    x_test: np.ndarray | None = None,
+    *,
+    workdir: str | pathlib.Path | None = None,
+    resume: bool = False,
+    run_info: dict | None = None,
+    mesh=None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    y_test: np.ndarray | None = None,
+    e_step_of_round: Callable[[int], e_steps.EStep] | None = None,
+    hooks: Sequence[Hook] = (),
+) -> FitResult:
+    """Train ``model`` with EM on raw ``x_train`` (e.g. uint8 images), evaluating on ``x_test`` each epoch.
+
+    Args:
+      model: a ``GenMM`` or ``LatMM``.
+      config: the ``TrainConfig``.
+      preprocess: ``preprocess(key, raw_batch) -> x`` (e.g. a ``Dequantizer``); its
+        ``nats_per_dim`` / ``bits_per_dim`` convert log-likelihoods when present.
+        ``None``: the data are used as they are (continuous, e.g. tabular features).
+      x_train, x_test: raw data, ``(N, *data_shape)``: numpy (copied to every device), or a
+        ``jax.Array`` already placed, e.g. spread over the mesh's devices by
+        ``emflow.sharding.from_process_rows`` so that each process holds only its examples.
+      workdir: where metrics (``metrics.jsonl``), plots and checkpoints go; None keeps nothing.
+      resume: continue the run in ``workdir`` from its latest checkpoint.
+      run_info: extra JSON-able facts recorded with the configuration (dataset, scheme, ...).
+      mesh: a ``jax.sharding.Mesh`` from ``emflow.sharding.make_mesh`` to train data
+        parallel and/or component parallel; None: one device.
+      y_test: class labels of ``x_test`` (``(N_test,)`` ints, numpy or a ``jax.Array`` placed like
+        ``x_test``): after every EM round the
+        metrics get a per-component report (``emflow.diagnostics``) and ``components.png``.
+      e_step_of_round: ``em_round -> emflow.e_steps.EStep``, the E-step of each EM round (0-based);
+        None: ``e_step_schedule(config, ...)``.
+      hooks: ``emflow.train.hooks`` objects run after each epoch, before the run's own (metrics
+        file, sample grids, component plot with a ``workdir``) and before its checkpoint.
+
+    Raises:
+      ValueError: non-finite data; ``ConfigMismatchError`` when resuming a different configuration.
+      FileExistsError: ``workdir`` holds checkpoints and ``resume`` is False.
+      NonFiniteLossError: a NaN/Inf loss; the last good checkpoint stays as it was.
+      HookError: a hook raised; the epoch it ran after is not checkpointed.
+    """
+    preprocess = preprocess or identity_preprocess
+    check_inputs(config, preprocess, x_train, x_test, y_test)
+    run_config = to_json_config({"model": model, "train": config, "run": run_info or {}})
+    workdir = pathlib.Path(workdir) if workdir is not None else None
+    # Refuse a workdir (or a resume) before anything compiles.
+    checkpointer, latest = open_workdir(workdir, resume, run_config, log) if workdir is not None else (None, None)
+    keys, steps_per_epoch = RunKeys.from_seed(config.seed), len(x_train) // config.batch_size
+    optimizer = make_optimizer(config, total_steps=config.epochs * steps_per_epoch)
+    train_data, test_data = place_data(x_train, x_test, mesh)
+    params, part, part_labels = start_params(model, keys.init, train_data, preprocess, config, log)
+    e_step_of_round = e_step_of_round or e_step_schedule(config, math.prod(model.event_shape), part is not None)
+    model, state, out_shardings = _on_mesh(model, init_state(model, optimizer, params), mesh)
+    history, first_epoch = [], 0
+    if latest is not None:
+        state, first_epoch, history = resume_state(checkpointer, workdir, state, log)
+    step_fn = _step_fn(model, optimizer, preprocess, config.batch_size, mesh, out_shardings)
+    evaluator = Evaluator(model, preprocess, config, train_data, test_data, y_test, keys.eval)
+    hooks = [*hooks, *_output_hooks(workdir, model, preprocess, config, keys.sample)]
+    exact_posterior_fn = jax.jit(lambda p, raw, k: em.posterior(model, p, preprocess(k, raw)))
+    round_state = None  # the E-step state of the current round: set when it starts, or when a run resumes inside it
+    try:
+        for epoch in range(first_epoch, config.epochs):
+            t0 = time.time()
+            e_step = e_step_of_round(epoch // config.em_every)
+            if epoch % config.em_every == 0 or round_state is None:  # a round starts (or resumes): Phi_old is fixed
+                round_state = e_step.init(e_steps.RoundData(
+                    model, state.old_params, train_data, preprocess,
+                    jax.random.fold_in(keys.cache, epoch - epoch % config.em_every), config.eval_batch_size,
+                    part_labels))
+            state = _train_epoch(step_fn, state, round_state, e_step, train_data, keys, epoch, steps_per_epoch,
+                                 config, progress and distributed.is_primary(), evaluator.to_nats)
+            train_seconds = time.time() - t0
+            em_round, round_info, closing = (epoch + 1) % config.em_every == 0, None, None
+            if em_round:
+                state, round_info = em_round_update(model, state, config,
+                                                    jax.random.fold_in(jax.random.fold_in(keys.init, 3), epoch))
+            if config.final_prior_update and epoch == config.epochs - 1:
+                state, closing = closing_prior_update(model, state, exact_posterior_fn, train_data,
+                                                      jax.random.fold_in(keys.cache, config.epochs),
+                                                      config.eval_batch_size)
+            record = epoch_record(epoch, state, e_step.name, em_round, evaluator.measure(state.params, em_round),
+                                  round_info, closing, history, evaluator.to_nats)
+            record["train_seconds"] = round(train_seconds, 3)  # E-step (cached or per batch) + M-steps
+            record["seconds"] = round(time.time() - t0, 2)       # ... + this epoch's evaluations
+            history.append(record)
+            log(format_record(record))
+            with _naming_intact_checkpoints(checkpointer):
+                stop = run_hooks(hooks, EpochEnd(epoch, state, record, history, em_round))
+            if checkpointer is not None:
+                checkpointer.save(epoch, state, {"epoch": epoch, "config": run_config, "seed": config.seed,
+                                                 "history": history, **version_record()})
+            if stop:
+                break
+        for hook in hooks:
+            state = hook.finish(state)
+    finally:
+        if checkpointer is not None:
+            checkpointer.close()
+    return FitResult(state, history, workdir, part)
+
+
+def _on_mesh(model, state: EMState, mesh):
+    """``(model, state, out_shardings of the step)``: placed on ``mesh`` (before a resume, so that each process
+    restores its own shards into place), or as they are without one."""
+    if mesh is None:
+        return model, state, None
+    model = sharding.for_mesh(model, mesh)
+    state = sharding.shard_tree(state, mesh, model.num_components)
+    return model, state, (sharding.tree_shardings(state, mesh, model.num_components), sharding.replicated(mesh))
+
+
+def _step_fn(model, optimizer, preprocess, batch_size: int, mesh, out_shardings):
+    """The jitted EM step ``(state, round_state, data, perm, index, key, *, update) -> (state, metrics)``.
+
+    Batch ``index`` of the permutation ``perm``, preprocessed with ``key``; the E-step's ``update``
+    gives its responsibilities (static: one program per variant). The state is donated: the new
+    Phi, Phi_old and optimizer state are written over the old ones (checkpoints are complete on
+    disk before the next step runs: ``Checkpointer.save`` waits).
+    """
+    @functools.partial(jax.jit, out_shardings=out_shardings, donate_argnums=0, static_argnames="update")
+    def step_fn(state, round_state, train_data, perm, index, key, *, update):
+        idx = jax.lax.dynamic_slice_in_dim(perm, index * batch_size, batch_size)
+        x = preprocess(key, train_data[idx])
+        if mesh is not None:
+            x = jax.lax.with_sharding_constraint(x, sharding.batch_sharding(mesh, x.ndim))
+        return train_step(model, optimizer, state, x, update(round_state, model, state.old_params, x, idx))
+
+    return step_fn
+
+
+def _train_epoch(step_fn, state: EMState, round_state, e_step: e_steps.EStep, train_data: Array, keys: RunKeys,
+                 epoch: int, steps_per_epoch: int, config: TrainConfig, progress: bool, to_nats) -> EMState:
+    """The M-steps of one epoch: data order ``permutation(fold_in(keys.data, epoch))``, step noise
+    ``fold_in(keys.noise, global step)``; stops with ``NonFiniteLossError`` on a non-finite loss."""
+    state = start_epoch(state)
+    perm = jax.random.permutation(jax.random.fold_in(keys.data, epoch), train_data.shape[0])
+    bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
+               leave=False, dynamic_ncols=True)
+    for i in bar:
+        key_step = jax.random.fold_in(keys.noise, epoch * steps_per_epoch + i)
+        state, metrics = step_fn(state, round_state, train_data, perm, i, key_step, update=e_step.update)
+        if i % 20 == 0 or i == steps_per_epoch - 1:
+            raise_if_nonfinite(state, epoch, i)
+            bar.set_postfix(loss=f"{float(metrics['loss']):.2f}", nll=f"{float(to_nats(-metrics['nll'])):.4f} nats/dim")
+    raise_if_nonfinite(state, epoch, steps_per_epoch - 1)  # also waits for the last step
+    return state
+
+
+def _output_hooks(workdir, model, preprocess, config: TrainConfig, key: Array) -> list[Hook]:
+    """What a run with a ``workdir`` writes: the metrics file and NLL plot, sample grids (images, with
+    ``config.num_samples``), the per-component plot."""
+    if workdir is None:
+        return []
+    hooks = [MetricsFile(workdir)]
+    if config.num_samples and isinstance(preprocess, Quantizer) and len(model.event_shape) == 3:
+        hooks.append(SampleGrids(workdir, model, preprocess, config.num_samples, config.sample_temperature, key))
+    return hooks + [ComponentPlot(workdir)]
+
+
+@contextlib.contextmanager
+def _naming_intact_checkpoints(checkpointer):
+    """A ``WorkdirWriteError`` from a hook, with the checkpoints that are still intact named."""
+    try:
+        yield
+    except WorkdirWriteError as err:
+        there = [] if checkpointer is None else [e + 1 for e in checkpointer.epochs()]
+        raise WorkdirWriteError(f"{err}. The checkpoints already there (epochs {there}) are intact; free disk "
+                                "space or fix permissions, then resume.") from err.__cause__

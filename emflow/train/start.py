@@ -1,0 +1,160 @@
+"""A run's start: its inputs checked, its parameters initialised from a partition of the training data."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from emflow import partition as partition_lib
+from emflow import sharding
+from emflow.batches import map_batches
+from emflow.interfaces import CheckedPreprocessor, InputPartitioner, LatentPlacer, PartitionedMixture
+from emflow.train.config import TrainConfig
+
+Array = jax.Array
+
+
+def check_finite_data(x: np.ndarray | Array, name: str) -> None:
+    """Refuse data with NaN or Inf before any training starts (a ``jax.Array`` is checked where it lies)."""
+    if not np.issubdtype(x.dtype if isinstance(x, jax.Array) else np.asarray(x).dtype, np.floating):
+        return
+    bad = (int(jax.jit(lambda a: jnp.sum(~jnp.isfinite(a)))(x)) if isinstance(x, jax.Array) else
+           int(np.sum(~np.isfinite(x))))
+    if bad:
+        raise ValueError(f"{name}: {bad} values are NaN or Inf; expected finite data")
+
+
+def identity_preprocess(key: Array, x: Array) -> Array:
+    """Use continuous data as they are."""
+    del key
+    return jnp.asarray(x, jnp.float32)
+
+
+def features_of_more_examples(model, params: dict | None, data: Array, subset_key: Array, noise_key: Array,
+                              preprocess, config: TrainConfig, features_fn=None):
+    """``model.partition_features`` of ``config.partition_size`` examples: ``(M, F)``.
+
+    The examples: a random subset (``subset_key``) of the raw ``data (N, ...)`` (all of it if ``N`` is
+    smaller), preprocessed with their own noise (``noise_key``), in batches of ``config.eval_batch_size``;
+    ``params`` are the model's where its features depend on them (LatMM's latents), else None (GenMM's input).
+    ``features_fn(params, x)``: what to compute instead of ``model.partition_features`` (any pytree of
+    ``(B, ...)`` arrays, concatenated over the batches).
+    """
+    n = data.shape[0]
+    raw = data[jax.random.permutation(subset_key, n)[: min(config.partition_size, n)]]
+    features_fn = features_fn or model.partition_features
+    features = jax.jit(lambda p, r, k: features_fn(p, preprocess(k, r)))
+    return map_batches(features, params, raw, noise_key, config.eval_batch_size)
+
+
+def place_on_more_examples(model, params: dict, data: Array, key: Array, preprocess,
+                           config: TrainConfig) -> tuple[dict, partition_lib.Partition]:
+    """LatMM's latent Gaussians re-placed at a k-means partition of ``config.partition_size`` examples.
+
+    Their latents under the initialised flow, and their ``partition_features`` where the model
+    partitions an input space (``features_of_more_examples``). Returns ``(params, partition)`` as
+    ``model.place_latent_gaussians`` does; deterministic for ``key``.
+    """
+    def latents_and_features(p, x):
+        z = model.top_latents(p, x)
+        return z, (None if model.partition_space == "latent" else model.partition_features(p, x))
+
+    k_subset, k_noise, k_means = jax.random.split(key, 3)
+    z, features = features_of_more_examples(model, params, data, k_subset, k_noise, preprocess, config,
+                                            latents_and_features)
+    return jax.jit(model.place_latent_gaussians)(k_means, params, z, features)
+
+
+def partition_centroids(model, data: Array, key: Array, preprocess, config: TrainConfig) -> Array:
+    """GenMM: the centroids ``(K, N)`` of a k-means partition of ``config.partition_size`` examples' input
+    (``model.partition_features``: the input in its ``partition_space``).
+
+    ``model.init_with_partition(key, x, centroids)`` then splits the init batch by them, so that
+    the generators start from the parts of many examples rather than of the init batch alone.
+    """
+    k_subset, k_noise, k_means = jax.random.split(key, 3)
+    features = features_of_more_examples(model, None, data, k_subset, k_noise, preprocess, config)
+    return jax.jit(model.kmeans)(k_means, features).centroids
+
+
+def init_params(model, key: Array, init_x: Array, data: Array, preprocess, config: TrainConfig,
+                log: Callable[[str], None]) -> tuple[dict, partition_lib.Partition | None]:
+    """``(params, partition)`` of a new run from the init batch ``init_x``; the partition is None without one.
+
+    When ``config.partition_size`` exceeds the init batch, the partition is one of that many
+    training examples (``data``, raw): a model that partitions its input (``partitions_input``: GenMM)
+    starts on the init batch split by it (``partition_centroids``); LatMM's latent Gaussians are placed
+    at it after the flow's init (``place_on_more_examples``).
+    """
+    if not isinstance(model, PartitionedMixture):
+        return jax.jit(model.init)(key, init_x), None
+    size = min(config.partition_size, data.shape[0])
+    more = size > init_x.shape[0]
+    started = time.time()
+    if more and isinstance(model, InputPartitioner) and model.partitions_input:
+        centroids = partition_centroids(model, data, jax.random.fold_in(key, 3), preprocess, config)
+        params, part = jax.jit(model.init_with_partition)(key, init_x, centroids)
+        log(f"generators initialised on the parts of a k-means partition of {size} examples "
+            f"({time.time() - started:.1f} s)")
+        return params, part
+    params, part = jax.jit(model.init_with_partition)(key, init_x)
+    if more and part is not None and isinstance(model, LatentPlacer):
+        params, part = place_on_more_examples(model, params, data, jax.random.fold_in(key, 3), preprocess, config)
+        space = model.partition_space
+        log(f"latent Gaussians placed at a k-means partition of {size} examples' "
+            f"{'latents' if space == 'latent' else space + ' features'} "
+            f"({time.time() - started:.1f} s)")
+    return params, part
+
+
+def check_inputs(config, preprocess, x_train, x_test, y_test) -> None:
+    """Refuse, before anything compiles, data a run cannot use: non-finite values, the wrong kind for
+    ``preprocess`` (``preprocess.check``, e.g. a ``Dequantizer``'s uint8 of its shape), labels that do not
+    match the test set, a batch larger than the training set."""
+    for name, data in (("x_train", x_train), ("x_test", x_test)):
+        if data is not None:
+            check_finite_data(data, name)
+            if isinstance(preprocess, CheckedPreprocessor):
+                preprocess.check(data)
+    if y_test is not None and (x_test is None or np.shape(y_test) != (len(x_test),)):
+        raise ValueError(f"fit: y_test must hold one label per test example, (N_test,) = "
+                         f"({None if x_test is None else len(x_test)},), got shape {np.shape(y_test)}")
+    if len(x_train) // config.batch_size < 1:
+        raise ValueError(f"fit: batch_size {config.batch_size} is larger than the training set ({len(x_train)} examples)")
+
+
+def place_data(x_train, x_test, mesh) -> tuple[Array, Array | None]:
+    """The raw data on the device(s): a ``jax.Array`` as placed by the caller; numpy copied to the
+    default device, or to every device of ``mesh`` (replicated)."""
+    if isinstance(x_train, jax.Array):  # placed by the caller (e.g. each process's own examples)
+        train_data = x_train
+    else:
+        train_data = jnp.asarray(x_train) if mesh is None else jax.device_put(x_train, sharding.replicated(mesh))
+    test_data = None if x_test is None else x_test if isinstance(x_test, jax.Array) else jnp.asarray(x_test)
+    return train_data, test_data
+
+
+def start_params(model, key: Array, data: Array, preprocess, config,
+                 log: Callable[[str], None]) -> tuple[dict, partition_lib.Partition | None, Array | None]:
+    """``(params, partition, part_labels)`` of a new run.
+
+    The init batch: ``config.init_batch_size`` random training examples (``key``); ``init_params``
+    initialises from it. ``part_labels: (N,)`` int32, each training example's part of the partition
+    (nearest centroid, or equal-sized parts with ``config.balanced_parts``), for the warm start;
+    None without a partition or without warm-start rounds.
+    """
+    n = data.shape[0]
+    init_raw = data[jax.random.permutation(key, n)[: config.init_batch_size]]
+    init_x = preprocess(jax.random.fold_in(key, 1), init_raw)
+    params, part = init_params(model, key, init_x, data, preprocess, config, log)
+    if part is None or config.warm_start_rounds == 0:
+        return params, part, None
+    distances = jax.jit(lambda p, raw, k: partition_lib.squared_distances(
+        model.partition_features(p, preprocess(k, raw)), part.centroids))
+    d2 = map_batches(distances, params, data, jax.random.fold_in(key, 2), config.eval_batch_size)
+    labels = (jax.jit(partition_lib.balanced_assignment)(d2) if config.balanced_parts else
+              jnp.argmin(d2, axis=1).astype(jnp.int32))
+    return params, part, labels
