@@ -47,8 +47,8 @@ from emflow import partition as partition_lib
 from emflow import partition_space as partition_space_lib
 from emflow.bijectors.base import Array
 from emflow.mixture import (
-    ComponentAxis, MixtureModel, check_init_batch, check_num_components, resolve_component_axis,
-    sample_components, uniform_log_pi,
+    ComponentAxis, MixtureModel, check_count, check_index, check_init_batch, check_num_components,
+    resolve_component_axis, sample_components, uniform_log_pi,
 )
 
 
@@ -178,7 +178,8 @@ class GenMM(MixtureModel):
         return partition_space_lib.features(self.partition_space, x, tuple(self.event_shape))
 
     def generator(self, params: dict, k: int) -> Any:
-        """The flow params of generator ``k`` (with a trunk: what comes after it)."""
+        """The flow params of generator ``k`` in ``[0, K)`` (with a trunk: what comes after it)."""
+        k = check_index(k, self.num_components, "GenMM.generator")
         return jax.tree.map(lambda a: a[k], params["flows"])
 
     def _map_generators(self, fn, flows):
@@ -199,6 +200,8 @@ class GenMM(MixtureModel):
     def generator_log_prob(self, params: dict, x: Array) -> Array:
         """``log p_k(x)`` of every generator: ``(B, *event_shape) -> (B, K)``."""
         self._check_input(x, "generator_log_prob")
+        if x.shape[0] == 0:  # an empty batch: an empty result
+            return jnp.zeros((0, self.num_components), jnp.float32)
         y, log_det = self._trunk_forward(params, x)
         return self._map_generators(lambda p: self.flow.log_prob(p, y), params["flows"]).T + log_det[:, None]
 
@@ -225,8 +228,10 @@ class GenMM(MixtureModel):
         """``n`` samples ``(n, *event_shape)``: k ~ pi, z ~ N(0, temperature^2 I), x = g_k(z).
 
         Every generator decodes every latent and the drawn one is kept, so the
-        cost is K decodes of ``n`` examples.
+        cost is K decodes of ``n`` examples. ``n = 0`` gives an empty array.
         """
+        if check_count(n, "GenMM.sample") == 0:
+            return jnp.zeros((0, *self.event_shape), jnp.float32)
         k_comp, k_lat = jax.random.split(key)
         components = sample_components(k_comp, params["log_pi"], n)
         latents = latent_lib.sample(k_lat, self.flow.latent_shapes, n, temperature)
@@ -235,6 +240,8 @@ class GenMM(MixtureModel):
 
     def component_samples(self, params: dict, key: Array, n: int, temperature: float = 1.0) -> Array:
         """``n`` samples of every generator, from the same latents: ``(K, n, *event_shape)``."""
+        if check_count(n, "GenMM.component_samples") == 0:
+            return jnp.zeros((self.num_components, 0, *self.event_shape), jnp.float32)
         latents = latent_lib.sample(key, self.flow.latent_shapes, n, temperature)
         return self._trunk_inverse(params, self._map_generators(lambda p: self.flow.inverse(p, latents)[0],
                                                                 params["flows"]))

@@ -55,7 +55,8 @@ from emflow import partition as partition_lib
 from emflow import partition_space as partition_space_lib
 from emflow.bijectors.base import Array
 from emflow.latent import Latent
-from emflow.mixture import MixtureModel, check_init_batch, check_num_components, sample_components, uniform_log_pi
+from emflow.mixture import (MixtureModel, check_count, check_init_batch, check_num_components, sample_components,
+                            uniform_log_pi)
 
 SigmaPrior = Literal["gamma", "l2", "none"]
 LatentPartitionSpace = Literal["latent", partition_space_lib.PartitionSpace]
@@ -204,6 +205,8 @@ class LatMM(MixtureModel):
         """``log pi_k + log p_k(x)``: ``(B, *event_shape) -> (B, K)``."""
         self._check_input(x, "component_log_prob")
         self._check_log_pi(params)
+        if x.shape[0] == 0:  # an empty batch: an empty result
+            return jnp.zeros((0, self.num_components), jnp.float32)
         latent, log_det = self.flow.forward(params["flow"], x)
         z = latent.top.reshape(x.shape[0], -1)
         shared = latent_lib.splits_log_prob(latent) + log_det
@@ -231,7 +234,10 @@ class LatMM(MixtureModel):
         return -self.sigma_log_prior(params)
 
     def sample(self, params: dict, key: Array, n: int, temperature: float = 1.0) -> Array:
-        """``n`` samples ``(n, *event_shape)``: k ~ pi, z_top = mu_k + temperature sigma_k eps, x = g(z)."""
+        """``n`` samples ``(n, *event_shape)``: k ~ pi, z_top = mu_k + temperature sigma_k eps, x = g(z);
+        ``n = 0`` gives an empty array."""
+        if check_count(n, "LatMM.sample") == 0:
+            return jnp.zeros((0, *self.event_shape), jnp.float32)
         k_comp, k_lat = jax.random.split(key)
         components = sample_components(k_comp, params["log_pi"], n)
         eps = latent_lib.sample(k_lat, self.flow.latent_shapes, n, temperature)
@@ -242,6 +248,8 @@ class LatMM(MixtureModel):
 
     def component_samples(self, params: dict, key: Array, n: int, temperature: float = 1.0) -> Array:
         """``n`` samples of every latent component, from the same noise: ``(K, n, *event_shape)``."""
+        if check_count(n, "LatMM.component_samples") == 0:
+            return jnp.zeros((self.num_components, 0, *self.event_shape), jnp.float32)
         k = self.num_components
         eps = latent_lib.sample(key, self.flow.latent_shapes, n, temperature)
         top = (params["means"][:, None] + jnp.exp(params["log_stds"])[:, None] * eps.top.reshape(1, n, -1))

@@ -95,6 +95,24 @@ class MixtureModel:
             )
 
 
+def check_count(n, where: str, name: str = "n") -> int:
+    """``n`` as a Python int >= 0, or a ``TypeError``/``ValueError`` naming ``name`` and what came."""
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"{where}: {name} must be an integer >= 0, got {n!r} of type {type(n).__name__}")
+    if n < 0:
+        raise ValueError(f"{where}: {name} must be an integer >= 0, got {n}")
+    return int(n)
+
+
+def check_index(k, num_components: int, where: str) -> int:
+    """``k`` as a Python int in ``[0, K)``: JAX would clamp an index out of range without a word."""
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"{where}: k must be an integer in [0, {num_components}), got {k!r} of type {type(k).__name__}")
+    if not 0 <= k < num_components:
+        raise ValueError(f"{where}: k must lie in [0, K) = [0, {num_components}), got {k}")
+    return int(k)
+
+
 def sample_components(key: Array, log_pi: Array, n: int) -> Array:
     """``n`` component indices drawn from ``pi``: ``(n,)`` int32."""
     return jax.random.categorical(key, log_pi, shape=(n,))

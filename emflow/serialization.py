@@ -23,6 +23,7 @@ the version was recorded are format 1.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import pathlib
@@ -31,9 +32,10 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 
-from emflow.checkpoint import FORMAT_VERSION, to_json_config, version_record
+from emflow.checkpoint import FORMAT_VERSION, CorruptCheckpointError, to_json_config, version_record
 
 MODEL_FILE = "emflow_model.json"
 PARAMS_DIR = "params"
@@ -113,6 +115,23 @@ def abstract_params(model: Any, sharding: Sharding = None) -> Any:
     return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=place(s)), shapes)
 
 
+def check_params_fit(model: Any, params: Any) -> None:
+    """Refuse ``params`` whose tree or leaf shapes differ from what ``model.init`` gives (``ValueError`` naming them)."""
+    want = abstract_params(model)
+    want_leaves, want_tree = jax.tree_util.tree_flatten_with_path(want)
+    try:
+        got_leaves, got_tree = jax.tree_util.tree_flatten_with_path(params)
+    except Exception as err:  # any pytree error is the user's params
+        raise ValueError(f"save: params are not a parameter pytree ({err})") from err
+    if got_tree != want_tree:
+        raise ValueError(f"save: params do not fit the model: expected the tree of {type(model).__name__}.init, "
+                         f"{want_tree}, got {got_tree}")
+    for (path, w), (_, g) in zip(want_leaves, got_leaves):
+        if tuple(np.shape(g)) != tuple(w.shape):
+            raise ValueError(f"save: params do not fit the model: {jax.tree_util.keystr(path)} should have shape "
+                             f"{tuple(w.shape)}, got {tuple(np.shape(g))}")
+
+
 def check_format(record: dict, where: pathlib.Path) -> None:
     """Refuse a record of another format version, naming the emflow version that wrote it."""
     version = record.get("format_version", 1)
@@ -146,6 +165,7 @@ def save(path: str | pathlib.Path, model: Any, params: Any, overwrite: bool = Fa
             if not overwrite:
                 raise FileExistsError(f"save: {path} already holds a saved model; pass overwrite=True to replace it")
             shutil.rmtree(path)
+    check_params_fit(model, params)
     record = {"kind": _MODEL_KIND, **version_record(), "model": model_to_config(model)}
     text = json.dumps(record, indent=2)  # a non-JSON-able configuration fails before anything is written
     path.mkdir(parents=True, exist_ok=True)
@@ -182,7 +202,7 @@ def load(path: str | pathlib.Path, epoch: int | None = None, sharding: Sharding 
         record = json.loads((path / MODEL_FILE).read_text())
         check_format(record, path / MODEL_FILE)
         model = model_from_config(record["model"], classes)
-        with ocp.StandardCheckpointer() as checkpointer:
+        with ocp.StandardCheckpointer() as checkpointer, _naming(path / PARAMS_DIR):
             params = checkpointer.restore(path / PARAMS_DIR, abstract_params(model, sharding))
         return model, params
     if (path / "checkpoints").is_dir():
@@ -209,11 +229,27 @@ def _load_run(workdir: pathlib.Path, epoch: int | None, sharding: Sharding, clas
         if step not in kept:
             raise FileNotFoundError(f"load: {workdir} has no checkpoint of epoch {epoch}; it keeps epochs "
                                     f"{[s + 1 for s in kept]}")
-        record = dict(manager.restore(step, args=ocp.args.Composite(record=ocp.args.JsonRestore()))["record"])
-        check_format(record, workdir / "checkpoints" / str(step))
+        folder = workdir / "checkpoints" / str(step)
+        with _naming(folder / "record"):
+            record = dict(manager.restore(step, args=ocp.args.Composite(record=ocp.args.JsonRestore()))["record"])
+        check_format(record, folder)
         model = model_from_config(record["config"]["model"], classes)
         target = {"params": abstract_params(model, sharding)}
-        state = manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.PyTreeRestore(item=target, partial_restore=True,
-                                         restore_args=ocp.checkpoint_utils.construct_restore_args(target))))["state"]
+        with _naming(folder / "state"):
+            state = manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.PyTreeRestore(item=target, partial_restore=True,
+                                             restore_args=ocp.checkpoint_utils.construct_restore_args(target))))["state"]
     return model, state["params"]
+
+
+@contextlib.contextmanager
+def _naming(path: pathlib.Path):
+    """Any failure to read ``path`` (orbax, tensorstore and json raise many types) as ``CorruptCheckpointError``
+    naming it."""
+    try:
+        yield
+    except (IncompatibleCheckpointError, ConfigRebuildError):
+        raise
+    except Exception as err:
+        raise CorruptCheckpointError(f"load: could not read {path} ({type(err).__name__}: {str(err)[:300]}); "
+                                     "it is damaged or not an emflow checkpoint") from err

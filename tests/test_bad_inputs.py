@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shutil
 import sys
 
 import numpy as np
@@ -24,7 +25,9 @@ import scipy.sparse  # noqa: E402
 
 import emflow  # noqa: E402
 from emflow import data as data_lib  # noqa: E402
-from emflow import em, feature_net, metrics, notebook, serialization, train  # noqa: E402
+from emflow import download, em, feature_net, metrics, notebook, serialization, train  # noqa: E402
+from emflow.checkpoint import CorruptCheckpointError  # noqa: E402
+from emflow.xla_flags import check_xla_flags  # noqa: E402
 from emflow.checkpoint import ConfigMismatchError  # noqa: E402
 from emflow.classify import MixtureClassifier, NotFittedError  # noqa: E402
 
@@ -81,6 +84,29 @@ def _mismatched_resume(ctx):
     return train.fit(VECTOR_MODEL, config, None, _toy(), None, workdir=ctx["run"], resume=True, **QUIET)
 
 
+def _truncated_record(ctx):
+    path = ctx["root"] / "truncated"
+    if not path.exists():
+        shutil.copytree(ctx["run"], path)
+        (path / "checkpoints" / "0" / "record" / "metadata").write_text('{"epoch": 0, "conf')
+    return emflow.load(path)
+
+
+def _vector_params():
+    return VECTOR_MODEL.init(jax.random.PRNGKey(0), jnp.ones((4, 2)))
+
+
+class BrokenHook(train.BaseHook):
+    def after_epoch(self, end):
+        return 1 / 0
+
+
+def _unwritable_download(ctx):
+    blocker = ctx["root"] / "a_file"
+    blocker.write_text("a file where the data folder should go")
+    return download.ensure_dataset("mnist", blocker, log=lambda s: None)
+
+
 def _experiment(argv):
     from experiments.image_experiment import run
 
@@ -104,6 +130,33 @@ ROWS = [
      r"cannot be squeezed 3 times.*divisible by 2\*\*num_levels = 8", lambda c: emflow.Glow((28, 28, 1), 3, 1, 8)),
     ("library", "t_EM < 1 (`TrainConfig(em_every=0)`)", "ValueError",
      r"em_every must be an integer >= 1, got 0", lambda c: train.TrainConfig(em_every=0)),
+    ("library", "a learning rate <= 0 (`TrainConfig(learning_rate=-1e-3)`)", "ValueError",
+     r"learning_rate must be a finite number > 0, got -0.001", lambda c: train.TrainConfig(learning_rate=-1e-3)),
+    ("library", "a gradient clip <= 0 (`TrainConfig(clip_value=-5)`)", "ValueError",
+     r"clip_value must be a finite number > 0, got -5", lambda c: train.TrainConfig(clip_value=-5)),
+    ("library", "a generator index outside [0, K) (`GenMM.generator(params, 5)`, K = 2)", "ValueError",
+     r"GenMM.generator: k must lie in \[0, K\) = \[0, 2\), got 5",
+     lambda c: VECTOR_MODEL.generator(_vector_params(), 5)),
+    ("library", "a negative sample count (`sample(params, key, -3)`)", "ValueError",
+     r"GenMM.sample: n must be an integer >= 0, got -3",
+     lambda c: VECTOR_MODEL.sample(_vector_params(), jax.random.PRNGKey(0), -3)),
+    ("library", "a sample count that is not an integer (`sample(params, key, 2.5)`)", "TypeError",
+     r"GenMM.sample: n must be an integer >= 0, got 2.5 of type float",
+     lambda c: VECTOR_MODEL.sample(_vector_params(), jax.random.PRNGKey(0), 2.5)),
+    ("library", "an `x_test` of another example shape than `x_train`", "ValueError",
+     r"x_test must hold examples of the model's event shape \(N, 2\), got shape \(8, 3\)",
+     lambda c: train.fit(VECTOR_MODEL, train.TrainConfig(**TINY_FIT), None, _toy(), np.zeros((8, 3), np.float32),
+                         **QUIET)),
+    ("library", "test labels that are not integers (`y_test` of strings)", "TypeError",
+     r"y_test must hold integer class labels 0..C-1, got dtype <U1",
+     lambda c: train.fit(VECTOR_MODEL, train.TrainConfig(**TINY_FIT), None, _toy(), _toy(8), y_test=np.array(list("ab") * 4),
+                         **QUIET)),
+    ("library", "a hook that raises", "HookError",
+     r"hook BrokenHook failed after epoch 1 \(ZeroDivisionError",
+     lambda c: train.fit(VECTOR_MODEL, train.TrainConfig(**TINY_FIT), None, _toy(), None, hooks=[BrokenHook()],
+                         **QUIET)),
+    ("library", "an `XLA_FLAGS` flag the installed XLA does not know", "ValueError",
+     r"--xla_no_such_flag=1\. Remove them", lambda c: check_xla_flags("--xla_no_such_flag=1")),
     ("library", "a batch larger than the training set", "ValueError",
      r"batch_size 64 is larger than the training set \(10 examples\)",
      lambda c: train.fit(VECTOR_MODEL, train.TrainConfig(batch_size=64), None, _toy(10), None, **QUIET)),
@@ -124,6 +177,11 @@ ROWS = [
      r"written by emflow 0\.9\.0 in checkpoint format 2", _foreign_checkpoint),
     ("library", "`emflow.load` of a folder that is neither a run nor a saved model", "FileNotFoundError",
      r"neither a training run", lambda c: emflow.load(c["root"])),
+    ("library", "`emflow.load` of a run whose checkpoint record is truncated", "CorruptCheckpointError",
+     r"load: could not read .*truncated/checkpoints/0/record", _truncated_record),
+    ("library", "`emflow.save` of parameters that do not fit the model", "ValueError",
+     r"save: params do not fit the model: \['log_pi'\] should have shape \(2,\), got \(3,\)",
+     lambda c: emflow.save(c["root"] / "misfit", VECTOR_MODEL, {**_vector_params(), "log_pi": jnp.zeros(3)})),
     ("library", "`emflow.save` into a folder that holds other files", "FileExistsError",
      r"holds something other than an emflow saved model",
      lambda c: emflow.save(c["run"], VECTOR_MODEL, VECTOR_MODEL.init(jax.random.PRNGKey(0), jnp.ones((4, 2))))),
@@ -133,6 +191,8 @@ ROWS = [
      r"train-images-idx3-ubyte", lambda c: data_lib.load_dataset("mnist", c["root"] / "empty")),
     ("data", "a malformed IDX file", "DataFormatError",
      r"train-images-idx3-ubyte", _malformed_idx),
+    ("data", "a download folder that cannot be written", "DownloadError",
+     r"cannot write the data folder .*a_file/mnist", lambda c: _unwritable_download(c)),
     ("data", "a row range outside the file's rows", "ValueError",
      r"0 <= start <= stop <= 60000 \(the file's row count\)",
      lambda c: data_lib.load_dataset("mnist", train_rows=slice(59_000, 61_000))),
@@ -175,7 +235,8 @@ ERRORS = {"ValueError": ValueError, "TypeError": TypeError, "FileExistsError": F
           "FileNotFoundError": FileNotFoundError, "ConfigMismatchError": ConfigMismatchError,
           "IncompatibleCheckpointError": serialization.IncompatibleCheckpointError,
           "DataFormatError": data_lib.DataFormatError, "NotFittedError": NotFittedError, "SystemExit": SystemExit,
-          "MissingFeatureNetError": feature_net.MissingFeatureNetError}
+          "MissingFeatureNetError": feature_net.MissingFeatureNetError, "HookError": train.HookError,
+          "CorruptCheckpointError": CorruptCheckpointError, "DownloadError": download.DownloadError}
 
 
 @pytest.mark.parametrize("where,bad,error,pattern,call", ROWS, ids=[f"{r[0]}: {r[1]}" for r in ROWS])
@@ -191,6 +252,25 @@ def test_each_bad_input_gets_its_error(ctx, where, bad, error, pattern, call):
 def test_the_mismatched_resume_left_the_run_as_it_was(ctx):
     model, params = emflow.load(ctx["run"])
     assert model == VECTOR_MODEL and len(list((ctx["run"] / "checkpoints").iterdir())) == 1
+
+
+def test_zero_size_batches_give_empty_results():
+    """An empty batch is not refused: log_prob and component_log_prob give (0,) and (0, K); sample(n=0) gives
+    (0, *event_shape), component_samples (K, 0, *event_shape). For both models."""
+    for model in (VECTOR_MODEL, emflow.LatMM(emflow.VectorFlow(2, num_steps=1, hidden=4), 2)):
+        params = model.init(jax.random.PRNGKey(0), jnp.asarray(_toy(8)))
+        empty = jnp.zeros((0, 2))
+        assert model.log_prob(params, empty).shape == (0,)
+        assert model.component_log_prob(params, empty).shape == (0, 2)
+        assert model.responsibilities(params, empty).shape == (0, 2)
+        assert model.sample(params, jax.random.PRNGKey(1), 0).shape == (0, 2)
+        assert model.component_samples(params, jax.random.PRNGKey(1), 0).shape == (2, 0, 2)
+        assert model.sample(params, jax.random.PRNGKey(1), np.int64(3)).shape == (3, 2)  # numpy ints are counts too
+    with pytest.raises(TypeError, match="n must be an integer >= 0, got True"):
+        VECTOR_MODEL.sample(_vector_params(), jax.random.PRNGKey(0), True)
+    np.testing.assert_array_equal(  # a numpy index picks the same generator as a Python int
+        VECTOR_MODEL.generator(_vector_params(), np.int32(1))["steps"]["actnorm"]["bias"],
+        VECTOR_MODEL.generator(_vector_params(), 1)["steps"]["actnorm"]["bias"])
 
 
 def markdown_table() -> str:

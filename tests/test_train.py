@@ -312,3 +312,18 @@ def test_a_checkpoint_of_the_older_state_format_with_a_cached_e_step_is_refused_
         check_resumable(old, "run/")
     check_resumable({**old, "config": {"train": {"e_step": "per_batch"}}}, "run/")  # the same state then: fine
     check_resumable({**old, "state_format": 2}, "run/")
+
+
+def test_any_optax_optimizer_drives_the_m_steps_and_never_touches_log_pi():
+    """sgd at learning rate 0 and no EM round inside the run: Phi never moves, so the test NLL of both epochs
+    is the same number; a real learning rate moves it."""
+    import optax
+
+    frozen = train.fit(MODEL, _config(epochs=2, em_every=5), None, _toy(), _toy(128, seed=1), progress=False,
+                       log=lambda s: None, optimizer=optax.sgd(0.0))
+    nll = [r["test_nll_nats_per_dim"] for r in frozen.history]
+    assert nll[0] == nll[1] and frozen.history[1]["pi"] == pytest.approx([0.5, 0.5], abs=1e-7)
+    moving = train.fit(MODEL, _config(epochs=2, em_every=5), None, _toy(), _toy(128, seed=1), progress=False,
+                       log=lambda s: None, optimizer=optax.sgd(1e-2))
+    assert moving.history[1]["test_nll_nats_per_dim"] != nll[1]
+    assert moving.history[1]["pi"] == frozen.history[1]["pi"]  # no EM round yet: pi as initialised

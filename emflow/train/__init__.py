@@ -20,7 +20,8 @@ The data order of epoch ``e`` is ``permutation(fold_in(key_data, e))`` and the n
 and noise as an uninterrupted one and ends with the same parameters.
 """
 from emflow.batches import map_batches
-from emflow.train.config import TEMPERINGS, TrainConfig, e_step_schedule, learning_rate_schedule, make_optimizer
+from emflow.train.config import (TEMPERINGS, TrainConfig, e_step_schedule, learning_rate_schedule, make_optimizer,
+                                 without_log_pi)
 from emflow.train.evaluation import Evaluator, epoch_record, format_record, mean_log_prob
 from emflow.train.hooks import (
                                 BaseHook,
@@ -62,5 +63,5 @@ __all__ = [
     "check_finite_data", "check_inputs", "closing_prior_update", "e_step_schedule", "em_round_update", "em_update",
     "epoch_record", "features_of_more_examples", "fit", "format_record", "identity_preprocess", "init_params",
     "init_state", "learning_rate_schedule", "make_optimizer", "map_batches", "mean_log_prob", "partition_centroids",
-    "place_on_more_examples", "start_epoch", "start_params", "train_step", "validation_split",
+    "place_on_more_examples", "start_epoch", "start_params", "train_step", "validation_split", "without_log_pi",
 ]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Callable, Literal
 
 import jax
@@ -114,14 +115,17 @@ class TrainConfig:
         if self.tempering not in TEMPERINGS:
             raise ValueError(f"TrainConfig: tempering must be one of {TEMPERINGS}, got {self.tempering!r}")
         for name in ("epochs", "batch_size", "em_every", "eval_batch_size", "init_batch_size", "warmup_steps",
-                     "anneal_rounds"):
+                     "anneal_rounds", "train_eval_size"):
+            _check_integer(self, name, 1)
+        for name in ("shared_rounds", "warm_start_rounds", "partition_size", "num_samples"):
+            _check_integer(self, name, 0)
+        for name in ("learning_rate", "clip_value", "clip_norm", "sample_temperature"):
             value = getattr(self, name)
-            if int(value) != value or value < 1:
-                raise ValueError(f"TrainConfig: {name} must be an integer >= 1, got {value!r}")
-        for name in ("shared_rounds", "warm_start_rounds", "partition_size"):
-            value = getattr(self, name)
-            if int(value) != value or value < 0:
-                raise ValueError(f"TrainConfig: {name} must be an integer >= 0, got {value!r}")
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"TrainConfig: {name} must be a finite number > 0, got {value!r}")
+        if not (isinstance(self.min_learning_rate, (int, float)) and math.isfinite(self.min_learning_rate)
+                and self.min_learning_rate >= 0):
+            raise ValueError(f"TrainConfig: min_learning_rate must be a finite number >= 0, got {self.min_learning_rate!r}")
         em.check_beta(self.anneal_beta0, "TrainConfig.anneal_beta0")
         if self.balanced_e_step and (self.e_step != "cached" or self.tempering != "none"):
             raise ValueError(f"TrainConfig: balanced_e_step needs e_step='cached' and tempering='none', got "
@@ -133,6 +137,12 @@ class TrainConfig:
 
 
 TEMPERINGS = ("none", "annealed", "paper")
+
+
+def _check_integer(config: TrainConfig, name: str, low: int) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < low:
+        raise ValueError(f"TrainConfig: {name} must be an integer >= {low}, got {value!r}")
 
 
 def e_step_schedule(config: TrainConfig, num_dims: int, has_partition: bool) -> Callable[[int], e_steps.EStep]:
@@ -191,10 +201,14 @@ def learning_rate_schedule(config: TrainConfig, total_steps: int | None = None) 
 
 def make_optimizer(config: TrainConfig, total_steps: int | None = None) -> optax.GradientTransformation:
     """Value clip -> global-norm clip -> Adam(0.9, 0.9999, 1e-8) on everything but ``log_pi`` (set by EM only)."""
-    train = optax.chain(
+    return without_log_pi(optax.chain(
         optax.clip(config.clip_value),
         optax.clip_by_global_norm(config.clip_norm),
         optax.adam(learning_rate_schedule(config, total_steps), b1=0.9, b2=0.9999, eps=1e-8),
-    )
+    ))
+
+
+def without_log_pi(optimizer: optax.GradientTransformation) -> optax.GradientTransformation:
+    """``optimizer`` on every parameter but the mixture weights ``log_pi``, which only EM's prior update sets."""
     labels = lambda params: {k: ("fixed" if k == "log_pi" else "train") for k in params}
-    return optax.multi_transform({"train": train, "fixed": optax.set_to_zero()}, labels)
+    return optax.multi_transform({"train": optimizer, "fixed": optax.set_to_zero()}, labels)

@@ -11,13 +11,14 @@ from typing import Callable, NamedTuple, Sequence
 
 import jax
 import numpy as np
+import optax
 from tqdm.auto import tqdm
 
 from emflow import distributed, e_steps, em, sharding
 from emflow import partition as partition_lib
 from emflow.checkpoint import WorkdirWriteError, to_json_config, version_record
 from emflow.interfaces import Quantizer
-from emflow.train.config import TrainConfig, e_step_schedule, make_optimizer
+from emflow.train.config import TrainConfig, e_step_schedule, make_optimizer, without_log_pi
 from emflow.train.evaluation import Evaluator, epoch_record, format_record
 from emflow.train.hooks import ComponentPlot, EpochEnd, Hook, MetricsFile, SampleGrids, run_hooks
 from emflow.train.start import check_inputs, identity_preprocess, place_data, start_params
@@ -75,6 +76,7 @@ def fit(
     y_test: np.ndarray | None = None,
     e_step_of_round: Callable[[int], e_steps.EStep] | None = None,
     hooks: Sequence[Hook] = (),
+    optimizer: optax.GradientTransformation | None = None,
 ) -> FitResult:
     """Train ``model`` with EM on raw ``x_train`` (e.g. uint8 images), evaluating on ``x_test`` each epoch.
 
@@ -99,6 +101,9 @@ def fit(
         None: ``e_step_schedule(config, ...)``.
       hooks: ``emflow.train.hooks`` objects run after each epoch, before the run's own (metrics
         file, sample grids, component plot with a ``workdir``) and before its checkpoint.
+      optimizer: any optax transformation for the M-steps (applied to every parameter but ``log_pi``:
+        ``without_log_pi``); None: ``make_optimizer(config)``. A run's checkpoint records its
+        ``config``, not a custom optimizer: resume it with the same one.
 
     Raises:
       ValueError: non-finite data; ``ConfigMismatchError`` when resuming a different configuration.
@@ -107,13 +112,14 @@ def fit(
       HookError: a hook raised; the epoch it ran after is not checkpointed.
     """
     preprocess = preprocess or identity_preprocess
-    check_inputs(config, preprocess, x_train, x_test, y_test)
+    check_inputs(model, config, preprocess, x_train, x_test, y_test)
     run_config = to_json_config({"model": model, "train": config, "run": run_info or {}})
     workdir = pathlib.Path(workdir) if workdir is not None else None
     # Refuse a workdir (or a resume) before anything compiles.
     checkpointer, latest = open_workdir(workdir, resume, run_config, log) if workdir is not None else (None, None)
     keys, steps_per_epoch = RunKeys.from_seed(config.seed), len(x_train) // config.batch_size
-    optimizer = make_optimizer(config, total_steps=config.epochs * steps_per_epoch)
+    optimizer = (make_optimizer(config, total_steps=config.epochs * steps_per_epoch) if optimizer is None else
+                 without_log_pi(optimizer))
     train_data, test_data = place_data(x_train, x_test, mesh)
     params, part, part_labels = start_params(model, keys.init, train_data, preprocess, config, log)
     e_step_of_round = e_step_of_round or e_step_schedule(config, math.prod(model.event_shape), part is not None)
