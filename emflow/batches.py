@@ -7,20 +7,23 @@ import jax.numpy as jnp
 from emflow.bijectors.base import Array
 
 
-def map_batches(fn, params, data: Array, key: Array, batch_size: int):
-    """``fn(params, raw_batch, key_i)`` over ``data: (N, ...)`` in batches of ``batch_size``, outputs concatenated.
+def map_batches(fn, params, data, key: Array, batch_size: int):
+    """``fn(params, batch, key_i)`` over ``data`` in batches of ``batch_size``, outputs concatenated.
 
-    Batch ``i`` gets ``fold_in(key, i)``. The last batch is padded to the compiled shape with
-    copies of its first row, and the padded rows are dropped from the outputs (each a pytree
-    of ``(batch, ...)`` arrays, concatenated to ``(N, ...)``).
+    ``data``: an ``(N, ...)`` array, or a pytree of arrays that share the leading axis N (then
+    ``batch`` is the same pytree of ``(batch_size, ...)`` slices, e.g. ``(raw, rows)``). Batch
+    ``i`` gets ``fold_in(key, i)``. The last batch is padded to the compiled shape with copies of
+    its first row, and the padded rows are dropped from the outputs (each a pytree of
+    ``(batch, ...)`` arrays, concatenated to ``(N, ...)``).
     """
-    n = data.shape[0]
+    n = jax.tree.leaves(data)[0].shape[0]
     outputs = []
     for i, start in enumerate(range(0, n, batch_size)):
-        chunk = data[start: start + batch_size]
-        size = chunk.shape[0]
+        chunk = jax.tree.map(lambda a, start=start: a[start: start + batch_size], data)
+        size = min(batch_size, n - start)
         if size < batch_size:
-            chunk = jnp.concatenate([chunk, jnp.repeat(chunk[:1], batch_size - size, axis=0)])
+            chunk = jax.tree.map(lambda a, size=size: jnp.concatenate([a, jnp.repeat(a[:1], batch_size - size, axis=0)]),
+                                 chunk)
         out = fn(params, chunk, jax.random.fold_in(key, i))
         outputs.append(jax.tree.map(lambda a, size=size: a[:size], out))
     return jax.tree.map(lambda *parts: jnp.concatenate(parts), *outputs)

@@ -134,10 +134,11 @@ def cached(e_step: EStep) -> EStep:
         return e_step
 
     def init(data: RoundData) -> dict:
-        state, rows = e_step.init(data), jnp.arange(data.batch_size)
-        fn = lambda p, raw, k: _update_on_raw(state, p, raw, k, rows, model=data.model, preprocess=data.preprocess,
-                                              update=e_step.update)
-        return _table(*map_batches(fn, data.old_params, data.raw, data.key, data.batch_size))
+        state = e_step.init(data)
+        fn = lambda p, batch, k: _update_on_raw(state, p, batch[0], k, batch[1], model=data.model,
+                                                preprocess=data.preprocess, update=e_step.update)
+        rows = jnp.arange(data.raw.shape[0])  # each batch's rows: what an update that reads per-example state uses
+        return _table(*map_batches(fn, data.old_params, (data.raw, rows), data.key, data.batch_size))
 
     return EStep(e_step.name, init, _lookup)
 
