@@ -21,7 +21,7 @@ from emflow.interfaces import Quantizer
 from emflow.train.config import TrainConfig, e_step_schedule, make_optimizer, without_log_pi
 from emflow.train.evaluation import Evaluator, epoch_record, format_record
 from emflow.train.hooks import ComponentPlot, EpochEnd, Hook, MetricsFile, SampleGrids, run_hooks
-from emflow.train.start import check_inputs, identity_preprocess, place_data, start_params
+from emflow.train.start import check_event_shape, check_inputs, identity_preprocess, place_data, start_params
 from emflow.train.state import (
     EMState,
     closing_prior_update,
@@ -112,11 +112,12 @@ def fit(
       HookError: a hook raised; the epoch it ran after is not checkpointed.
     """
     preprocess = preprocess or identity_preprocess
-    check_inputs(model, config, preprocess, x_train, x_test, y_test)
+    check_inputs(config, preprocess, x_train, x_test, y_test)
     run_config = to_json_config({"model": model, "train": config, "run": run_info or {}})
     workdir = pathlib.Path(workdir) if workdir is not None else None
     # Refuse a workdir (or a resume) before anything compiles.
     checkpointer, latest = open_workdir(workdir, resume, run_config, log) if workdir is not None else (None, None)
+    check_event_shape(model, preprocess, x_train, x_test)  # after the workdir: a resumed run's own model is named first
     keys, steps_per_epoch = RunKeys.from_seed(config.seed), len(x_train) // config.batch_size
     optimizer = (make_optimizer(config, total_steps=config.epochs * steps_per_epoch) if optimizer is None else
                  without_log_pi(optimizer))

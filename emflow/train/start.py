@@ -110,21 +110,17 @@ def init_params(model, key: Array, init_x: Array, data: Array, preprocess, confi
     return params, part
 
 
-def check_inputs(model, config, preprocess, x_train, x_test, y_test) -> None:
+def check_inputs(config, preprocess, x_train, x_test, y_test) -> None:
     """Refuse, before anything compiles, data a run cannot use: non-finite values, the wrong kind for
-    ``preprocess`` (``preprocess.check``, e.g. a ``Dequantizer``'s uint8 of its shape; without a
-    preprocessor, examples of the model's event shape), a test set of another example shape than the
-    training set, test labels that are not one integer per test example, a batch larger than the
-    training set."""
+    ``preprocess`` (``preprocess.check``, e.g. a ``Dequantizer``'s uint8 of its shape), a test set of
+    another example shape than the training set, test labels that are not one integer per test
+    example, a batch larger than the training set."""
     for name, data in (("x_train", x_train), ("x_test", x_test)):
         if data is None:
             continue
         check_finite_data(data, name)
         if isinstance(preprocess, CheckedPreprocessor):
             preprocess.check(data)
-        elif preprocess is identity_preprocess and tuple(np.shape(data)[1:]) != tuple(model.event_shape):
-            raise ValueError(f"fit: {name} must hold examples of the model's event shape (N, "
-                             f"{', '.join(map(str, model.event_shape))}), got shape {tuple(np.shape(data))}")
     if x_test is not None and tuple(np.shape(x_test)[1:]) != tuple(np.shape(x_train)[1:]):
         raise ValueError(f"fit: x_test must hold examples of x_train's shape {tuple(np.shape(x_train)[1:])}, got "
                          f"x_test of shape {tuple(np.shape(x_test))}")
@@ -137,6 +133,16 @@ def check_inputs(model, config, preprocess, x_train, x_test, y_test) -> None:
             raise TypeError(f"fit: y_test must hold integer class labels 0..C-1, got dtype {np.asarray(y_test).dtype}")
     if len(x_train) // config.batch_size < 1:
         raise ValueError(f"fit: batch_size {config.batch_size} is larger than the training set ({len(x_train)} examples)")
+
+
+def check_event_shape(model, preprocess, x_train, x_test) -> None:
+    """Without a preprocessor, refuse examples that are not of the model's event shape (before anything compiles)."""
+    if preprocess is not identity_preprocess:
+        return
+    for name, data in (("x_train", x_train), ("x_test", x_test)):
+        if data is not None and tuple(np.shape(data)[1:]) != tuple(model.event_shape):
+            raise ValueError(f"fit: {name} must hold examples of the model's event shape (N, "
+                             f"{', '.join(map(str, model.event_shape))}), got shape {tuple(np.shape(data))}")
 
 
 def place_data(x_train, x_test, mesh) -> tuple[Array, Array | None]:
