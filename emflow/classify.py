@@ -601,7 +601,7 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
                         hidden_channels=self.hidden or 8)
         else:
             raise ValueError(f"MixtureClassifier: flow must be 'vector' or 'glow', got {self.flow!r}")
-        if not self.gaussian_start:  # the paper's start, with which the README's earlier Table II was measured
+        if not self.gaussian_start:  # the paper's start: every component from the whole class
             if self.model == "genmm":
                 return GenMM(flow, self.num_components, component_axis=self.component_axis, init_strategy="shared")
             return LatMM(flow, self.num_components, init_strategy="shared")

@@ -5,7 +5,7 @@
 The K generators' parameters are stacked on a leading axis of
 ``params["flows"]`` and evaluated as one program: ``jax.vmap`` over that axis,
 an unrolled Python loop, or ``lax.map`` (``component_axis``). All three give
-the same numbers; which is fastest depends on the backend (see the README).
+the same numbers; which is fastest depends on the backend (``benchmarks.throughput`` measures them).
 
     model = GenMM(Glow((32, 32, 1), 3, 4, 512), num_components=4)
     params = model.init(key, x_batch)          # {"log_pi": (K,), "flows": stacked flow params}
@@ -20,13 +20,13 @@ generators start as K different densities; ``init_with_partition`` also returns
 that partition for a warm start (``em.partition_e_step``). Given ``centroids``, a
 partition fitted on more examples than the batch holds, it splits the batch by them
 instead: ``train.fit`` fits them on ``TrainConfig.partition_size`` (10,000) training
-images, because 512 images give less class-pure parts (README, "Table I for GenMM in
-the MNIST main job's setting": K = 10 purity 0.475 from 512 MNIST images, 0.537 from 10,000). ``"shared"`` is the
+images, because the parts of 512 images are less class-pure (MNIST, K = 10: purity 0.475
+from 512 images, 0.537 from 10,000). ``"shared"`` is the
 paper's protocol: every generator initialised on the whole batch, from its own key.
 ``"copies"``: K identical copies of one flow initialised on the whole batch, with the
 partition still returned, so that the generators differ only by what the warm start's
-parts teach them (measured in the README: the first init whose exact posterior is spread
-after the warm round on MNIST; exact EM then still drifts towards one generator).
+parts teach them (on MNIST their exact posterior is spread after the warm round; exact EM
+then still drifts towards one generator).
 
 A ``trunk`` (``emflow.trunk.GlowTrunk``) is a bijector every generator shares in front of
 it, ``p_k(x) = p_{flow_k}(t(x)) |det dt/dx|``: run once per example, trained on every

@@ -6,8 +6,8 @@ The trunk runs once per example, whatever K. Its parameters learn from every exa
 (their M-step gradient is ``sum_k gamma_ik`` of the generators' terms), the generators'
 from their own responsibilities, so what all images share can be learned once instead of
 K times, by generators that learn it at different speeds (the suspected cause of the drift
-towards one generator; measured in the README, "Two more mechanisms against the drift": the
-trunk buys density, but does not stop that drift on MNIST).
+towards one generator; on MNIST the trunk improves the density but does not stop that drift,
+docs/changelog.md).
 
     trunk = GlowTrunk((28, 28, 1), num_steps=2, hidden_channels=64, prefix=Logit((28, 28, 1)))
     model = GenMM(Glow((28, 28, 1), 2, 4, 64), num_components=3, trunk=trunk)

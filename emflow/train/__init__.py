@@ -20,40 +20,46 @@ The data order of epoch ``e`` is ``permutation(fold_in(key_data, e))`` and the n
 and noise as an uninterrupted one and ends with the same parameters.
 """
 from emflow.batches import map_batches
-from emflow.train.config import (TEMPERINGS, TrainConfig, e_step_schedule, learning_rate_schedule, make_optimizer,
-                                 without_log_pi)
+from emflow.train.config import (
+                                 TEMPERINGS,
+                                 TrainConfig,
+                                 e_step_schedule,
+                                 learning_rate_schedule,
+                                 make_optimizer,
+                                 without_log_pi,
+)
 from emflow.train.evaluation import Evaluator, epoch_record, format_record, mean_log_prob
 from emflow.train.hooks import (
-                                BaseHook,
-                                ComponentPlot,
-                                EarlyStopping,
-                                EpochEnd,
-                                Hook,
-                                HookError,
-                                MetricsFile,
-                                SampleGrids,
-                                validation_split,
+                                 BaseHook,
+                                 ComponentPlot,
+                                 EarlyStopping,
+                                 EpochEnd,
+                                 Hook,
+                                 HookError,
+                                 MetricsFile,
+                                 SampleGrids,
+                                 validation_split,
 )
 from emflow.train.loop import FitResult, RunKeys, fit
 from emflow.train.start import (
-                                check_finite_data,
-                                check_inputs,
-                                features_of_more_examples,
-                                identity_preprocess,
-                                init_params,
-                                partition_centroids,
-                                place_on_more_examples,
-                                start_params,
+                                 check_finite_data,
+                                 check_inputs,
+                                 features_of_more_examples,
+                                 identity_preprocess,
+                                 init_params,
+                                 partition_centroids,
+                                 place_on_more_examples,
+                                 start_params,
 )
 from emflow.train.state import (
-                                EMState,
-                                NonFiniteLossError,
-                                closing_prior_update,
-                                em_round_update,
-                                em_update,
-                                init_state,
-                                start_epoch,
-                                train_step,
+                                 EMState,
+                                 NonFiniteLossError,
+                                 closing_prior_update,
+                                 em_round_update,
+                                 em_update,
+                                 init_state,
+                                 start_epoch,
+                                 train_step,
 )
 from emflow.train.workdir import RESUMABLE_CHANGES
 

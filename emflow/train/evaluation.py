@@ -10,18 +10,22 @@ import numpy as np
 from emflow import diagnostics
 from emflow.batches import map_batches
 from emflow.interfaces import LikelihoodUnits
-from emflow.train.hooks import to_host
 
 Array = jax.Array
 
 
-def mean_log_prob(model, params, preprocess, data: Array, key: Array, batch_size: int, log_prob_fn=None) -> float:
-    """Mean continuous ``log p(x)`` over ``data`` (raw, preprocessed with a fixed ``key``), in batches.
-
-    ``log_prob_fn(params, raw, key)``: the compiled pass to use (then ``model`` and ``preprocess`` are not read).
-    """
-    log_prob_fn = log_prob_fn or jax.jit(lambda p, raw, k: model.log_prob(p, preprocess(k, raw)))
+def mean_log_prob(params, data: Array, key: Array, batch_size: int, log_prob_fn) -> float:
+    """Mean ``log_prob_fn(params, raw_batch, key_i)`` over the raw ``data``, in batches of one compiled shape."""
     return float(jnp.mean(map_batches(log_prob_fn, params, data, key, batch_size)))
+
+
+def to_host(x) -> np.ndarray:
+    """A numpy copy of ``x``, gathered from every process when it is spread over several."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
 
 
 def format_record(r: dict) -> str:
@@ -64,7 +68,7 @@ class Evaluator:
     def measure(self, params, em_round: bool) -> dict:
         """``{"train_nll_nats_per_dim", "train_bits_per_dim", ["test_nll_nats_per_dim", "test_bits_per_dim",
         "components"]}`` of ``params``."""
-        train_log_px = mean_log_prob(None, params, None, self.train_eval, self.key, self.batch_size, self.log_prob_fn)
+        train_log_px = mean_log_prob(params, self.train_eval, self.key, self.batch_size, self.log_prob_fn)
         out = {"train_nll_nats_per_dim": float(self.to_nats(train_log_px)),
                "train_bits_per_dim": float(self.to_bits(train_log_px))}
         if self.test is None:
@@ -75,7 +79,7 @@ class Evaluator:
             if em_round:
                 out["components"] = diagnostics.component_report(to_host(joint), to_host(self.y_test))
         else:
-            test_log_px = mean_log_prob(None, params, None, self.test, self.key, self.batch_size, self.log_prob_fn)
+            test_log_px = mean_log_prob(params, self.test, self.key, self.batch_size, self.log_prob_fn)
         out["test_nll_nats_per_dim"] = float(self.to_nats(test_log_px))
         out["test_bits_per_dim"] = float(self.to_bits(test_log_px))
         return out

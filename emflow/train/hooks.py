@@ -28,9 +28,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from emflow import distributed, plots
-from emflow.batches import map_batches
 from emflow.checkpoint import WorkdirWriteError
 from emflow.interfaces import ComponentSampler
+from emflow.train.evaluation import mean_log_prob, to_host
+from emflow.train.start import identity_preprocess
 from emflow.train.state import EMState
 
 
@@ -200,15 +201,14 @@ class EarlyStopping(BaseHook):
             raise ValueError(f"EarlyStopping: patience must be an integer >= 1, got {patience!r}")
         if len(x_val) == 0:
             raise ValueError("EarlyStopping: x_val is empty; expected at least one validation example")
-        preprocess = preprocess or (lambda key, x: jnp.asarray(x, jnp.float32))
+        preprocess = preprocess or identity_preprocess
         self.log_prob_fn = jax.jit(lambda p, raw, k: model.log_prob(p, preprocess(k, raw)))
         self.x_val, self.key = jnp.asarray(x_val), jax.random.PRNGKey(seed)
         self.batch_size, self.patience = min(batch_size, len(x_val)), patience
         self.best_nll, self.best_epoch, self.best_params = float("inf"), None, None
 
     def after_epoch(self, end: EpochEnd) -> bool:
-        log_px = map_batches(self.log_prob_fn, end.state.params, self.x_val, self.key, self.batch_size)
-        nll = -float(jnp.mean(log_px))
+        nll = -mean_log_prob(end.state.params, self.x_val, self.key, self.batch_size, self.log_prob_fn)
         end.record["validation_nll"] = nll
         if nll < self.best_nll:
             self.best_nll, self.best_epoch = nll, end.epoch
@@ -219,15 +219,6 @@ class EarlyStopping(BaseHook):
         if self.best_params is None:
             return state
         return state.replace(params=self.best_params, old_params=jax.tree.map(jnp.copy, self.best_params))
-
-
-def to_host(x) -> np.ndarray:
-    """A numpy copy of ``x``, gathered from every process when it is spread over several."""
-    if isinstance(x, jax.Array) and not x.is_fully_addressable:
-        from jax.experimental import multihost_utils
-
-        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-    return np.asarray(x)
 
 
 def validation_split(x, fraction: float, seed: int = 0, y=None):

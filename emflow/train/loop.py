@@ -145,16 +145,9 @@ def fit(
             state = _train_epoch(step_fn, state, round_state, e_step, train_data, keys, epoch, steps_per_epoch,
                                  config, progress and distributed.is_primary(), evaluator.to_nats)
             train_seconds = time.time() - t0
-            em_round, round_info, closing = (epoch + 1) % config.em_every == 0, None, None
-            if em_round:
-                state, round_info = em_round_update(model, state, config,
-                                                    jax.random.fold_in(jax.random.fold_in(keys.init, 3), epoch))
-            if config.final_prior_update and epoch == config.epochs - 1:
-                state, closing = closing_prior_update(model, state, exact_posterior_fn, train_data,
-                                                      jax.random.fold_in(keys.cache, config.epochs),
-                                                      config.eval_batch_size)
-            record = epoch_record(epoch, state, e_step.name, em_round, evaluator.measure(state.params, em_round),
-                                  round_info, closing, history, evaluator.to_nats)
+            em_round = (epoch + 1) % config.em_every == 0
+            state, record = _end_epoch(model, state, config, keys, epoch, em_round, e_step.name, evaluator, history,
+                                       exact_posterior_fn, train_data)
             record["train_seconds"] = round(train_seconds, 3)  # E-step (cached or per batch) + M-steps
             record["seconds"] = round(time.time() - t0, 2)       # ... + this epoch's evaluations
             history.append(record)
@@ -172,6 +165,23 @@ def fit(
         if checkpointer is not None:
             checkpointer.close()
     return FitResult(state, history, workdir, part)
+
+
+def _end_epoch(model, state: EMState, config: TrainConfig, keys: RunKeys, epoch: int, em_round: bool,
+               e_step_name: str, evaluator: Evaluator, history: list[dict], exact_posterior_fn,
+               train_data: Array) -> tuple[EMState, dict]:
+    """After an epoch's M-steps: the EM round's update (pi, Phi_old, dead components) when one ends, the
+    closing pi update after the last epoch (``config.final_prior_update``), then the epoch's record."""
+    round_info = closing = None
+    if em_round:
+        state, round_info = em_round_update(model, state, config,
+                                            jax.random.fold_in(jax.random.fold_in(keys.init, 3), epoch))
+    if config.final_prior_update and epoch == config.epochs - 1:
+        state, closing = closing_prior_update(model, state, exact_posterior_fn, train_data,
+                                              jax.random.fold_in(keys.cache, config.epochs), config.eval_batch_size)
+    record = epoch_record(epoch, state, e_step_name, em_round, evaluator.measure(state.params, em_round),
+                          round_info, closing, history, evaluator.to_nats)
+    return state, record
 
 
 def _on_mesh(model, state: EMState, mesh):
