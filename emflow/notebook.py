@@ -56,10 +56,10 @@ def data_dir(names: tuple[str, ...], default: str | os.PathLike = "emflow_data",
     """A data directory that holds ``names``: ``$EMFLOW_DATA_DIR`` if set, else ``default``, fetched if missing.
 
     ``$EMFLOW_DATA_DIR`` is used as it is (nothing is written into it); the default folder
-    is filled by ``emflow.download`` (on Colab: from the public mirrors, checked by md5 or
+    is filled by ``emflow.data.download`` (on Colab: from the public mirrors, checked by md5 or
     by parsing).
     """
-    from emflow import download
+    from emflow.data import download
 
     env = os.environ.get("EMFLOW_DATA_DIR")
     if env:

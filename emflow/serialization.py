@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from emflow.checkpoint import FORMAT_VERSION, CorruptCheckpointError, to_json_config, version_record
+from emflow.train.checkpoint import FORMAT_VERSION, CorruptCheckpointError, to_json_config, version_record
 
 MODEL_FILE = "emflow_model.json"
 PARAMS_DIR = "params"
@@ -55,8 +55,8 @@ class ConfigRebuildError(ValueError):
 def known_classes() -> dict[str, type]:
     """The dataclasses a recorded configuration may name, by class name."""
     import emflow
-    from emflow.dequantize import Dequantizer
-    from emflow.trunk import GlowTrunk
+    from emflow.flows.dequantize import Dequantizer
+    from emflow.flows.trunk import GlowTrunk
 
     return {cls.__name__: cls for cls in (emflow.GenMM, emflow.LatMM, emflow.Glow, emflow.VectorFlow,
                                           emflow.Prefixed, emflow.Whitened, emflow.Logit,

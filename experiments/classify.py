@@ -29,7 +29,8 @@ import time
 
 import numpy as np
 
-from emflow import data, download
+from emflow import data
+from emflow.data import download
 from emflow.classify import MixtureClassifier, feature_permutations, orbit
 from experiments import exit_on_refused_xla_flags
 
@@ -91,7 +92,7 @@ def run_baselines(x_train, y_train, x_test, y_test, seed: int, symmetries: np.nd
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    from emflow.gaussian_classifier import GaussianBayesClassifier
+    from emflow.classify.gaussian_classifier import GaussianBayesClassifier
 
     d = x_train.shape[1]
     models = {
@@ -167,7 +168,7 @@ def write_outputs(root: pathlib.Path, dataset: str, model: str, result: dict) ->
     (root / f"table2_{stem}.md").write_text("\n".join(lines) + "\n")
     (root / f"table2_{stem}.json").write_text(json.dumps(result, indent=2))
 
-    from emflow.plots import _pyplot
+    from emflow.evaluation.plots import _pyplot
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)

@@ -47,7 +47,7 @@ def models(seed: int, mixture_kwargs: dict) -> dict:
     from sklearn.svm import SVC
 
     from emflow.classify import MixtureClassifier
-    from emflow.gaussian_classifier import GaussianBayesClassifier
+    from emflow.classify.gaussian_classifier import GaussianBayesClassifier
 
     return {
         "MixtureClassifier()": MixtureClassifier(seed=seed, **mixture_kwargs),

@@ -16,7 +16,8 @@ import time
 
 import numpy as np
 
-from emflow import data, download
+from emflow import data
+from emflow.data import download
 from emflow.classify import MixtureClassifier
 from experiments import exit_on_refused_xla_flags
 

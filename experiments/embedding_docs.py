@@ -1,4 +1,4 @@
-"""Run the code of ``docs/embedding.md`` against a trained run, and report what it measured.
+"""Run the code of ``docs/guides/embedding.md`` against a trained run, and report what it measured.
 
     python -m experiments.embedding_docs --workdir runs/mnist_genmm [--data_dir D] [--num_eval 10000]
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from experiments import exit_on_refused_xla_flags
 
-PAGE = pathlib.Path(__file__).resolve().parents[1] / "docs" / "embedding.md"
+PAGE = pathlib.Path(__file__).resolve().parents[1] / "docs" / "guides" / "embedding.md"
 SETTINGS = ("workdir", "data_dir", "num_eval", "num_steps")
 
 

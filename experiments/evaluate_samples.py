@@ -8,14 +8,14 @@ For every dataset, model and K: the model in ``<workdir>/<dataset>_<model>_k<K>`
 (one ``image_experiment`` run with the sweep-size flags) unless that workdir already holds a
 finished run, which is then loaded (``emflow.load``). Each trial draws ``num_samples`` images
 from the model and ``num_samples`` real test images (the trial's own random subset); the
-metrics (``emflow.metrics``) use the dataset's feature network (``emflow.feature_net``: its
+metrics (``emflow.evaluation.metrics``) use the dataset's feature network (``emflow.evaluation.feature_net``: its
 softmax for IS, its penultimate features for FID, MMD and 1-NN), which is trained and cached
 when missing.
 
 Every table carries its rulers, computed in the same run with the same trials:
 - **real vs real**: ``num_samples`` training images against the trial's test images (the best
   any model can do);
-- **per-pixel histograms** and the **logit-space Gaussian** (``emflow.baselines``) as samplers:
+- **per-pixel histograms** and the **logit-space Gaussian** (``emflow.evaluation.baselines``) as samplers:
   the floors;
 - the feature network's own test accuracy.
 
@@ -36,9 +36,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import emflow
-from emflow import baselines, feature_net, metrics
+from emflow.evaluation import baselines, feature_net, metrics
 from emflow import data as data_lib
-from emflow import download
+from emflow.data import download
 from experiments import exit_on_refused_xla_flags
 from experiments import image_experiment
 
@@ -172,7 +172,7 @@ def render(result: dict) -> str:
 
 
 def plot(result: dict, path: pathlib.Path) -> None:
-    from emflow.plots import _pyplot
+    from emflow.evaluation.plots import _pyplot
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))

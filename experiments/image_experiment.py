@@ -18,13 +18,15 @@ import jax
 import numpy as np
 
 import emflow
-from emflow import baselines as baselines_lib
+from emflow.evaluation import baselines as baselines_lib
 from emflow import data as data_lib
-from emflow import distributed, download, sharding, train
+from emflow import train
+from emflow.parallel import distributed, sharding
+from emflow.data import download
 from emflow.bijectors.conditioners import CONV_IMPLS
 from emflow.bijectors.split import SplitPrior
-from emflow.glow import TOP_PRIORS
-from emflow.latmm import LATENT_PARTITION_SPACES
+from emflow.flows.glow import TOP_PRIORS
+from emflow.mixtures.latmm import LATENT_PARTITION_SPACES
 from experiments.configs import JOB_PRESETS, PRESETS
 
 MODELS = {"genmm": emflow.GenMM, "latmm": emflow.LatMM}
@@ -376,7 +378,7 @@ def load_process_rows(dataset: str, args: argparse.Namespace, mesh):
 
 
 def closed_form_baselines(x_train, x_test) -> dict:
-    """The rulers of ``emflow.baselines``, fitted on this run's training images, in test bits/dim."""
+    """The rulers of ``emflow.evaluation.baselines``, fitted on this run's training images, in test bits/dim."""
     t0 = time.time()
     out = {"pixel_histogram": baselines_lib.pixel_histogram_bits_per_dim(x_train, x_test)}
     pixels = int(np.prod(x_train.shape[1:]))
@@ -401,6 +403,6 @@ def result_table(summary: dict) -> str:
         rows.append(f"| {names[key]} | {v:.4f} |")
     report = summary.get("final_components")
     if report:
-        rows.append(f"\nposterior share of the test set per component: "
+        rows.append("\nposterior share of the test set per component: "
                     + " ".join(f"{v:.3f}" for v in report["posterior_share"]) + f"; purity {report['purity']:.3f}")
     return "\n".join(rows)

@@ -31,7 +31,8 @@ import time
 import numpy as np
 
 from emflow import data as data_lib
-from emflow import diagnostics, download
+from emflow.evaluation import diagnostics
+from emflow.data import download
 from experiments import exit_on_refused_xla_flags
 from experiments import image_experiment
 

@@ -26,8 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from emflow import data as data_lib
-from emflow import download
-from emflow import interpolation, plots
+from emflow.data import download
+from emflow.evaluation import interpolation, plots
 from experiments import exit_on_refused_xla_flags
 from experiments import evaluate_samples, image_experiment
 

@@ -22,8 +22,9 @@ import numpy as np
 
 import emflow
 from emflow import data as data_lib
-from emflow import download
-from emflow import partition, train
+from emflow.data import download
+from emflow import train
+from emflow.mixtures import partition
 from experiments import exit_on_refused_xla_flags
 from experiments import image_experiment
 

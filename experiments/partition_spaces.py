@@ -3,7 +3,7 @@
     python -m experiments.partition_spaces [--dataset mnist] [--components 10] [--num_train 10000]
                                            [--num_test 2000] [--keys 6] [--starts 1,4] [--workdir runs/partition_spaces]
 
-For every ``emflow.partition_space`` space (the pixels, their direction, the direction of
+For every ``emflow.mixtures.partition_space`` space (the pixels, their direction, the direction of
 the image blurred by one pixel) and every number of starts: ``partition.kmeans`` with
 keys 0 .. keys-1 on the features of the first ``num_train`` dequantized training images,
 each of the first ``num_test`` test images to its nearest centroid, and the purity of
@@ -27,8 +27,9 @@ import numpy as np
 
 import emflow
 from emflow import data as data_lib
-from emflow import download
-from emflow import diagnostics, partition, partition_space
+from emflow.data import download
+from emflow.evaluation import diagnostics
+from emflow.mixtures import partition, partition_space
 from experiments import exit_on_refused_xla_flags
 from experiments.init_variants import kmeans_purities_of
 

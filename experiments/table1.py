@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 
-from emflow import plots
+from emflow.evaluation import plots
 from experiments import exit_on_refused_xla_flags
 from experiments import image_experiment
 from experiments.configs import PAPER_TABLE1

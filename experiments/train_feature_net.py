@@ -4,7 +4,7 @@
 
 Prints the test accuracy and where the weights went (``$EMFLOW_CACHE_DIR/feature_nets/<dataset>``,
 default ``~/.cache/emflow``), with the seed and the accuracy in ``record.json`` beside them.
-``emflow.metrics`` uses its softmax (IS) and its penultimate-layer features (FID, MMD, 1-NN).
+``emflow.evaluation.metrics`` uses its softmax (IS) and its penultimate-layer features (FID, MMD, 1-NN).
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import dataclasses
 import json
 
 from emflow import data as data_lib
-from emflow import download
-from emflow import feature_net
+from emflow.data import download
+from emflow.evaluation import feature_net
 from experiments import exit_on_refused_xla_flags
 
 TARGETS = {"mnist": 0.993, "fashion_mnist": 0.92}

@@ -21,7 +21,7 @@
 #
 # `emflow.load` turns a training run's folder back into `(model, params)`. From there,
 # `model.log_prob` is a pure function to jit, differentiate and vmap. The longer
-# walk-through is `docs/embedding.md`.
+# walk-through is `docs/guides/embedding.md`.
 #
 # The notebook loads `runs/quickstart` if the quickstart notebook left one. Otherwise it
 # trains a small run first. The sizes follow the backend, as in the quickstart.

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emflow.latent import Latent, flatten
+from emflow.flows.latent import Latent, flatten
 
 CONSTANT_LEAVES = ("perm", "sign_s")  # never trained (an LU layer's fixed P and signs)
 FLOAT32_EPS = float(np.finfo(np.float32).eps)  # 2^-23, one unit in the last place at 1

@@ -25,10 +25,12 @@ import scipy.sparse  # noqa: E402
 
 import emflow  # noqa: E402
 from emflow import data as data_lib  # noqa: E402
-from emflow import download, em, feature_net, metrics, notebook, serialization, train  # noqa: E402
-from emflow.checkpoint import CorruptCheckpointError  # noqa: E402
+from emflow import em, notebook, serialization, train  # noqa: E402
+from emflow.data import download
+from emflow.evaluation import feature_net, metrics
+from emflow.train.checkpoint import CorruptCheckpointError  # noqa: E402
 from emflow.xla_flags import check_xla_flags  # noqa: E402
-from emflow.checkpoint import ConfigMismatchError  # noqa: E402
+from emflow.train.checkpoint import ConfigMismatchError  # noqa: E402
 from emflow.classify import MixtureClassifier, NotFittedError  # noqa: E402
 
 QUIET = dict(progress=False, log=lambda s: None)

@@ -6,7 +6,7 @@ import pytest
 import scipy.special
 import scipy.stats
 
-from emflow import baselines, diagnostics
+from emflow.evaluation import baselines, diagnostics
 
 
 def test_component_report_against_brute_force():

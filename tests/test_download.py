@@ -1,4 +1,4 @@
-"""emflow.download against a local mirror (../shared/data served on localhost): checked, resumable, refusing."""
+"""emflow.data.download against a local mirror (../shared/data served on localhost): checked, resumable, refusing."""
 import functools
 import gzip
 import http.server
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from emflow import data as data_lib
-from emflow import download
+from emflow.data import download
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ import pytest
 import scipy.special
 
 import emflow
-from emflow import e_steps, em, train
+from emflow import em, train
+from emflow.em import e_steps
 from toy_em import SMALL_FLOW, init_flow, np_perturb
 
 MODEL = emflow.GenMM(SMALL_FLOW, num_components=3)

@@ -1,4 +1,4 @@
-"""docs/embedding.md, executed on a tiny MNIST run; every number it computes checked independently."""
+"""docs/guides/embedding.md, executed on a tiny MNIST run; every number it computes checked independently."""
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -154,7 +154,7 @@ def test_seed_ensemble_averages_the_densities_not_the_log_densities():
 def test_evaluate_samples_and_interpolate_tiny(tmp_path, data_dir):
     """Both figure scripts end to end at a tiny size, with a tiny feature network in a temporary cache."""
     from emflow import data as data_lib
-    from emflow import feature_net
+    from emflow.evaluation import feature_net
     from experiments import evaluate_samples, interpolate
 
     ds = data_lib.load_dataset("mnist", data_dir)

@@ -12,7 +12,7 @@ import pytest
 
 import emflow
 from emflow import train
-from emflow.checkpoint import CorruptCheckpointError
+from emflow.train.checkpoint import CorruptCheckpointError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODEL = emflow.GenMM(emflow.VectorFlow(2, num_steps=1, hidden=8), 2)
@@ -92,7 +92,7 @@ SAVE_FAILS = textwrap.dedent('''
     import resource, signal, sys
     import numpy as np, emflow
     from emflow import train
-    from emflow.checkpoint import WorkdirWriteError
+    from emflow.train.checkpoint import WorkdirWriteError
     rng = np.random.default_rng(0)
     x = rng.standard_normal((256, 2)).astype(np.float32)
     model = emflow.GenMM(emflow.VectorFlow(2, num_steps=2, hidden=128), 2)  # about 1 MB of checkpoint

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from emflow import data as data_lib
-from emflow import feature_net
+from emflow.evaluation import feature_net
 
 TINY = feature_net.FeatureNetConfig(widths=(8, 16), feature_width=32, epochs=4, batch_size=64, learning_rate=1e-2,
                                     max_shift=0)

@@ -6,7 +6,7 @@ from sklearn.datasets import load_wine
 from sklearn.mixture import GaussianMixture
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from emflow.gaussian_classifier import GaussianBayesClassifier
+from emflow.classify.gaussian_classifier import GaussianBayesClassifier
 
 
 @parametrize_with_checks([GaussianBayesClassifier()])

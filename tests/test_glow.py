@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from checks import assert_bijection, assert_vmap_and_grad, perturb
-from emflow import Glow, latent
+from emflow import Glow
+from emflow.flows import latent
 
 
 def _flow_and_params(flow, key, x, scale=0.05):

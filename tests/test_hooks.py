@@ -8,7 +8,7 @@ import pytest
 
 import emflow
 from emflow import train
-from emflow.checkpoint import Checkpointer
+from emflow.train.checkpoint import Checkpointer
 from emflow.contrib.hard_em import hard
 from emflow.contrib.pi_plot import PiPlot
 

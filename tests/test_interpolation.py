@@ -4,7 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from emflow import GenMM, LatMM, VectorFlow, interpolation
+from emflow import GenMM, LatMM, VectorFlow
+from emflow.evaluation import interpolation
 
 FLOW = VectorFlow(2, num_steps=2, hidden=8)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from checks import assert_bijection, perturb
-from emflow import Dequantizer, GenMM, Glow, Logit, Prefixed, latent
+from emflow import Dequantizer, GenMM, Glow, Logit, Prefixed
 
 
 class LogitTest(chex.TestCase):

@@ -1,11 +1,11 @@
-"""emflow.metrics against independent computations: closed forms, scipy, brute-force numpy loops."""
+"""emflow.evaluation.metrics against independent computations: closed forms, scipy, brute-force numpy loops."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.linalg
 
-from emflow import metrics
+from emflow.evaluation import metrics
 
 
 def rng(seed=0):

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from sklearn.cluster import KMeans
 
-from emflow import GenMM, LatMM, VectorFlow, em, partition
+from emflow import GenMM, LatMM, VectorFlow, em
+from emflow.mixtures import partition
 from toy_em import TINIEST_FLOW
 
 CENTRES = np.array([[-6.0, 0.0, 1.0], [6.0, 0.0, -1.0], [0.0, 8.0, 0.0], [0.0, -8.0, 2.0]], np.float32)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from emflow import GenMM, Glow, LatMM, VectorFlow, em, partition, partition_space, train
+from emflow import GenMM, Glow, LatMM, VectorFlow, em, train
+from emflow.mixtures import partition, partition_space
 from toy_em import TINIEST_FLOW
 
 

@@ -4,7 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from emflow import GenMM, LatMM, reseed, train
+from emflow import GenMM, LatMM, train
+from emflow.mixtures import reseed
 from toy_em import SMALL_FLOW, init_flow, np_perturb, small_flow_batch, stack
 
 K = 3

@@ -6,8 +6,9 @@ import pytest
 import scipy.special
 
 import emflow
-from emflow import e_steps, em, train
-from emflow.semi_supervised import check_labels, semi_supervised
+from emflow import em, train
+from emflow.em import e_steps
+from emflow.em.semi_supervised import check_labels, semi_supervised
 from toy_em import SMALL_FLOW, init_flow, np_perturb
 
 MODEL = emflow.GenMM(SMALL_FLOW, num_components=4)

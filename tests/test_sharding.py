@@ -9,7 +9,8 @@ import pytest
 
 SCRIPT = textwrap.dedent('''
     import json, os, jax, numpy as np, emflow
-    from emflow import sharding, train
+    from emflow import train
+    from emflow.parallel import sharding
     assert jax.device_count() == 8, jax.devices()
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=(64, 4, 4, 1), dtype=np.uint8)

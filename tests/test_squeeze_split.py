@@ -7,7 +7,7 @@ import pytest
 
 from checks import assert_bijection, assert_vmap_and_grad, perturb
 from emflow.bijectors import Split, Squeeze
-from emflow.latent import standard_normal_log_prob
+from emflow.flows.latent import standard_normal_log_prob
 
 
 class SqueezeTest(chex.TestCase):

@@ -7,8 +7,9 @@ import pytest
 import scipy.special
 
 import emflow
-from emflow import e_steps, train
-from emflow.checkpoint import Checkpointer, ConfigMismatchError
+from emflow import train
+from emflow.em import e_steps
+from emflow.train.checkpoint import Checkpointer, ConfigMismatchError
 from checks import FLOAT32_EPS
 
 
@@ -305,7 +306,7 @@ def test_a_run_resumed_inside_a_cached_round_recomputes_its_table_and_ends_the_s
 
 
 def test_a_checkpoint_of_the_older_state_format_with_a_cached_e_step_is_refused_with_what_to_do():
-    from emflow.checkpoint import check_resumable
+    from emflow.train.checkpoint import check_resumable
 
     old = {"emflow_version": "0.2.0", "config": {"train": {"e_step": "cached"}}}
     with pytest.raises(ConfigMismatchError, match="refusing to resume run/: .*emflow 0.2.0.* load with emflow.load"):

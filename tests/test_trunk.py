@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 import emflow
-from emflow import em, interpolation, latent as latent_lib, train
+from emflow import em, train
+from emflow.evaluation import interpolation
+from emflow.flows import latent as latent_lib
 
 from checks import assert_bijection, brute_force_log_det, perturb
 

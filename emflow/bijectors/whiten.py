@@ -8,7 +8,7 @@ covariance plus ``reg * I``, so the batch comes out with mean 0 and covariance
 ``I - reg * T T^T`` (exactly ``I`` for ``reg = 0``). Put in front of a flow whose other
 layers start as the identity (zero-initialised couplings) or as rotations, the flow
 starts as the Gaussian ``N(x; mean, cov + reg * I)``: a flow classifier then starts at
-the Gaussian Bayes classifier (``emflow.gaussian_classifier``), and each generator of a
+the Gaussian Bayes classifier (``emflow.classify.gaussian_classifier``), and each generator of a
 partition-initialised ``GenMM`` at its part's Gaussian.
 
 The Cholesky factor and the inverse's forward substitution are plain jax.numpy

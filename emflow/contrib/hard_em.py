@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from emflow import em
-from emflow.e_steps import EStep
+from emflow.em.e_steps import EStep
 
 
 def _hard_update(state, model, old_params, x, idx):
@@ -24,5 +24,5 @@ def _hard_update(state, model, old_params, x, idx):
 
 
 def hard() -> EStep:
-    """The hard E-step (per batch; ``emflow.e_steps.cached(hard())`` evaluates it once per round)."""
+    """The hard E-step (per batch; ``emflow.em.e_steps.cached(hard())`` evaluates it once per round)."""
     return EStep("hard", lambda data: {}, _hard_update)

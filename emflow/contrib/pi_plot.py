@@ -8,7 +8,8 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
-from emflow import distributed, plots
+from emflow.parallel import distributed
+from emflow.evaluation import plots
 from emflow.train.hooks import BaseHook, EpochEnd, written
 
 

@@ -1,9 +1,9 @@
-"""The EM trainer: Algorithm 1 with a jitted step, data resident on the device, checkpoints and hooks.
+"""The EM trainer: Algorithm 1 with a jitted step, data resident on the device, checkpoints and hooks::
 
     trainer state (EMState): Phi (params), Phi_old (old_params), optimizer state, step,
                              and the epoch's accumulated responsibilities
 
-    every EM round:  the round's E-step (emflow.e_steps) starts: Phi_old is fixed until its end
+    every EM round:  the round's E-step (emflow.em.e_steps) starts: Phi_old is fixed until its end
     every step:      gamma = E-step with Phi_old;  one Adam step on -Q(Phi, Phi_old)/n
     every epoch:     train and test NLL, the metrics record; hooks (metrics file, plots, sample grids); checkpoint
     every t_EM:      pi <- mean gamma of the epoch (eq. 16);  Phi_old <- Phi;  dead components logged

@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from emflow import e_steps, em
+from emflow import em
+from emflow.em import e_steps
 
 Array = jax.Array
 
@@ -68,7 +69,7 @@ class TrainConfig:
         (the reference code's ``gamma ∝ pi_k p_k^(1/D)``, every round).
       dead_fraction: a component with ``pi_k < dead_fraction / K`` after an EM round is dead (logged).
       reseed_dead: re-seed every dead component by splitting the most populated one
-        (``emflow.reseed``), with N(0, ``reseed_scale``^2) noise on the copy.
+        (``emflow.mixtures.reseed``), with Gaussian noise of standard deviation ``reseed_scale`` on the copy.
       final_prior_update: after the last epoch, one more E-step with the final Phi (exact
         responsibilities of every training example) and ``pi <- mean gamma`` (``closing_prior_update``):
         the conditional maximum of the training likelihood over pi for the final generators, so that the

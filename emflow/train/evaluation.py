@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emflow import diagnostics
+from emflow.evaluation import diagnostics
 from emflow.batches import map_batches
 from emflow.interfaces import LikelihoodUnits
 
@@ -48,7 +48,7 @@ class Evaluator:
     ``train_eval``: the first ``config.train_eval_size`` training examples; ``test``: the test set
     (None: none); both preprocessed with the fixed ``key`` every epoch, in batches of
     ``config.eval_batch_size``. With ``y_test``, one pass over the test set gives both its NLL and,
-    after an EM round, the per-component report (``emflow.diagnostics.component_report``).
+    after an EM round, the per-component report (``emflow.evaluation.diagnostics.component_report``).
     ``to_nats`` / ``to_bits`` turn a mean ``log p(x)`` into per-dimension units (the
     preprocessor's own where it has them: a ``Dequantizer`` counts the discrete data's units).
     """

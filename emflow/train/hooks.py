@@ -27,8 +27,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emflow import distributed, plots
-from emflow.checkpoint import WorkdirWriteError
+from emflow.parallel import distributed
+from emflow.evaluation import plots
+from emflow.train.checkpoint import WorkdirWriteError
 from emflow.interfaces import ComponentSampler
 from emflow.train.evaluation import mean_log_prob, to_host
 from emflow.train.start import identity_preprocess

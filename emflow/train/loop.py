@@ -14,9 +14,11 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from emflow import distributed, e_steps, em, sharding
-from emflow import partition as partition_lib
-from emflow.checkpoint import WorkdirWriteError, to_json_config, version_record
+from emflow import em
+from emflow.parallel import distributed, sharding
+from emflow.em import e_steps
+from emflow.mixtures import partition as partition_lib
+from emflow.train.checkpoint import WorkdirWriteError, to_json_config, version_record
 from emflow.interfaces import Quantizer
 from emflow.train.config import TrainConfig, e_step_schedule, make_optimizer, without_log_pi
 from emflow.train.evaluation import Evaluator, epoch_record, format_record
@@ -88,16 +90,16 @@ def fit(
         ``None``: the data are used as they are (continuous, e.g. tabular features).
       x_train, x_test: raw data, ``(N, *data_shape)``: numpy (copied to every device), or a
         ``jax.Array`` already placed, e.g. spread over the mesh's devices by
-        ``emflow.sharding.from_process_rows`` so that each process holds only its examples.
+        ``emflow.parallel.sharding.from_process_rows`` so that each process holds only its examples.
       workdir: where metrics (``metrics.jsonl``), plots and checkpoints go; None keeps nothing.
       resume: continue the run in ``workdir`` from its latest checkpoint.
       run_info: extra JSON-able facts recorded with the configuration (dataset, scheme, ...).
-      mesh: a ``jax.sharding.Mesh`` from ``emflow.sharding.make_mesh`` to train data
+      mesh: a ``jax.sharding.Mesh`` from ``emflow.parallel.sharding.make_mesh`` to train data
         parallel and/or component parallel; None: one device.
       y_test: class labels of ``x_test`` (``(N_test,)`` ints, numpy or a ``jax.Array`` placed like
         ``x_test``): after every EM round the
-        metrics get a per-component report (``emflow.diagnostics``) and ``components.png``.
-      e_step_of_round: ``em_round -> emflow.e_steps.EStep``, the E-step of each EM round (0-based);
+        metrics get a per-component report (``emflow.evaluation.diagnostics``) and ``components.png``.
+      e_step_of_round: ``em_round -> emflow.em.e_steps.EStep``, the E-step of each EM round (0-based);
         None: ``e_step_schedule(config, ...)``.
       hooks: ``emflow.train.hooks`` objects run after each epoch, before the run's own (metrics
         file, sample grids, component plot with a ``workdir``) and before its checkpoint.

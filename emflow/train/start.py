@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emflow import partition as partition_lib
-from emflow import sharding
+from emflow.mixtures import partition as partition_lib
+from emflow.parallel import sharding
 from emflow.batches import map_batches
 from emflow.interfaces import CheckedPreprocessor, InputPartitioner, LatentPlacer, PartitionedMixture
 from emflow.train.config import TrainConfig

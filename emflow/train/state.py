@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from emflow import em, reseed
+from emflow import em
+from emflow.mixtures import reseed
 from emflow.batches import map_batches
 
 Array = jax.Array
@@ -85,7 +86,7 @@ def em_round_update(model, state: EMState, config, key: Array) -> tuple[EMState,
 
     A component with ``pi_k < config.dead_fraction / K`` is dead. With ``config.reseed_dead``,
     each dead one becomes a perturbed copy of the then most populated component (params and
-    optimizer moments; the two share its weight, ``emflow.reseed``) before Phi_old <- Phi.
+    optimizer moments; the two share its weight, ``emflow.mixtures.reseed``) before Phi_old <- Phi.
     """
     k = model.num_components
     state = em_update(state)

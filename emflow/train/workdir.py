@@ -6,8 +6,8 @@ import pathlib
 
 import jax
 
-from emflow import distributed
-from emflow.checkpoint import (
+from emflow.parallel import distributed
+from emflow.train.checkpoint import (
     Checkpointer,
     ConfigMismatchError,
     CorruptCheckpointError,

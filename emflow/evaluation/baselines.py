@@ -85,7 +85,7 @@ def logit_gaussian_bits_per_dim(x_train: np.ndarray, x_test: np.ndarray, alpha: 
 
 
 # ------------------------------------------------------------------------------------------ samplers
-# The two baselines as samplers: the floors of the sample-quality tables (emflow.metrics).
+# The two baselines as samplers: the floors of the sample-quality tables (emflow.evaluation.metrics).
 
 
 def sample_pixel_histogram(x_train: np.ndarray, n: int, seed: int = 0) -> np.ndarray:

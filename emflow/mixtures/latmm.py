@@ -32,7 +32,7 @@ computed in batches with the initialised flow:
     params, part = model.place_latent_gaussians(key, params, z)
 
 What k-means partitions (``partition_space``): ``"latent"`` (the default), the top-level
-latents themselves; or one of ``emflow.partition_space``'s input spaces (``"input"``,
+latents themselves; or one of ``emflow.mixtures.partition_space``'s input spaces (``"input"``,
 ``"unit"``, ``"blurred_unit"``): the examples are partitioned there and the Gaussians
 placed at each part's top-level latents (``place_latent_gaussians(key, params, z,
 features)``). The warm start's hard responsibilities read the same features. The image
@@ -50,12 +50,12 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from emflow import latent as latent_lib
-from emflow import partition as partition_lib
-from emflow import partition_space as partition_space_lib
+from emflow.flows import latent as latent_lib
+from emflow.mixtures import partition as partition_lib
+from emflow.mixtures import partition_space as partition_space_lib
 from emflow.bijectors.base import Array
-from emflow.latent import Latent
-from emflow.mixture import (MixtureModel, check_count, check_init_batch, check_num_components, sample_components,
+from emflow.flows.latent import Latent
+from emflow.mixtures.mixture import (MixtureModel, check_count, check_init_batch, check_num_components, sample_components,
                             uniform_log_pi)
 
 SigmaPrior = Literal["gamma", "l2", "none"]
@@ -85,7 +85,7 @@ class LatMM(MixtureModel):
       min_part_fraction: k-means repairs a part of fewer than ``min_part_fraction * B / K``
         latents by splitting the largest part (``partition.kmeans``); 0 turns the repair off.
       partition_space: what k-means clusters: ``"latent"`` (the top-level latents; the default) or an
-        input space of ``emflow.partition_space`` (``"input"``, ``"unit"``, ``"blurred_unit"``), in which
+        input space of ``emflow.mixtures.partition_space`` (``"input"``, ``"unit"``, ``"blurred_unit"``), in which
         case the Gaussians are placed at the top-level latents of each input-space part.
       kmeans_starts: k-means starts, the least-inertia one kept (``partition.kmeans``); 1 by default.
 

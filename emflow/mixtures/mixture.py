@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emflow import partition as partition_lib
+from emflow.mixtures import partition as partition_lib
 from emflow.bijectors.base import Array, check_batch
 
 ComponentAxis = Literal["vmap", "unrolled", "scan"]

@@ -1,6 +1,6 @@
 """Fetch the datasets' original files into a data directory (for Colab and fresh machines).
 
-    emflow.download.download("mnist", "data")    # -> data/mnist/ with the four IDX files
+    emflow.data.download.download("mnist", "data")    # -> data/mnist/ with the four IDX files
     emflow.data.load_dataset("mnist", "data")
 
 TensorFlow Datasets needs TensorFlow, which Colab's TPU runtime no longer has. So the

@@ -15,7 +15,7 @@ Both compose (e.g. 8 devices as 2 x 4). Nothing here is home-made communication:
 ``jax.jit`` compiles one SPMD program from the shardings of its inputs, and
 ``shard_map`` states the per-device program for the generators.
 
-    mesh = emflow.sharding.make_mesh(data=2, components=4)
+    mesh = emflow.parallel.sharding.make_mesh(data=2, components=4)
     result = emflow.train.fit(model, config, dequantizer, x_train, x_test, mesh=mesh)
 
 Across hosts, call ``jax.distributed.initialize()`` on every host first; the same
@@ -137,7 +137,7 @@ def for_mesh(model, mesh: Mesh):
     """``model`` set up for ``mesh``: a GenMM runs its generators component parallel when the mesh splits them."""
     import dataclasses
 
-    from emflow.genmm import GenMM
+    from emflow.mixtures.genmm import GenMM
 
     if isinstance(model, GenMM) and mesh.shape[COMPONENTS] > 1:
         return dataclasses.replace(model, mesh=mesh)

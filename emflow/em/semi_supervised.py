@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emflow.e_steps import EStep, RoundData
+from emflow.em.e_steps import EStep, RoundData
 
 UNLABELLED = -1
 

@@ -12,8 +12,8 @@ the same numbers; which is fastest depends on the backend (``benchmarks.throughp
     log_px = model.log_prob(params, x)         # (B,)
 
 Initialisation (``init_strategy``): ``"partition"`` (the default) splits the init
-batch into K parts by k-means (``emflow.partition``) on its ``partition_space``
-features (``emflow.partition_space``: the pixels by default; the image experiments
+batch into K parts by k-means (``emflow.mixtures.partition``) on its ``partition_space``
+features (``emflow.mixtures.partition_space``: the pixels by default; the image experiments
 use the direction of the blurred image, the best of ``kmeans_starts`` = 4) and fits
 generator k's data-dependent layers (ActNorm) on its own part, so that the K
 generators start as K different densities; ``init_with_partition`` also returns
@@ -28,7 +28,7 @@ partition still returned, so that the generators differ only by what the warm st
 parts teach them (on MNIST their exact posterior is spread after the warm round; exact EM
 then still drifts towards one generator).
 
-A ``trunk`` (``emflow.trunk.GlowTrunk``) is a bijector every generator shares in front of
+A ``trunk`` (``emflow.flows.trunk.GlowTrunk``) is a bijector every generator shares in front of
 it, ``p_k(x) = p_{flow_k}(t(x)) |det dt/dx|``: run once per example, trained on every
 example, so that what all images share need not be learned K times (README, "Two more
 mechanisms against the drift": on MNIST it buys density; it does not stop the drift to one generator).
@@ -42,11 +42,11 @@ from typing import Any, Literal
 import jax
 import jax.numpy as jnp
 
-from emflow import latent as latent_lib
-from emflow import partition as partition_lib
-from emflow import partition_space as partition_space_lib
+from emflow.flows import latent as latent_lib
+from emflow.mixtures import partition as partition_lib
+from emflow.mixtures import partition_space as partition_space_lib
 from emflow.bijectors.base import Array
-from emflow.mixture import (
+from emflow.mixtures.mixture import (
     ComponentAxis, MixtureModel, check_count, check_index, check_init_batch, check_num_components,
     resolve_component_axis, sample_components, uniform_log_pi,
 )
@@ -66,7 +66,7 @@ class GenMM(MixtureModel):
       component_axis: ``"vmap"``, ``"unrolled"``, ``"scan"``, or ``None`` for the
         backend's default.
       mesh: a ``jax.sharding.Mesh`` with a ``"components"`` axis
-        (``emflow.sharding.make_mesh``) to run the generators component parallel:
+        (``emflow.parallel.sharding.make_mesh``) to run the generators component parallel:
         each device evaluates its K / n generators (``jax.shard_map`` over the
         stacked parameters, vmap within a device). None: all on one device.
       init_strategy: ``"partition"`` (k-means parts, one per generator), ``"shared"`` or ``"copies"``.
@@ -74,9 +74,9 @@ class GenMM(MixtureModel):
         examples (``partition.kmeans``). 0 (the default here) keeps k-means' own parts, with
         which every GenMM result in the README was measured (Table II's classifiers included);
         LatMM repairs by default.
-      trunk: None, or a bijector every generator shares in front of it (``emflow.trunk.GlowTrunk``):
+      trunk: None, or a bijector every generator shares in front of it (``emflow.flows.trunk.GlowTrunk``):
         ``p_k(x) = p_{flow_k}(t(x)) |det dt/dx|``, the trunk evaluated once per example.
-      partition_space: what k-means clusters (``emflow.partition_space``): ``"input"`` (the default,
+      partition_space: what k-means clusters (``emflow.mixtures.partition_space``): ``"input"`` (the default,
         the flattened input), ``"unit"`` (its direction) or ``"blurred_unit"`` (images: blurred by
         one pixel, then its direction; the image experiments' choice, measured purer).
       kmeans_starts: k-means starts, the least-inertia one kept (``partition.kmeans``); 1 by default.

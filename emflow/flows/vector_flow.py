@@ -11,8 +11,8 @@ import dataclasses
 from emflow.bijectors.base import Array, check_batch
 from emflow.bijectors.coupling import CouplingKind
 from emflow.bijectors.flow_step import FlowStep, LinearKind, Repeat
-from emflow.flow import StandardNormalFlow
-from emflow.latent import Latent
+from emflow.flows.flow import StandardNormalFlow
+from emflow.flows.latent import Latent
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,6 @@ import dataclasses
 from typing import Any
 
 import chex
-import jax
 import jax.numpy as jnp
 
 from emflow.bijectors.base import Array, check_batch

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from emflow import latent as latent_lib
+from emflow.flows import latent as latent_lib
 from emflow.bijectors.base import Array
 from emflow.bijectors.whiten import Whiten
 

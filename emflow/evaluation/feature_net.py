@@ -1,7 +1,7 @@
 """A small ResNet classifier per image dataset: the feature network of the sample-quality metrics.
 
 The paper trains a ResNet on MNIST and on Fashion-MNIST as the feature extractor of its
-IS, FID, MMD and 1-NN (Figs. 4-5). ``emflow.metrics`` takes its softmax (IS) and its
+IS, FID, MMD and 1-NN (Figs. 4-5). ``emflow.evaluation.metrics`` takes its softmax (IS) and its
 penultimate-layer features (FID, MMD, 1-NN).
 
     net = FeatureNet()                                      # static configuration

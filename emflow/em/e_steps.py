@@ -31,7 +31,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from emflow import em
+from emflow.em import algorithm as em
 from emflow.batches import map_batches
 from emflow.bijectors.base import Array
 

@@ -1,4 +1,4 @@
-"""Latent interpolation between real images (the paper's Fig. 7), as pure functions.
+"""Latent interpolation between real images (the paper's Fig. 7), as pure functions::
 
     images = interpolate_genmm(model, params, x1, x2, ts, key, generator="argmax")   # (T, B, *event_shape)
     images = interpolate_latmm(model, params, x1, x2, ts)                           # (T, B, *event_shape)
@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 
 from emflow.bijectors.base import Array
-from emflow.latent import Latent
-from emflow.mixture import sample_components
+from emflow.flows.latent import Latent
+from emflow.mixtures.mixture import sample_components
 
 
 def _mix(z1: Latent, z2: Latent, t: Array) -> Latent:

@@ -27,8 +27,8 @@ from emflow.bijectors.coupling import CouplingKind
 from emflow.bijectors.flow_step import FlowStep, LinearKind, Repeat
 from emflow.bijectors.split import Split, SplitPrior
 from emflow.bijectors.squeeze import Squeeze
-from emflow.flow import StandardNormalFlow
-from emflow.latent import Latent
+from emflow.flows.flow import StandardNormalFlow
+from emflow.flows.latent import Latent
 
 TopPrior = Literal["standard", "learned"]
 TOP_PRIORS: tuple[str, ...] = TopPrior.__args__
