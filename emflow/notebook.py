@@ -42,6 +42,7 @@ def pick(full: T, small: T, test: T, environ: dict | None = None) -> T:
 
 
 def on_colab() -> bool:
+    """Whether this process runs inside Google Colab."""
     return "google.colab" in sys.modules
 
 

@@ -145,10 +145,11 @@ def seed_ensemble_accuracy(log_liks: list[np.ndarray], classes: np.ndarray, log_
     return float(np.mean(classes[np.argmax(joint, axis=1)] == y_test))
 
 
-def write_outputs(root: pathlib.Path, dataset: str, model: str, result: dict) -> None:
+def render(result: dict) -> str:
+    """Table II's markdown for one ``result`` (its dataset and model, every K, the baselines of the same run)."""
+    dataset, model = result["dataset"], result["model"]
     paper = PAPER_TABLE2[dataset]
-    stem = f"{dataset}_{model}"
-    lines = [f"# Table II, {dataset}, {model.upper()}: test accuracy", "",
+    lines = [f"Table II, {dataset}, {model.upper()}: test accuracy", "",
              f"Settings: {json.dumps(result['settings'])}", "",
              f"| K | ours ({model}), mean ± std | per seed | seeds' densities averaged | paper (GenMM) | fit s, mean |",
              "| --- | --- | --- | --- | --- | --- |"]
@@ -165,7 +166,12 @@ def write_outputs(root: pathlib.Path, dataset: str, model: str, result: dict) ->
         for name, b in result["baselines"].items():
             lines.append(f"| {name} | {b['accuracy']:.4f} | {b['params'] or ''} | {b['seconds']:.0f} |")
     lines += ["", f"Seeds: {result['seeds']}. Total wall time: {result['seconds']:.0f} s."]
-    (root / f"table2_{stem}.md").write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(root: pathlib.Path, dataset: str, model: str, result: dict) -> None:
+    paper, stem = PAPER_TABLE2[dataset], f"{dataset}_{model}"
+    (root / f"table2_{stem}.md").write_text("# " + render(result))
     (root / f"table2_{stem}.json").write_text(json.dumps(result, indent=2))
 
     from emflow.evaluation.plots import _pyplot

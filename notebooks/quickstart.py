@@ -11,6 +11,7 @@
 #       format_name: percent
 #   kernelspec:
 #     display_name: Python 3
+#     language: python
 #     name: python3
 # ---
 

@@ -1,7 +1,7 @@
-"""The README's table of bad inputs: every row is run here, and the README lists every row.
+"""The table of bad inputs (docs/guides/faults_and_bad_inputs.md): every row is run here, and the page lists every row.
 
 ``ROWS`` is the table: (where, the bad input, the error it gets, a regex the message must
-match, the call). ``python tests/test_bad_inputs.py`` prints it as the README's markdown.
+match, the call). ``python tests/test_bad_inputs.py`` prints it as the page's markdown.
 Nothing here is clipped or coerced: each input is refused with an error that names what
 was expected and what came.
 """
@@ -285,9 +285,9 @@ def markdown_table() -> str:
     return "\n".join(lines)
 
 
-def test_the_readme_lists_every_row():
-    readme = (ROOT / "README.md").read_text()
-    assert markdown_table() in readme, "README's bad-input table is stale: python tests/test_bad_inputs.py"
+def test_the_docs_list_every_row():
+    page = (ROOT / "docs" / "guides" / "faults_and_bad_inputs.md").read_text()
+    assert markdown_table() in page, "the bad-input table of docs/guides/faults_and_bad_inputs.md is stale: python tests/test_bad_inputs.py"
 
 
 if __name__ == "__main__":

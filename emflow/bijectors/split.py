@@ -17,8 +17,7 @@ float ``f`` maps it to ``f + softplus(logs - f)``, which is ``logs`` up to ``log
 above the floor and never below ``f``. The prior network is linear in ``kept`` at its
 output, so an input unlike the training set can drive ``logs`` far below anything seen
 in training (measured on MNIST: −10.4 for one test image, against ≥ −3.7 for the rest) and
-that image's likelihood to hundreds of bits/dim; the floor bounds how narrow the prior can be
-(README, "One test image").
+that image's likelihood to hundreds of bits/dim; the floor bounds how narrow the prior can be.
 """
 from __future__ import annotations
 

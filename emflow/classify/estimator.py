@@ -12,7 +12,7 @@ wraps around its own permutation, so every class sees every one of its
 examples at least once per epoch). The EM prior update of each class uses that
 class's own responsibilities. ``add_class`` trains a new stack of one class
 with the same program and appends it: the other classes' parameters are not
-touched.
+touched::
 
     clf = MixtureClassifier(model="genmm", num_components=4, epochs=60)
     clf.fit(x_train, y_train)                      # x: (N, D) numbers, y: (N,) labels

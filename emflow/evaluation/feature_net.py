@@ -110,6 +110,7 @@ DATASET_CONFIGS = {
 
 
 def build(config: FeatureNetConfig) -> ResNet:
+    """The untrained Flax ``ResNet`` that ``config`` describes."""
     return ResNet(config.widths, config.blocks_per_stage, config.feature_width, config.num_classes)
 
 
@@ -283,4 +284,5 @@ def load_or_train(dataset: str, data_dir=None, root=None, config: FeatureNetConf
 
 
 def num_parameters(trained: TrainedFeatureNet) -> int:
+    """The number of trained parameters (the batch statistics aside)."""
     return int(sum(math.prod(a.shape) for a in jax.tree.leaves(trained.variables["params"])))

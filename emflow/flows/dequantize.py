@@ -8,6 +8,7 @@ bound with a uniform q). ``Dequantizer.discrete_log_prob`` adds that term, so
 likelihoods are of the discrete data and convert to bits per dimension.
 
 Schemes:
+
 - ``"uniform"`` (default): ``x = (k + u) / 256`` in ``[0, 1)``, the shape unchanged.
 - ``"paper"``: the protocol of the paper's own code, for reproducing its
   tables: bilinear resize 28x28 -> 32x32 (rounded back to 8 bits),

@@ -1,4 +1,4 @@
-"""A trunk: flow steps that every generator of a GenMM shares, in front of the K generators.
+"""A trunk: flow steps that every generator of a GenMM shares, in front of the K generators::
 
     y = t(x),    p_k(x) = N(f_k(y); 0, I) |det df_k/dy| |det dt/dx|
 

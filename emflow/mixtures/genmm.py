@@ -1,4 +1,4 @@
-"""GenMM: K flow generators sharing one N(0, I) latent (the paper's section II).
+"""GenMM: K flow generators sharing one N(0, I) latent (the paper's section II)::
 
     p(x) = sum_k pi_k p_k(x),    p_k(x) = N(f_k(x); 0, I) |det df_k/dx|       (eqs. 1, 8)
 
@@ -30,8 +30,8 @@ then still drifts towards one generator).
 
 A ``trunk`` (``emflow.flows.trunk.GlowTrunk``) is a bijector every generator shares in front of
 it, ``p_k(x) = p_{flow_k}(t(x)) |det dt/dx|``: run once per example, trained on every
-example, so that what all images share need not be learned K times (README, "Two more
-mechanisms against the drift": on MNIST it buys density; it does not stop the drift to one generator).
+example, so that what all images share need not be learned K times (on MNIST it buys density;
+it does not stop the drift to one generator).
 """
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ class GenMM(MixtureModel):
       init_strategy: ``"partition"`` (k-means parts, one per generator), ``"shared"`` or ``"copies"``.
       min_part_fraction: k-means repairs a part of fewer than ``min_part_fraction * B / K``
         examples (``partition.kmeans``). 0 (the default here) keeps k-means' own parts, with
-        which every GenMM result in the README was measured (Table II's classifiers included);
+        which every GenMM result on the results pages was measured (Table II's classifiers included);
         LatMM repairs by default.
       trunk: None, or a bijector every generator shares in front of it (``emflow.flows.trunk.GlowTrunk``):
         ``p_k(x) = p_{flow_k}(t(x)) |det dt/dx|``, the trunk evaluated once per example.

@@ -1,4 +1,4 @@
-"""LatMM: one flow whose top-level latent is a Gaussian mixture (the paper's section III).
+"""LatMM: one flow whose top-level latent is a Gaussian mixture (the paper's section III)::
 
     p(x) = sum_k pi_k N(z_top; mu_k, diag(sigma_k^2)) N(z_splits; 0, I) |det dz/dx|,  z = f(x)   (eq. 21)
 
@@ -38,7 +38,7 @@ placed at each part's top-level latents (``place_latent_gaussians(key, params, z
 features)``). The warm start's hard responsibilities read the same features. The image
 experiments use ``"blurred_unit"`` with the best of ``kmeans_starts`` = 4: at K = 10 on
 10,000 images its test purity was above k-means on pixels for 6 of 6 seeds and datasets,
-against 3 of 6 from the latents (README, "LatMM's partition space", 2026-12-06).
+against 3 of 6 from the latents.
 """
 from __future__ import annotations
 

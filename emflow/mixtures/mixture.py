@@ -23,7 +23,7 @@ from emflow.bijectors.base import Array, check_batch
 ComponentAxis = Literal["vmap", "unrolled", "scan"]
 COMPONENT_AXES = ("vmap", "unrolled", "scan")
 
-# Default per backend, from benchmarks/throughput.py (see the README): on a CPU an
+# Default per backend, from benchmarks/throughput.py: on a CPU an
 # unrolled loop over the K generators beats vmap by 18-37x at K = 4, 8; on a GPU vmap
 # won at batch 64 in this project's H100 prototype.
 DEFAULT_COMPONENT_AXIS = {"cpu": "unrolled", "gpu": "vmap", "tpu": "vmap"}
@@ -37,6 +37,8 @@ def resolve_component_axis(component_axis: ComponentAxis | None) -> ComponentAxi
 
 
 def check_num_components(model_name: str, num_components: int, component_axis) -> None:
+    """Raises ValueError naming ``model_name`` unless ``num_components`` is an integer >= 1 and
+    ``component_axis`` is None or one of ``COMPONENT_AXES``."""
     if not isinstance(num_components, (int, np.integer)) or isinstance(num_components, bool) or num_components < 1:
         raise ValueError(f"{model_name}: num_components must be an integer >= 1, got {num_components!r}")
     if component_axis is not None and component_axis not in COMPONENT_AXES:

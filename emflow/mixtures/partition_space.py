@@ -11,7 +11,7 @@
   of ``BLUR_SIGMA`` = 1 pixel (``gaussian_blur``), then ``"unit"``: a stroke moved by
   a pixel still overlaps itself.
 
-Why (README, "GenMM's partition space", 2026-12-06): k-means on MNIST and Fashion-MNIST
+Why: k-means on MNIST and Fashion-MNIST
 pixels gives test purities that vary by up to 0.09 from start to start, and its inertia
 does not say which start is purer (correlation +0.42 / −0.14). On unit-norm images the
 lower-inertia starts are the purer ones (correlation −0.70 to −0.81), so the best of a

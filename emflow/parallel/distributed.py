@@ -68,4 +68,6 @@ def add_arguments(parser) -> None:
 
 
 def initialize_from_args(args) -> bool:
+    """``initialize`` from the experiments' flags: ``--coordinator_address``, ``--num_processes``,
+    ``--process_id`` and ``--distributed``."""
     return initialize(args.coordinator_address, args.num_processes, args.process_id, auto=args.distributed)

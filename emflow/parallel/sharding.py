@@ -19,7 +19,7 @@ Both compose (e.g. 8 devices as 2 x 4). Nothing here is home-made communication:
     result = emflow.train.fit(model, config, dequantizer, x_train, x_test, mesh=mesh)
 
 Across hosts, call ``jax.distributed.initialize()`` on every host first; the same
-mesh then spans all hosts' devices (see the README).
+mesh then spans all hosts' devices (``emflow.parallel.distributed``).
 """
 from __future__ import annotations
 
@@ -83,6 +83,7 @@ def batch_sharding(mesh: Mesh, ndim: int) -> NamedSharding:
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
+    """The sharding that puts a whole copy of an array on every device of ``mesh``."""
     return NamedSharding(mesh, P())
 
 

@@ -17,7 +17,7 @@ Array = jax.Array
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings; the defaults are the reference code's (see ``paper-notes.md``).
+    """Optimisation settings; the defaults are those of the paper's own code.
 
     Attributes:
       epochs: total epochs T.
@@ -39,8 +39,7 @@ class TrainConfig:
         0.614 at the end of training). GenMM (init ``"partition"`` or ``"copies"``): k-means of
         these examples' input in its ``partition_space`` gives the centroids,
         and the init batch is split by them (``partition_centroids``). A value
-        ``<= init_batch_size`` keeps the init batch's own partition (GenMM's README results from
-        before the night of 2026-12-05 were measured that way).
+        ``<= init_batch_size`` keeps the init batch's own partition.
       num_samples: samples in the grid drawn after each EM round (0: none).
       sample_temperature: latent temperature of those samples (Glow's convention: 0.7).
       train_eval_size: training examples (the first ones) whose NLL under the current

@@ -29,6 +29,7 @@ def to_host(x) -> np.ndarray:
 
 
 def format_record(r: dict) -> str:
+    """One line of an epoch's metrics record ``r``: train and test NLL, pi, whether pi was updated."""
     text = f"epoch {r['epoch']:4d}  train NLL {r['train_nll_nats_per_dim']:.4f}"
     if "test_nll_nats_per_dim" in r:
         text += f"  test NLL {r['test_nll_nats_per_dim']:.4f} nats/dim ({r['test_bits_per_dim']:.4f} bits/dim)"

@@ -4,7 +4,7 @@ A hook is an object with ``after_epoch(end: EpochEnd) -> bool``; True asks the l
 after this epoch. ``fit`` runs the hooks in order, then checkpoints the epoch: a hook that
 raises stops the run before that checkpoint (``HookError`` names the hook), so no checkpoint
 is ever written for an epoch whose outputs failed. ``finish(state) -> state`` runs once when
-the loop ends (``EarlyStopping`` hands back its best parameters there).
+the loop ends (``EarlyStopping`` hands back its best parameters there). The hooks of this module::
 
     MetricsFile(workdir)                   metrics.jsonl (every record so far) and nll.png
     SampleGrids(workdir, model, ...)       samples/epoch_*.png and samples/components_epoch_*.png after EM rounds

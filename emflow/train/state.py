@@ -137,6 +137,7 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def raise_if_nonfinite(state: EMState, epoch: int, index: int) -> None:
+    """Raises ``NonFiniteLossError`` naming the epoch and step if a step of ``state`` met a non-finite loss or gradient."""
     if bool(state.nonfinite):
         raise NonFiniteLossError(
             f"non-finite loss or gradient in epoch {epoch + 1} (by step {index + 1} of the epoch, global step "
