@@ -1,7 +1,7 @@
 """emflow: explicit neural mixture models (GenMM, LatMM) of normalizing flows, learned with EM.
 
 Packages: ``bijectors`` (invertible layers), ``flows`` (Glow, the vector flow, latents,
-dequantization), ``mixtures`` (GenMM, LatMM, the partition that starts them apart), ``em``
+dequantization), ``mixtures`` (GenMM, LatMM, their hybrid, the partition that starts them apart), ``em``
 (E-steps, M-step loss, prior update), ``train`` (``fit``, its state, hooks and checkpoints),
 ``parallel`` (meshes and processes), ``classify`` (the maximum-likelihood classifier),
 ``data`` (datasets and their download), ``evaluation`` (metrics, baselines, diagnostics)
@@ -18,12 +18,13 @@ from emflow.flows.latent import Latent
 from emflow.flows.trunk import GlowTrunk
 from emflow.flows.vector_flow import VectorFlow
 from emflow.mixtures.genmm import GenMM
+from emflow.mixtures.hybrid import HybridMM
 from emflow.mixtures.latmm import LatMM
 from emflow.serialization import load, save
 
 __version__ = "0.2.0"
 
 __all__ = [
-    "Dequantizer", "GenMM", "Glow", "GlowTrunk", "LatMM", "Latent", "Logit", "Prefixed", "VectorFlow", "Whiten",
+    "Dequantizer", "GenMM", "Glow", "GlowTrunk", "HybridMM", "LatMM", "Latent", "Logit", "Prefixed", "VectorFlow", "Whiten",
     "Whitened", "bijectors", "em", "latent", "load", "save",
 ]

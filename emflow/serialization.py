@@ -58,7 +58,7 @@ def known_classes() -> dict[str, type]:
     from emflow.flows.dequantize import Dequantizer
     from emflow.flows.trunk import GlowTrunk
 
-    return {cls.__name__: cls for cls in (emflow.GenMM, emflow.LatMM, emflow.Glow, emflow.VectorFlow,
+    return {cls.__name__: cls for cls in (emflow.GenMM, emflow.LatMM, emflow.HybridMM, emflow.Glow, emflow.VectorFlow,
                                           emflow.Prefixed, emflow.Whitened, emflow.Logit,
                                           Dequantizer, GlowTrunk)}
 

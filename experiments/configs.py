@@ -45,6 +45,7 @@ PRESETS: dict[str, dict] = {
 
 JOB_PRESETS: dict[str, dict[tuple[str, str], dict]] = {
     "cpu": {("mnist", "genmm"): dict(shared_first_level=True, final_prior_update=True, split_log_std_floor=-7.0),
+            ("mnist", "hybrid"): dict(shared_first_level=True, final_prior_update=True, split_log_std_floor=-7.0),
             ("fashion_mnist", "genmm"): dict(partition_size=0),
             ("fashion_mnist", "latmm"): dict(epochs=6)},
 }

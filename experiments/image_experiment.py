@@ -25,6 +25,7 @@ from emflow.parallel import distributed, sharding
 from emflow.data import download
 from emflow.bijectors.conditioners import CONV_IMPLS
 from emflow.bijectors.split import SplitPrior
+from emflow.contrib import annealing, balanced, shared_rounds
 from emflow.flows.glow import TOP_PRIORS
 from emflow.mixtures.latmm import LATENT_PARTITION_SPACES
 from experiments.configs import JOB_PRESETS, PRESETS
@@ -38,7 +39,9 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
         description=f"{model.upper()} on {dataset} with EM (the paper's Algorithm 1).",
     )
     p.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="sizes to start from (default: cpu)")
-    p.add_argument("--components", type=int, help="K, the number of mixture components")
+    p.add_argument("--components", type=int, help="K, the number of mixture components (hybrid: of generators)")
+    p.add_argument("--latent_components", type=int, default=3,
+                   help="hybrid: M, the latent Gaussians the K generators share (K * M mixture components)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch_size", type=int)
     p.add_argument("--levels", type=int, help="Glow levels (L)")
@@ -70,17 +73,18 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
     p.add_argument("--schedule", choices=["noam", "cosine"], help="learning-rate decay after the warm-up")
     p.add_argument("--logit_alpha", type=float,
                    help="put y = logit(alpha + (1 - 2 alpha) x) in front of the flow (0: no logit; paper: 0)")
-    p.add_argument("--init", choices=["default", "shared", "copies"],
-                   help="default: k-means partition (GenMM) / k-means latents (LatMM); shared: the paper's init; "
-                        "copies (GenMM): K identical generators, the k-means parts for the warm start")
+    p.add_argument("--init", choices=["default", "shared"],
+                   help="default: k-means partition (GenMM) / k-means latents (LatMM); shared: the paper's init")
     p.add_argument("--shared_rounds", type=int,
-                   help="first EM rounds in which every generator learns every image (gamma = 1/K); 0: none")
+                   help="ablation (emflow.contrib.shared_rounds): first EM rounds in which every generator learns "
+                        "every image (gamma = 1/K); 0: none")
     p.add_argument("--warm_start_rounds", type=int,
                    help="EM rounds whose responsibilities are the init partition's (hard); 0: off")
     p.add_argument("--balanced_parts", action="store_true",
-                   help="equal-size parts for the warm start (balanced assignment to the k-means centroids)")
+                   help="ablation (emflow.contrib.balanced): equal-size parts for the warm start")
     p.add_argument("--balanced_e_step", action="store_true",
-                   help="responsibilities reweighted so every component's total is N/K (cached E-step)")
+                   help="ablation (emflow.contrib.balanced): responsibilities reweighted so every component's "
+                        "total is N/K")
     p.add_argument("--trunk_steps", type=int, default=0,
                    help="GenMM: Glow steps every generator shares in front of it (emflow.GlowTrunk; 0: none)")
     p.add_argument("--shared_first_level", action=argparse.BooleanOptionalAction, default=None,
@@ -88,12 +92,12 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
                         "(the generators keep a squeeze and split there, and their own other levels; "
                         "default: the preset's, on for MNIST with the cpu preset)")
     p.add_argument("--tempering", choices=["none", "annealed", "paper"], default="none",
-                   help="E-step after the warm start: exact, deterministic annealing, or the paper code's 1/D")
+                   help="E-step after the warm start: exact, the paper code's 1/D, or (ablation, "
+                        "emflow.contrib.annealing) deterministic annealing from beta 0.1 over 3 rounds")
     p.add_argument("--final_prior_update", action=argparse.BooleanOptionalAction, default=None,
                    help="after the last epoch, pi <- the final generators' mean responsibilities on the training "
                         "set (one more E-step; never lowers the training likelihood; default: the preset's, on "
                         "for MNIST GenMM with the cpu preset)")
-    p.add_argument("--reseed_dead", action="store_true", help="re-seed dead components by splitting the largest")
     p.add_argument("--partition_size", type=int, default=None,
                    help="the partition a mixture starts from is k-means of this many training images: of their "
                         "features (--partition_space) for GenMM's generators and LatMM's Gaussians (0: the init batch's "
@@ -121,7 +125,9 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
 # Where each model's k-means partition is computed, and its starts (README, "GenMM's partition space" and
 # "LatMM's partition space": the blurred images' directions gave purer parts for both, and LatMM's latent
 # Gaussians placed at those parts' latents kept them).
-PARTITION_DEFAULTS = {"genmm": ("blurred_unit", 4), "latmm": ("blurred_unit", 4)}
+PARTITION_DEFAULTS = {"genmm": ("blurred_unit", 4), "latmm": ("blurred_unit", 4), "hybrid": ("blurred_unit", 4)}
+# The hybrid (a GenMM whose generators share LatMM's latent) takes the GenMM's preset values.
+PRESET_MODEL = {"genmm": "genmm", "latmm": "latmm", "hybrid": "genmm"}
 
 SWEEP_SIZE_FLAGS = ("epochs", "em_every", "num_train", "num_test", "levels", "steps", "hidden", "warmup_steps")
 
@@ -191,7 +197,9 @@ def resolve(args: argparse.Namespace, dataset: str, model: str) -> argparse.Name
                  "top_prior"):
         if values[name] is None:
             values[name] = job[name] if name in job else (
-                preset[name][model] if isinstance(preset[name], dict) else preset[name])
+                preset[name][PRESET_MODEL[model]] if isinstance(preset[name], dict) else preset[name])
+    if model == "hybrid" and args.top_prior is None:
+        values["top_prior"] = "standard"  # the shared latent Gaussians are the generators' learned top
     values["shared_first_level_from_preset"] = values["shared_first_level"] is None and bool(
         job.get("shared_first_level", False))
     for name in ("shared_first_level", "final_prior_update"):
@@ -207,7 +215,7 @@ def resolve(args: argparse.Namespace, dataset: str, model: str) -> argparse.Name
         if values[name] is None:
             values[name] = PARTITION_DEFAULTS[model][i]
     if values["components"] is None:
-        values["components"] = 3 if model == "genmm" else preset["latmm_components"]
+        values["components"] = preset["latmm_components"] if model == "latmm" else 3
     return argparse.Namespace(**values)
 
 
@@ -251,10 +259,11 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
         x_test = ds.x_test[: args.num_test] if args.num_test else ds.x_test
         y_test = ds.y_test[: len(x_test)]
     dequantizer = emflow.Dequantizer(ds.x_train.shape[1:], scheme=args.scheme)
-    if args.trunk_steps < 0 or (args.trunk_steps and model != "genmm"):
+    generators = model in ("genmm", "hybrid")
+    if args.trunk_steps < 0 or (args.trunk_steps and not generators):
         raise SystemExit(f"--trunk_steps must be >= 0 and is a GenMM option, got {args.trunk_steps} for {model}")
     args = settle_shared_first_level(args, mesh)
-    if args.shared_first_level and (model != "genmm" or args.trunk_steps):
+    if args.shared_first_level and (not generators or args.trunk_steps):
         raise SystemExit("--shared_first_level is a GenMM option and replaces --trunk_steps (its trunk has --steps steps)")
     flow = emflow.Glow(dequantizer.model_shape, num_levels=args.levels, num_steps=args.steps,
                        hidden_channels=args.hidden, linear=args.linear, split_prior=args.split_prior,
@@ -273,16 +282,19 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
                                  compute_dtype=args.compute_dtype, conv_impl=args.conv_impl, prefix=logit)
     elif logit is not None:
         flow = emflow.Prefixed(logit, flow)
-    if model == "genmm":
+    if generators:
         if args.partition_space == "latent":
             raise SystemExit("--partition_space latent is a LatMM option (GenMM partitions its input: "
                              "'input', 'unit' or 'blurred_unit')")
         mixture = emflow.GenMM(flow, args.components, component_axis=args.component_axis,
-                               init_strategy="partition" if args.init == "default" else args.init, trunk=trunk,
+                               init_strategy="partition" if args.init == "default" else "shared", trunk=trunk,
                                partition_space=args.partition_space, kmeans_starts=args.kmeans_starts)
+        if model == "hybrid":
+            if args.top_prior == "learned":
+                raise SystemExit("--top_prior learned is a GenMM option (the hybrid's shared latent Gaussians are "
+                                 "its learned top prior)")
+            mixture = emflow.HybridMM(mixture, emflow.LatMM(flow, args.latent_components))
     else:
-        if args.init == "copies":
-            raise SystemExit("--init copies is a GenMM init (LatMM has one flow)")
         if args.top_prior == "learned":
             raise SystemExit("--top_prior learned is a GenMM option (LatMM's latent Gaussians are its learned top prior)")
         mixture = emflow.LatMM(flow, args.components, init_strategy="shared" if args.init == "shared" else "kmeans",
@@ -290,9 +302,7 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
     config = train.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, em_every=args.em_every,
                                learning_rate=args.learning_rate, warmup_steps=args.warmup_steps, seed=args.seed,
                                e_step=args.e_step, schedule=args.schedule, warm_start_rounds=args.warm_start_rounds,
-                               shared_rounds=args.shared_rounds, balanced_parts=args.balanced_parts,
-                               balanced_e_step=args.balanced_e_step,
-                               tempering=args.tempering, reseed_dead=args.reseed_dead,
+                               tempering="paper" if args.tempering == "paper" else "none",
                                final_prior_update=args.final_prior_update, partition_size=args.partition_size)
     unit = ("nats per pixel of the 32x32 resized input (the paper's protocol; not comparable with 28x28 bits/dim)"
             if args.scheme == "paper" else "per pixel of the original 28x28 image")
@@ -313,7 +323,8 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
     run_info = {"dataset": dataset, "num_train": len(x_train), "num_test": len(x_test), "scheme": args.scheme}
     t0 = time.time()
     result = train.fit(mixture, config, dequantizer, x_train, x_test, workdir=workdir, resume=args.resume,
-                       run_info=run_info, progress=not args.no_progress, y_test=y_test, mesh=mesh)
+                       run_info=run_info, progress=not args.no_progress, y_test=y_test, mesh=mesh,
+                       e_step_of_round=ablation_schedule(args, config, mixture))
     history = result.history
     best = min(history, key=lambda r: r["test_nll_nats_per_dim"])
     last_report = next((r["components"] for r in reversed(history) if "components" in r), None)
@@ -345,6 +356,25 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
           f"({summary['best_test_bits_per_dim']:.4f} bits/dim) at epoch {best['epoch']}; outputs in {workdir}")
     print(result_table(summary))
     return summary
+
+
+def ablation_schedule(args: argparse.Namespace, config: train.TrainConfig, mixture):
+    """The E-step schedule of the ablation flags (``emflow.contrib``), or None for ``fit``'s own.
+
+    ``--tempering annealed`` anneals the first 3 exact rounds from beta 0.1; ``--balanced_parts`` and
+    ``--balanced_e_step`` balance the warm start's parts and the exact rounds; ``--shared_rounds N`` puts
+    N rounds of gamma = 1/K before everything else.
+    """
+    if not (args.tempering == "annealed" or args.balanced_parts or args.balanced_e_step or args.shared_rounds):
+        return None
+    schedule = train.e_step_schedule(config, math.prod(mixture.event_shape), mixture.init_strategy != "shared")
+    if args.tempering == "annealed":
+        schedule = annealing.schedule(0.1, 3, schedule)
+    if args.balanced_parts or args.balanced_e_step:
+        schedule = balanced.schedule(schedule, parts=args.balanced_parts, e_step=args.balanced_e_step)
+    if args.shared_rounds:
+        schedule = shared_rounds.schedule(args.shared_rounds, schedule)
+    return schedule
 
 
 def check_num_examples(dataset: str, args: argparse.Namespace, sizes: dict[str, int]) -> None:

@@ -9,7 +9,7 @@ keys 0 .. keys-1 on the features of the first ``num_train`` dequantized training
 each of the first ``num_test`` test images to its nearest centroid, and the purity of
 that assignment (``diagnostics.purity``), with the correlation of one start's inertia with
 its purity (over the one-start keys). The ruler: scikit-learn's k-means on the pixels of the same
-images (3 inits; ``init_variants.kmeans_purities``) for the same keys as seeds, which is what
+images (3 inits; ``kmeans_rulers.kmeans_purities``) for the same keys as seeds, which is what
 the Table I purity runs compare GenMM with. A partition fixes where a GenMM's generators
 start, and EM keeps it (README), so this is the purity a K-generator GenMM starts from.
 Writes ``partition_spaces_<dataset>_k<K>.{md,json}`` into ``--workdir``.
@@ -31,7 +31,7 @@ from emflow.data import download
 from emflow.evaluation import diagnostics
 from emflow.mixtures import partition, partition_space
 from experiments import exit_on_refused_xla_flags
-from experiments.init_variants import kmeans_purities_of
+from experiments.kmeans_rulers import kmeans_purities_of
 
 
 def main(argv=None) -> dict:

@@ -86,7 +86,7 @@ def main(argv=None) -> dict:
 def purity_runs(args, dataset: str, seeds: list[int], root: pathlib.Path, done: dict) -> dict:
     """K = ``purity_components`` on ``purity_num_train`` images for every seed (reusing ``done[K][seed]``, the
     table's runs, where they have that size), and k-means on the same images' pixels with each seed."""
-    from experiments.init_variants import kmeans_purities
+    from experiments.kmeans_rulers import kmeans_purities
 
     k, n = args.purity_components, args.purity_num_train
     if n == args.num_train and k in done:

@@ -222,19 +222,3 @@ def test_tempered_e_step_refuses_beta_outside_zero_one(case):
         with pytest.raises(ValueError, match=re.escape(f"beta must lie in (0, 1], got {beta}")):
             em.tempered_e_step(model, params_from(2, [0.5, 0.25, 0.25]), X, beta)
 
-
-def test_uniform_and_balanced_responsibilities():
-    """A shared round gives 1/K; the balanced E-step has equal column totals, rows that are
-    distributions, and ignores a per-component offset (a component better everywhere by a margin)."""
-    np.testing.assert_array_equal(em.uniform_responsibilities(5, 4), np.full((5, 4), 0.25, np.float32))
-    rng = np.random.default_rng(0)
-    joint = jnp.asarray(rng.normal(size=(600, 3)) * 3.0 + np.array([0.0, 20.0, -5.0]), jnp.float32)
-    gamma = np.asarray(em.balanced_responsibilities(joint))
-    np.testing.assert_allclose(gamma.sum(axis=1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(gamma.sum(axis=0), 200.0, rtol=1e-3)
-    shifted = np.asarray(em.balanced_responsibilities(joint - jnp.array([0.0, 20.0, -5.0])))
-    np.testing.assert_allclose(shifted, gamma, atol=1e-4)
-    # the closed form: gamma_ik ∝ w_k exp(joint_ik) for one weight per component
-    ratio = gamma / scipy.special.softmax(np.asarray(joint, np.float64), axis=1)
-    w = ratio / ratio[:, :1]
-    np.testing.assert_allclose(w, np.broadcast_to(w[0], w.shape), rtol=2e-3)

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from experiments import image_experiment, init_variants, part_likelihoods, partition_spaces, table1
+from experiments import image_experiment, part_likelihoods, partition_spaces, table1
+from experiments.ablations import init_variants
 
 TINY = ["--num_train", "256", "--num_test", "128", "--levels", "2", "--steps", "1", "--hidden", "4",
         "--epochs", "2", "--em_every", "1", "--no_progress"]
@@ -60,6 +61,19 @@ def test_the_prior_flags_reach_the_generators(tmp_path):
         image_experiment.run("mnist", "latmm", [*TINY, "--top_prior", "learned"])
     with pytest.raises(SystemExit, match="--partition_space latent is a LatMM option"):
         image_experiment.run("mnist", "genmm", [*TINY, "--partition_space", "latent"])
+
+
+def test_mnist_hybrid_tiny_run_has_k_times_m_components(tmp_path):
+    """``python -m experiments.mnist_hybrid``: K = 2 generators sharing M = 2 latent Gaussians, 4 components."""
+    summary = image_experiment.run("mnist", "hybrid", [*TINY, "--components", "2", "--latent_components", "2",
+                                                       "--epochs", "1", "--no_baselines", "--workdir", str(tmp_path)])
+    model = json.loads((tmp_path / "config.json").read_text())["model"]
+    assert model["__class__"] == "HybridMM" and model["latent"]["num_components"] == 2
+    assert model["generators"]["flow"]["top_prior"] == "standard"  # the shared Gaussians are the learned top
+    assert len(summary["final_pi"]) == 4 and np.isfinite(summary["final_test_bits_per_dim"])
+    assert (tmp_path / "samples" / "components_epoch_0001.png").is_file()
+    with pytest.raises(SystemExit, match="--top_prior learned is a GenMM option"):
+        image_experiment.run("mnist", "hybrid", [*TINY, "--top_prior", "learned"])
 
 
 def test_table1_over_seeds_and_the_init_comparison(tmp_path):

@@ -71,7 +71,7 @@ def test_bad_input_is_a_clear_error():
     for model in (GenMM(TINIEST_FLOW, 3), LatMM(TINIEST_FLOW, 3)):
         with pytest.raises(ValueError, match="the init batch has 2 examples, fewer than K = 3"):
             model.init(jax.random.PRNGKey(0), jnp.zeros((2, 2)))
-    with pytest.raises(ValueError, match=r"init_strategy must be one of \('partition', 'shared', 'copies'\)"):
+    with pytest.raises(ValueError, match=r"init_strategy must be one of \('partition', 'shared'\)"):
         GenMM(TINIEST_FLOW, 2, init_strategy="kmeans")
     with pytest.raises(ValueError, match="init_strategy must be 'kmeans' or 'shared'"):
         LatMM(TINIEST_FLOW, 2, init_strategy="partition")
@@ -138,19 +138,6 @@ def test_latmm_kmeans_init_places_the_latent_gaussians_at_the_parts_of_the_laten
         np.testing.assert_allclose(np.exp(params["log_stds"][k]), members.std(axis=0), rtol=1e-3, atol=1e-4)
     gamma = np.asarray(model.responsibilities(params, jnp.asarray(x)))
     assert np.mean(gamma.argmax(axis=1) == np.asarray(part.labels)) > 0.97
-
-
-def test_balanced_assignment_evens_out_the_parts_and_keeps_balanced_ones():
-    x, labels = _blobs(n_per=(400, 300, 200, 100))
-    part = partition.kmeans(jax.random.PRNGKey(0), jnp.asarray(x), 4)
-    d2 = partition.squared_distances(jnp.asarray(x), part.centroids)
-    counts = np.asarray(partition.part_counts(jax.jit(partition.balanced_assignment)(d2), 4))
-    assert counts.sum() == 1000 and counts.max() - counts.min() <= 10, counts
-    # Already equal, well-separated parts: the balanced assignment is the nearest centroid.
-    x, _ = _blobs(n_per=(50, 50, 50, 50))
-    part = partition.kmeans(jax.random.PRNGKey(0), jnp.asarray(x), 4)
-    d2 = partition.squared_distances(jnp.asarray(x), part.centroids)
-    np.testing.assert_array_equal(partition.balanced_assignment(d2), partition.nearest(part.centroids, jnp.asarray(x)))
 
 
 def _blobs_and_an_outlier():

@@ -160,25 +160,19 @@ def test_the_state_can_be_donated_to_a_jitted_step():
 
 def test_e_step_schedule_and_new_refusals():
     d = 784
-    config = _config(warm_start_rounds=1, tempering="annealed", anneal_beta0=0.1, anneal_rounds=2)
-    names = [train.e_step_schedule(config, d, has_partition=True)(r).name for r in range(4)]
-    assert names == ["warm start", "beta 0.1 (joint)", f"beta {0.1 ** 0.5:.4g} (joint)", "beta 1 (joint)"]
+    names = [train.e_step_schedule(_config(warm_start_rounds=2), d, has_partition=True)(r).name for r in range(3)]
+    assert names == ["warm start", "warm start", "beta 1 (joint)"]
     # No partition (the shared init): no warm start; the paper's tempering is 1/D in every round.
     paper = train.e_step_schedule(_config(tempering="paper"), d, has_partition=False)
     assert [paper(r).name for r in (0, 7)] == [f"beta {1 / d:.4g} (likelihood)"] * 2
     assert train.e_step_schedule(_config(), d, True)(5).update is e_steps.exact().update
-    # shared rounds first, then the warm start, then exact; cached where asked
-    shared = train.e_step_schedule(_config(shared_rounds=2, e_step="cached"), d, True)
-    assert [shared(r).name for r in range(4)] == ["shared (1/K)"] * 2 + ["warm start", "beta 1 (joint)"]
-    assert shared(3).update is shared(0).update  # a table looked up: one compiled step for every round
-    for kwargs, message in [(dict(anneal_beta0=0.0), r"anneal_beta0: beta must lie in \(0, 1\], got 0.0"),
-                            (dict(anneal_beta0=1.5), r"beta must lie in \(0, 1\], got 1.5"),
-                            (dict(warm_start_rounds=-1), "warm_start_rounds must be an integer >= 0, got -1"),
+    cached = train.e_step_schedule(_config(e_step="cached"), d, True)
+    assert cached(3).update is cached(0).update  # a table looked up: one compiled step for every round
+    for kwargs, message in [(dict(warm_start_rounds=-1), "warm_start_rounds must be an integer >= 0, got -1"),
                             (dict(tempering="hot"), "tempering must be one of"),
                             (dict(schedule="linear"), "schedule must be 'noam' or 'cosine'"),
                             (dict(dead_fraction=1.0), r"dead_fraction must lie in \[0, 1\)"),
-                            (dict(shared_rounds=1.5), "shared_rounds must be an integer >= 0, got 1.5"),
-                            (dict(balanced_e_step=True), "balanced_e_step needs e_step='cached'")]:
+                            (dict(tempering="annealed"), r"tempering must be one of \('none', 'paper'\)")]:
         with pytest.raises(ValueError, match=message):
             _config(**kwargs)
     with pytest.raises(ValueError, match=r"y_test must hold one label per test example, \(N_test,\) = \(128,\), got shape \(5,\)"):
@@ -194,18 +188,6 @@ def test_cosine_schedule_warms_up_then_decays_to_the_floor():
     np.testing.assert_allclose(float(schedule(60)), 1e-4 + (1e-2 - 1e-4) * 0.5, rtol=1e-5)
     with pytest.raises(ValueError, match="the cosine schedule needs total_steps"):
         train.learning_rate_schedule(config)
-
-
-def test_shared_rounds_keep_pi_uniform_and_balanced_options_train():
-    """A shared round (gamma = 1/K) leaves pi exactly uniform; the balanced warm start and
-    E-step give a run whose responsibilities have equal totals."""
-    shared = _fit(None, shared_rounds=1, epochs=2, em_every=1, e_step="cached")
-    assert shared.history[0]["e_step"] == "shared (1/K)" and shared.history[1]["e_step"] == "warm start"
-    np.testing.assert_allclose(shared.history[0]["pi"], [0.5, 0.5], atol=1e-6)
-    balanced = _fit(None, balanced_parts=True, balanced_e_step=True, epochs=2, em_every=1, e_step="cached")
-    assert balanced.history[1]["e_step"] == "balanced (equal totals)"
-    np.testing.assert_allclose(balanced.history[0]["pi"], [0.5, 0.5], atol=0.02)  # balanced parts of the toy
-    np.testing.assert_allclose(balanced.history[1]["pi"], [0.5, 0.5], atol=1e-3)
 
 
 def test_the_final_prior_update_is_the_final_generators_mean_responsibility():

@@ -14,7 +14,6 @@ set only by ``update_prior``.
 E-step variants (each changes the responsibilities only; every likelihood emflow
 reports is the exact ``log p(x)``):
 
-    gamma = uniform_e_step(model, x)                            # 1/K: every component learns every example
     gamma = partition_e_step(model, old_params, centroids, x)   # hard: nearest k-means centroid (warm start)
     gamma = tempered_e_step(model, old_params, x, beta)           # (pi_k p_k(x))^beta, deterministic annealing
     gamma = tempered_e_step(model, old_params, x, 1 / D, "likelihood")  # pi_k p_k(x)^(1/D), the paper's code
@@ -25,7 +24,6 @@ known labels are in ``emflow.em.semi_supervised``.
 """
 from emflow.em.algorithm import (
     Tempering,
-    balanced_responsibilities,
     check_beta,
     e_step,
     expected_complete_log_likelihood,
@@ -35,8 +33,6 @@ from emflow.em.algorithm import (
     posterior,
     tempered_e_step,
     tempered_responsibilities,
-    uniform_e_step,
-    uniform_responsibilities,
     update_prior,
     with_log_pi,
 )
@@ -44,7 +40,6 @@ from emflow.em import e_steps, semi_supervised  # noqa: E402  (after algorithm: 
 
 __all__ = [
     "Tempering",
-    "balanced_responsibilities",
     "check_beta",
     "e_step",
     "expected_complete_log_likelihood",
@@ -54,8 +49,6 @@ __all__ = [
     "posterior",
     "tempered_e_step",
     "tempered_responsibilities",
-    "uniform_e_step",
-    "uniform_responsibilities",
     "update_prior",
     "with_log_pi",
     "e_steps",

@@ -59,40 +59,6 @@ def tempered_e_step(model, old_params, x: Array, beta, tempering: Tempering = "j
     return posterior(model, old_params, x, beta, tempering)[0]
 
 
-def balanced_responsibilities(joint: Array, num_iterations: int = 100) -> Array:
-    """Responsibilities with equal totals: ``gamma_ik ∝ w_k pi_k p_k(x_i)``, ``sum_i gamma_ik = N/K``.
-
-    ``joint = log pi_k + log p_k(x_i): (N, K)``. The weights ``w`` (Sinkhorn iterations in log
-    space) are those that would make every component's posterior mass equal: a component
-    that is better than the others on every example by the same margin gains nothing from
-    it, so each component gets the examples it models *relatively* best.
-    """
-    n, k = joint.shape
-    log_col = jnp.log(n / k)
-
-    def sinkhorn(_, g):
-        log_gamma = jax.nn.log_softmax(joint + g[None, :], axis=1)
-        return g + log_col - jax.nn.logsumexp(log_gamma, axis=0)
-
-    g = jax.lax.fori_loop(0, num_iterations, sinkhorn, jnp.zeros((k,), joint.dtype))
-    return jax.nn.softmax(joint + g[None, :], axis=1)
-
-
-def uniform_responsibilities(batch: int, num_components: int) -> Array:
-    """``gamma_ik = 1/K`` for every example: ``(batch, K)``."""
-    return jnp.full((batch, num_components), 1.0 / num_components, jnp.float32)
-
-
-def uniform_e_step(model, x: Array) -> Array:
-    """Responsibilities of a shared round: ``1/K`` for every example, ``(B, K)``.
-
-    Every component then learns the whole batch (each generator's M-step gradient is that of
-    its own maximum likelihood, scaled by 1/K), so no component enters the mixture having
-    learned from more data than another, and pi stays uniform (eq. 16).
-    """
-    return uniform_responsibilities(x.shape[0], model.num_components)
-
-
 def partition_e_step(model, old_params, centroids: Array, x: Array) -> Array:
     """Hard responsibilities of a warm start: one-hot of the nearest k-means centroid, ``(B, K)``.
 

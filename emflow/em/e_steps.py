@@ -16,12 +16,12 @@ The variants, each from ``emflow.em``'s pure functions:
     exact()                     eq. 13 / 24, from the batch, every step
     tempered(beta, tempering)   (pi_k p_k)^beta ("joint") or pi_k p_k^beta ("likelihood", the paper code's 1/D)
     warm_start()                hard: each example's part of the init partition (no likelihood computed)
-    uniform()                   1/K for every example (every component learns every example)
-    balanced()                  exact, reweighted to equal totals (needs every example: cached by nature)
     cached(e_step)              ``e_step`` evaluated once per round over the whole training set, looked up per batch
 
-``fit`` takes a schedule, ``round -> EStep`` (``schedule_from_config`` builds the default one);
-a user's own loop calls ``init`` and ``update`` the same way.
+``fit`` takes a schedule, ``round -> EStep`` (``emflow.train.e_step_schedule`` builds the default
+one from a ``TrainConfig``); a user's own loop calls ``init`` and ``update`` the same way. More
+variants, not (yet) shown to help, are in ``emflow.contrib`` (shared rounds, balanced parts and
+responsibilities, deterministic annealing, hard EM); ``emflow.em.semi_supervised`` follows labels.
 """
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ class RoundData(NamedTuple):
       key: the round's noise key (a cached E-step's pass preprocesses batch ``i`` with ``fold_in(key, i)``).
       batch_size: the batch of a pass over ``raw``.
       part_labels: ``(N,)`` int32, each example's part of the init partition; None without one.
+      centroids: ``(K, F)`` the init partition's centroids in the model's partition features; None without one.
     """
 
     model: Any
@@ -56,6 +57,7 @@ class RoundData(NamedTuple):
     key: Array
     batch_size: int
     part_labels: Array | None = None
+    centroids: Array | None = None
 
 
 class EStep(NamedTuple):
@@ -81,7 +83,9 @@ def _tempered_likelihood(state, model, old_params, x, idx):
     return em.posterior(model, old_params, x, state["beta"], "likelihood")
 
 
-def _lookup(state, model, old_params, x, idx):
+def lookup(state, model, old_params, x, idx):
+    """The ``update`` of an E-step whose ``init`` made a table: the batch's rows of ``state["gamma"]``
+    and ``state["log_px"]``."""
     del model, old_params, x
     return state["gamma"][idx], state["log_px"][idx]
 
@@ -102,12 +106,14 @@ def exact() -> EStep:
     return tempered(1.0, "joint")
 
 
-def _table(gamma: Array, log_px: Array) -> dict:
+def table(gamma: Array, log_px: Array) -> dict:
+    """The state of a table E-step: ``gamma: (N, K)`` and ``log_px: (N,)`` of every training example."""
     return {"gamma": gamma, "log_px": log_px}
 
 
-def _without_likelihood(gamma: Array) -> dict:
-    return _table(gamma, jnp.full(gamma.shape[:1], jnp.nan, jnp.float32))
+def without_likelihood(gamma: Array) -> dict:
+    """``table(gamma, NaN)``: responsibilities that need no likelihood (a warm start)."""
+    return table(gamma, jnp.full(gamma.shape[:1], jnp.nan, jnp.float32))
 
 
 def warm_start() -> EStep:
@@ -115,22 +121,16 @@ def warm_start() -> EStep:
     def init(data: RoundData) -> dict:
         if data.part_labels is None:
             raise ValueError("e_steps.warm_start: the model was initialised without a partition (part_labels None)")
-        return _without_likelihood(jax.nn.one_hot(data.part_labels, data.model.num_components, dtype=jnp.float32))
+        return without_likelihood(jax.nn.one_hot(data.part_labels, data.model.num_components, dtype=jnp.float32))
 
-    return EStep("warm start", init, _lookup)
-
-
-def uniform() -> EStep:
-    """``gamma = 1/K`` for every example: each component learns the whole data set, pi stays uniform."""
-    return EStep("shared (1/K)", lambda data: _without_likelihood(
-        em.uniform_responsibilities(data.raw.shape[0], data.model.num_components)), _lookup)
+    return EStep("warm start", init, lookup)
 
 
 def cached(e_step: EStep) -> EStep:
     """``e_step`` evaluated once per round on every training example (batch ``i`` of the pass with noise
     ``fold_in(RoundData.key, i)``), its table looked up by the steps. A variant that already holds a
-    table (``warm_start``, ``uniform``, ``balanced``) is returned as it is."""
-    if e_step.update is _lookup:
+    table (``warm_start``, or any whose ``update`` is ``lookup``) is returned as it is."""
+    if e_step.update is lookup:
         return e_step
 
     def init(data: RoundData) -> dict:
@@ -138,32 +138,12 @@ def cached(e_step: EStep) -> EStep:
         fn = lambda p, batch, k: _update_on_raw(state, p, batch[0], k, batch[1], model=data.model,
                                                 preprocess=data.preprocess, update=e_step.update)
         rows = jnp.arange(data.raw.shape[0])  # each batch's rows: what an update that reads per-example state uses
-        return _table(*map_batches(fn, data.old_params, (data.raw, rows), data.key, data.batch_size))
+        return table(*map_batches(fn, data.old_params, (data.raw, rows), data.key, data.batch_size))
 
-    return EStep(e_step.name, init, _lookup)
-
-
-def balanced(num_iterations: int = 100) -> EStep:
-    """Exact responsibilities reweighted to equal totals N/K (``em.balanced_responsibilities``), from every example."""
-    def init(data: RoundData) -> dict:
-        fn = lambda p, raw, k: _joint_on_raw(p, raw, k, model=data.model, preprocess=data.preprocess)
-        return _table(*_balance(map_batches(fn, data.old_params, data.raw, data.key, data.batch_size),
-                                num_iterations))
-
-    return EStep("balanced (equal totals)", init, _lookup)
+    return EStep(e_step.name, init, lookup)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "preprocess", "update"))
 def _update_on_raw(state, old_params, raw, key, rows, *, model, preprocess, update):
     """``update`` on a raw batch, preprocessed with ``key``: one compiled program per (model, preprocess, update)."""
     return update(state, model, old_params, preprocess(key, raw), rows)
-
-
-@functools.partial(jax.jit, static_argnames=("model", "preprocess"))
-def _joint_on_raw(old_params, raw, key, *, model, preprocess):
-    return jax.lax.stop_gradient(model.component_log_prob(old_params, preprocess(key, raw)))
-
-
-@functools.partial(jax.jit, static_argnums=1)
-def _balance(joint: Array, num_iterations: int) -> tuple[Array, Array]:
-    return em.balanced_responsibilities(joint, num_iterations), jax.nn.logsumexp(joint, axis=1)

@@ -39,8 +39,8 @@ def _check_pairs(model, x1: Array, x2: Array, ts: Array, where: str) -> None:
 def genmm_latents(model, params: dict, x: Array) -> tuple[Latent, Array]:
     """``(z, k)``: each image's latent under its argmax-gamma generator, and that generator ``(B,)``."""
     k = jnp.argmax(model.component_log_prob(params, x), axis=1)
-    y, _ = model._trunk_forward(params, x)  # a trunk's output (x itself without one)
-    all_z = model._map_generators(lambda p: model.flow.forward(p, y)[0], params["flows"])  # leaves (K, B, ...)
+    y, _ = model.trunk_forward(params, x)  # a trunk's output (x itself without one)
+    all_z = model.map_generators(lambda p: model.flow.forward(p, y)[0], params["flows"])  # leaves (K, B, ...)
     z = jax.tree.map(lambda a: a[k, jnp.arange(x.shape[0])], all_z)
     return z, k
 
@@ -62,8 +62,8 @@ def interpolate_genmm(model, params: dict, x1: Array, x2: Array, ts: Array, key:
     else:
         which = sample_components(key, params["log_pi"], steps * b).reshape(steps, b)
     flat = jax.tree.map(lambda a: a.reshape(steps * b, *a.shape[2:]), latents)
-    decoded = model._map_generators(lambda p: model.flow.inverse(p, flat)[0], params["flows"])  # (K, T*B, ...)
-    images = model._trunk_inverse(params, decoded[which.reshape(-1), jnp.arange(steps * b)])
+    decoded = model.map_generators(lambda p: model.flow.inverse(p, flat)[0], params["flows"])  # (K, T*B, ...)
+    images = model.trunk_inverse(params, decoded[which.reshape(-1), jnp.arange(steps * b)])
     return images.reshape(steps, b, *model.event_shape)
 
 

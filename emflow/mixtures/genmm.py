@@ -23,10 +23,6 @@ instead: ``train.fit`` fits them on ``TrainConfig.partition_size`` (10,000) trai
 images, because the parts of 512 images are less class-pure (MNIST, K = 10: purity 0.475
 from 512 images, 0.537 from 10,000). ``"shared"`` is the
 paper's protocol: every generator initialised on the whole batch, from its own key.
-``"copies"``: K identical copies of one flow initialised on the whole batch, with the
-partition still returned, so that the generators differ only by what the warm start's
-parts teach them (on MNIST their exact posterior is spread after the warm round; exact EM
-then still drifts towards one generator).
 
 A ``trunk`` (``emflow.flows.trunk.GlowTrunk``) is a bijector every generator shares in front of
 it, ``p_k(x) = p_{flow_k}(t(x)) |det dt/dx|``: run once per example, trained on every
@@ -52,7 +48,7 @@ from emflow.mixtures.mixture import (
 )
 
 
-InitStrategy = Literal["partition", "shared", "copies"]
+InitStrategy = Literal["partition", "shared"]
 INIT_STRATEGIES: tuple[str, ...] = InitStrategy.__args__
 
 
@@ -69,7 +65,7 @@ class GenMM(MixtureModel):
         (``emflow.parallel.sharding.make_mesh``) to run the generators component parallel:
         each device evaluates its K / n generators (``jax.shard_map`` over the
         stacked parameters, vmap within a device). None: all on one device.
-      init_strategy: ``"partition"`` (k-means parts, one per generator), ``"shared"`` or ``"copies"``.
+      init_strategy: ``"partition"`` (k-means parts, one per generator) or ``"shared"``.
       min_part_fraction: k-means repairs a part of fewer than ``min_part_fraction * B / K``
         examples (``partition.kmeans``). 0 (the default here) keeps k-means' own parts, with
         which every GenMM result on the results pages was measured (Table II's classifiers included);
@@ -129,7 +125,6 @@ class GenMM(MixtureModel):
         batch into K parts; generator k is initialised from its own key on ``B``
         examples drawn with replacement from part k (an empty part: from the whole
         batch). ``"shared"``: every generator on the whole batch; the partition is None.
-        ``"copies"``: one flow on the whole batch, repeated K times, and the k-means partition.
         With a trunk, it is initialised on the whole batch first and the generators on its
         output (the partition stays one of the input). Deterministic for ``key``; works under ``jit``.
 
@@ -159,17 +154,13 @@ class GenMM(MixtureModel):
         part = (self.kmeans(k_part, features)
                 if centroids is None else
                 partition_lib.Partition(centroids, partition_lib.nearest(centroids, features)))
-        if self.init_strategy == "copies":
-            one = self.flow.init(k_flows, y)
-            flows = jax.tree.map(lambda a: jnp.broadcast_to(a, (k,) + a.shape), one)
-            return {**params, "flows": flows}, part
         index = partition_lib.draw_from_parts(k_draw, part.labels, k, x.shape[0])  # (K, B)
         flows = jax.vmap(self.flow.init)(jax.random.split(k_flows, k), y[index])
         return {**params, "flows": flows}, part
 
     @property
     def partitions_input(self) -> bool:
-        """Whether ``init_with_partition`` partitions the input (``"partition"``, ``"copies"``) and so takes ``centroids``."""
+        """Whether ``init_with_partition`` partitions the input (``"partition"``) and so takes ``centroids``."""
         return self.init_strategy != "shared"
 
     def partition_features(self, params: dict | None, x: Array) -> Array:
@@ -182,7 +173,7 @@ class GenMM(MixtureModel):
         k = check_index(k, self.num_components, "GenMM.generator")
         return jax.tree.map(lambda a: a[k], params["flows"])
 
-    def _map_generators(self, fn, flows):
+    def map_generators(self, fn, flows):
         """``fn(flow_params) -> pytree`` for every generator, results stacked on axis 0."""
         if self.mesh is not None and self.mesh.shape.get("components", 1) > 1:
             spec = jax.sharding.PartitionSpec("components")
@@ -202,16 +193,16 @@ class GenMM(MixtureModel):
         self._check_input(x, "generator_log_prob")
         if x.shape[0] == 0:  # an empty batch: an empty result
             return jnp.zeros((0, self.num_components), jnp.float32)
-        y, log_det = self._trunk_forward(params, x)
-        return self._map_generators(lambda p: self.flow.log_prob(p, y), params["flows"]).T + log_det[:, None]
+        y, log_det = self.trunk_forward(params, x)
+        return self.map_generators(lambda p: self.flow.log_prob(p, y), params["flows"]).T + log_det[:, None]
 
-    def _trunk_forward(self, params: dict, x: Array) -> tuple[Array, Array]:
+    def trunk_forward(self, params: dict, x: Array) -> tuple[Array, Array]:
         """``(t(x), log|det dt/dx|: (B,))``; ``(x, 0)`` without a trunk."""
         if self.trunk is None:
             return x, jnp.zeros(x.shape[:1], x.dtype)
         return self.trunk.forward(params["trunk"], x)
 
-    def _trunk_inverse(self, params: dict, y: Array) -> Array:
+    def trunk_inverse(self, params: dict, y: Array) -> Array:
         """``t^{-1}(y)``, or ``y`` without a trunk; ``y: (..., *event_shape)`` with any leading axes."""
         if self.trunk is None:
             return y
@@ -235,13 +226,13 @@ class GenMM(MixtureModel):
         k_comp, k_lat = jax.random.split(key)
         components = sample_components(k_comp, params["log_pi"], n)
         latents = latent_lib.sample(k_lat, self.flow.latent_shapes, n, temperature)
-        decoded = self._map_generators(lambda p: self.flow.inverse(p, latents)[0], params["flows"])
-        return self._trunk_inverse(params, decoded[components, jnp.arange(n)])
+        decoded = self.map_generators(lambda p: self.flow.inverse(p, latents)[0], params["flows"])
+        return self.trunk_inverse(params, decoded[components, jnp.arange(n)])
 
     def component_samples(self, params: dict, key: Array, n: int, temperature: float = 1.0) -> Array:
         """``n`` samples of every generator, from the same latents: ``(K, n, *event_shape)``."""
         if check_count(n, "GenMM.component_samples") == 0:
             return jnp.zeros((self.num_components, 0, *self.event_shape), jnp.float32)
         latents = latent_lib.sample(key, self.flow.latent_shapes, n, temperature)
-        return self._trunk_inverse(params, self._map_generators(lambda p: self.flow.inverse(p, latents)[0],
+        return self.trunk_inverse(params, self.map_generators(lambda p: self.flow.inverse(p, latents)[0],
                                                                 params["flows"]))

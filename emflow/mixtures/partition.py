@@ -59,33 +59,6 @@ def nearest(centroids: Array, features: Array) -> Array:
     return jnp.argmin(squared_distances(features, centroids), axis=1).astype(jnp.int32)
 
 
-def balanced_assignment(d2: Array, num_stages: int = 24, iterations_per_stage: int = 40) -> Array:
-    """Labels ``(N,)`` for costs ``d2: (N, K)`` with (nearly) equal part sizes ``N/K``: a balanced partition.
-
-    Entropic optimal transport of the uniform distribution over the ``N`` rows onto ``K``
-    equal parts: Sinkhorn iterations in log space on the costs scaled by their mean, with
-    the temperature lowered geometrically from 1 to 1e-5 over ``num_stages`` stages
-    (epsilon scaling, each stage warm-started from the last). Each row goes to its part of
-    largest transport mass, ``argmax_k (g_k - d2_ik)``: the nearest-centroid partition with
-    a per-part offset ``g``, moved at the parts' borders just enough to even the sizes out.
-    """
-    n, k = d2.shape
-    cost = d2 / jnp.mean(d2)
-    log_row, log_col = -jnp.log(n) * jnp.ones((n,)), jnp.full((k,), -jnp.log(k))
-
-    def stage(s, g):  # g: the column potential in cost units
-        t = 10.0 ** (-5.0 * s / (num_stages - 1))
-
-        def sinkhorn(_, g):
-            f = t * log_row - t * jax.nn.logsumexp((g[None, :] - cost) / t, axis=1)
-            return t * log_col - t * jax.nn.logsumexp((f[:, None] - cost) / t, axis=0)
-
-        return jax.lax.fori_loop(0, iterations_per_stage, sinkhorn, g)
-
-    g = jax.lax.fori_loop(0, num_stages, stage, jnp.zeros((k,)))
-    return jnp.argmax(g[None, :] - cost, axis=1).astype(jnp.int32)
-
-
 def kmeans_plus_plus(key: Array, features: Array, k: int) -> Array:
     """``k`` seeds drawn from the rows of ``features: (B, F)``, each with probability proportional to D^2: ``(k, F)``."""
     keys = jax.random.split(key, k)

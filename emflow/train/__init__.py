@@ -6,8 +6,8 @@
     every EM round:  the round's E-step (emflow.em.e_steps) starts: Phi_old is fixed until its end
     every step:      gamma = E-step with Phi_old;  one Adam step on -Q(Phi, Phi_old)/n
     every epoch:     train and test NLL, the metrics record; hooks (metrics file, plots, sample grids); checkpoint
-    every t_EM:      pi <- mean gamma of the epoch (eq. 16);  Phi_old <- Phi;  dead components logged
-                     (and re-seeded, if asked);  per-component report (labelled test data)
+    every t_EM:      pi <- mean gamma of the epoch (eq. 16);  Phi_old <- Phi;  dead components logged;
+                     per-component report (labelled test data)
     after the last epoch (``final_prior_update``): pi <- mean gamma under the final Phi
 
 The modules, in the order a run meets them: ``config`` (``TrainConfig``, the optimizer, the

@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from emflow import em
 from emflow.em import e_steps
 
 Array = jax.Array
@@ -36,7 +35,7 @@ class TrainConfig:
         Gaussians are placed at a partition of these examples (of their top-level latents, or of
         their input in the model's ``partition_space``: ``place_latent_gaussians``); the init
         batch's own 512 latents gave a less class-pure partition (MNIST, K = 10: 0.508 against
-        0.614 at the end of training). GenMM (init ``"partition"`` or ``"copies"``): k-means of
+        0.614 at the end of training). GenMM (init ``"partition"``): k-means of
         these examples' input in its ``partition_space`` gives the centroids,
         and the init batch is split by them (``partition_centroids``). A value
         ``<= init_batch_size`` keeps the init batch's own partition.
@@ -48,27 +47,15 @@ class TrainConfig:
         ``"cached"``: Phi_old is fixed for an EM round, so every training example's
         responsibilities are computed once per round (one forward pass over the
         data, with that round's own dequantization noise) and looked up by the steps.
-      shared_rounds: EM rounds, from the first, in which every component learns every
-        example (``gamma = 1/K``, ``em.uniform_e_step``), so that no generator starts the
-        mixture having seen more data than another; 0 (the default) skips them.
-      warm_start_rounds: EM rounds, after the shared ones, whose responsibilities are the
+      warm_start_rounds: EM rounds, from the first, whose responsibilities are the
         init partition's (hard: one-hot of each example's nearest k-means centroid,
         ``em.partition_e_step``); 0 turns the warm start off. Ignored for a model
         initialised without a partition (``init_strategy="shared"``).
-      balanced_parts: the warm start's parts are made equal in size (``partition.balanced_assignment``:
-        nearest centroid with a per-part offset), so that every generator first learns as many
-        examples as every other; False: each example's nearest centroid.
-      balanced_e_step: after the shared and warm rounds, the exact responsibilities reweighted
-        so that every component's total is N/K (``em.balanced_responsibilities``): each
-        component learns the examples it models best *relative to the others*. Needs the
-        cached E-step (the weights come from every training example); ``tempering`` must be "none".
-      tempering: the E-step after the warm start: ``"none"`` (exact, eq. 13 / 24),
-        ``"annealed"`` (``gamma ∝ (pi_k p_k)^beta``, beta rising geometrically from
-        ``anneal_beta0`` to 1 over ``anneal_rounds`` rounds, then exact), or ``"paper"``
-        (the reference code's ``gamma ∝ pi_k p_k^(1/D)``, every round).
+      tempering: the E-step after the warm start: ``"none"`` (exact, eq. 13 / 24) or ``"paper"``
+        (the reference code's ``gamma ∝ pi_k p_k^(1/D)``, every round). Other schedules (shared
+        rounds, annealing, balanced parts; ``emflow.contrib``) are passed to ``fit`` as
+        ``e_step_of_round``.
       dead_fraction: a component with ``pi_k < dead_fraction / K`` after an EM round is dead (logged).
-      reseed_dead: re-seed every dead component by splitting the most populated one
-        (``emflow.mixtures.reseed``), with Gaussian noise of standard deviation ``reseed_scale`` on the copy.
       final_prior_update: after the last epoch, one more E-step with the final Phi (exact
         responsibilities of every training example) and ``pi <- mean gamma`` (``closing_prior_update``):
         the conditional maximum of the training likelihood over pi for the final generators, so that the
@@ -95,16 +82,9 @@ class TrainConfig:
     train_eval_size: int = 2000
     e_step: Literal["per_batch", "cached"] = "per_batch"
     schedule: Literal["noam", "cosine"] = "noam"
-    shared_rounds: int = 0
     warm_start_rounds: int = 1
-    balanced_parts: bool = False
-    balanced_e_step: bool = False
-    tempering: Literal["none", "annealed", "paper"] = "none"
-    anneal_beta0: float = 0.1
-    anneal_rounds: int = 3
+    tempering: Literal["none", "paper"] = "none"
     dead_fraction: float = 0.1
-    reseed_dead: bool = False
-    reseed_scale: float = 1e-3
     final_prior_update: bool = False
 
     def __post_init__(self):
@@ -115,9 +95,9 @@ class TrainConfig:
         if self.tempering not in TEMPERINGS:
             raise ValueError(f"TrainConfig: tempering must be one of {TEMPERINGS}, got {self.tempering!r}")
         for name in ("epochs", "batch_size", "em_every", "eval_batch_size", "init_batch_size", "warmup_steps",
-                     "anneal_rounds", "train_eval_size"):
+                     "train_eval_size"):
             _check_integer(self, name, 1)
-        for name in ("shared_rounds", "warm_start_rounds", "partition_size", "num_samples"):
+        for name in ("warm_start_rounds", "partition_size", "num_samples"):
             _check_integer(self, name, 0)
         for name in ("learning_rate", "clip_value", "clip_norm", "sample_temperature"):
             value = getattr(self, name)
@@ -126,17 +106,11 @@ class TrainConfig:
         if not (isinstance(self.min_learning_rate, (int, float)) and math.isfinite(self.min_learning_rate)
                 and self.min_learning_rate >= 0):
             raise ValueError(f"TrainConfig: min_learning_rate must be a finite number >= 0, got {self.min_learning_rate!r}")
-        em.check_beta(self.anneal_beta0, "TrainConfig.anneal_beta0")
-        if self.balanced_e_step and (self.e_step != "cached" or self.tempering != "none"):
-            raise ValueError(f"TrainConfig: balanced_e_step needs e_step='cached' and tempering='none', got "
-                             f"e_step={self.e_step!r}, tempering={self.tempering!r}")
         if not 0.0 <= self.dead_fraction < 1.0:
             raise ValueError(f"TrainConfig: dead_fraction must lie in [0, 1), got {self.dead_fraction!r}")
-        if self.reseed_scale < 0:
-            raise ValueError(f"TrainConfig: reseed_scale must be >= 0, got {self.reseed_scale!r}")
 
 
-TEMPERINGS = ("none", "annealed", "paper")
+TEMPERINGS = ("none", "paper")
 
 
 def _check_integer(config: TrainConfig, name: str, low: int) -> None:
@@ -148,27 +122,15 @@ def _check_integer(config: TrainConfig, name: str, low: int) -> None:
 def e_step_schedule(config: TrainConfig, num_dims: int, has_partition: bool) -> Callable[[int], e_steps.EStep]:
     """``em_round (0-based) -> EStep`` under ``config``, for data of ``num_dims`` dimensions.
 
-    ``shared_rounds`` uniform rounds, then ``warm_start_rounds`` warm-start rounds (with a
-    partition), then the ``tempering`` variant (exact; the paper code's ``1/D``; or a ``beta``
-    rising from ``anneal_beta0`` to 1 over ``anneal_rounds`` rounds) or ``balanced``, each
-    ``cached`` when ``config.e_step == "cached"``.
+    ``warm_start_rounds`` warm-start rounds (with a partition), then the ``tempering`` variant:
+    exact, or the paper code's ``1/D``; each ``cached`` when ``config.e_step == "cached"``.
     """
     warm_rounds = config.warm_start_rounds if has_partition else 0
 
     def schedule(em_round: int) -> e_steps.EStep:
-        if em_round < config.shared_rounds:
-            return e_steps.uniform()
-        if em_round < config.shared_rounds + warm_rounds:
+        if em_round < warm_rounds:
             return e_steps.warm_start()
-        r = em_round - config.shared_rounds - warm_rounds
-        if config.tempering == "paper":
-            step = e_steps.tempered(1.0 / num_dims, "likelihood")
-        elif config.tempering == "annealed" and r < config.anneal_rounds:
-            step = e_steps.tempered(float(config.anneal_beta0 ** (1.0 - r / config.anneal_rounds)))
-        elif config.balanced_e_step:
-            return e_steps.balanced()
-        else:
-            step = e_steps.exact()
+        step = e_steps.tempered(1.0 / num_dims, "likelihood") if config.tempering == "paper" else e_steps.exact()
         return e_steps.cached(step) if config.e_step == "cached" else step
 
     return schedule

@@ -39,7 +39,7 @@ def format_record(r: dict) -> str:
     if "components" in r:
         text += f"  purity {r['components']['purity']:.3f}"
     if r.get("dead"):
-        text += f"  dead {r['dead']}" + (f" re-seeded (target, source) {r['reseeded']}" if r.get("reseeded") else "")
+        text += f"  dead {r['dead']}"
     return text + f"  {r['seconds']:.1f}s"
 
 
@@ -87,7 +87,7 @@ class Evaluator:
 
 
 def epoch_record(epoch: int, state, e_step_name: str, em_round: bool, measured: dict, round_info: dict | None,
-                 closing: dict | None, history: list[dict], to_nats) -> dict:
+                 closing: dict | None, to_nats) -> dict:
     """The metrics record of ``epoch`` (0-based), one line of ``metrics.jsonl``, without its timings."""
     train_log_px = -float(state.nll_sum / state.gamma_count)
     record = {
@@ -103,8 +103,6 @@ def epoch_record(epoch: int, state, e_step_name: str, em_round: bool, measured: 
     }
     if round_info is not None:
         record["dead"] = round_info["dead"]
-        record["reseeded"] = round_info["reseeded"]
-        record["reseeds_total"] = len(round_info["reseeded"]) + sum(len(r.get("reseeded", [])) for r in history)
     if closing is not None:
         record["final_prior_update"] = closing
     for name in ("components", "test_nll_nats_per_dim", "test_bits_per_dim"):

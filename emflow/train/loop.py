@@ -143,7 +143,7 @@ def fit(
                 round_state = e_step.init(e_steps.RoundData(
                     model, state.old_params, train_data, preprocess,
                     jax.random.fold_in(keys.cache, epoch - epoch % config.em_every), config.eval_batch_size,
-                    part_labels))
+                    part_labels, None if part is None else part.centroids))
             state = _train_epoch(step_fn, state, round_state, e_step, train_data, keys, epoch, steps_per_epoch,
                                  config, progress and distributed.is_primary(), evaluator.to_nats)
             train_seconds = time.time() - t0
@@ -176,13 +176,12 @@ def _end_epoch(model, state: EMState, config: TrainConfig, keys: RunKeys, epoch:
     closing pi update after the last epoch (``config.final_prior_update``), then the epoch's record."""
     round_info = closing = None
     if em_round:
-        state, round_info = em_round_update(model, state, config,
-                                            jax.random.fold_in(jax.random.fold_in(keys.init, 3), epoch))
+        state, round_info = em_round_update(model, state, config.dead_fraction)
     if config.final_prior_update and epoch == config.epochs - 1:
         state, closing = closing_prior_update(model, state, exact_posterior_fn, train_data,
                                               jax.random.fold_in(keys.cache, config.epochs), config.eval_batch_size)
     record = epoch_record(epoch, state, e_step_name, em_round, evaluator.measure(state.params, em_round),
-                          round_info, closing, history, evaluator.to_nats)
+                          round_info, closing, evaluator.to_nats)
     return state, record
 
 

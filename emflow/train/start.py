@@ -162,8 +162,7 @@ def start_params(model, key: Array, data: Array, preprocess, config,
 
     The init batch: ``config.init_batch_size`` random training examples (``key``); ``init_params``
     initialises from it. ``part_labels: (N,)`` int32, each training example's part of the partition
-    (nearest centroid, or equal-sized parts with ``config.balanced_parts``), for the warm start;
-    None without a partition or without warm-start rounds.
+    (its nearest centroid), for the warm start; None without a partition or without warm-start rounds.
     """
     n = data.shape[0]
     init_raw = data[jax.random.permutation(key, n)[: config.init_batch_size]]
@@ -174,6 +173,4 @@ def start_params(model, key: Array, data: Array, preprocess, config,
     distances = jax.jit(lambda p, raw, k: partition_lib.squared_distances(
         model.partition_features(p, preprocess(k, raw)), part.centroids))
     d2 = map_batches(distances, params, data, jax.random.fold_in(key, 2), config.eval_batch_size)
-    labels = (jax.jit(partition_lib.balanced_assignment)(d2) if config.balanced_parts else
-              jnp.argmin(d2, axis=1).astype(jnp.int32))
-    return params, part, labels
+    return params, part, jnp.argmin(d2, axis=1).astype(jnp.int32)

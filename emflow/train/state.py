@@ -11,7 +11,6 @@ import numpy as np
 import optax
 
 from emflow import em
-from emflow.mixtures import reseed
 from emflow.batches import map_batches
 
 Array = jax.Array
@@ -81,26 +80,17 @@ def em_update(state: EMState) -> EMState:
     return state.replace(params=params, old_params=jax.tree.map(jnp.copy, params))
 
 
-def em_round_update(model, state: EMState, config, key: Array) -> tuple[EMState, dict]:
-    """``em_update`` plus the dead-component check: ``(state, {"dead": [...], "reseeded": [[target, source], ...]})``.
+def dead_components(log_pi: Array, threshold: float) -> list[int]:
+    """Components with ``pi_k < threshold``, in index order."""
+    pi = np.exp(np.asarray(log_pi, np.float64))
+    return [int(j) for j in np.flatnonzero(pi < threshold)]
 
-    A component with ``pi_k < config.dead_fraction / K`` is dead. With ``config.reseed_dead``,
-    each dead one becomes a perturbed copy of the then most populated component (params and
-    optimizer moments; the two share its weight, ``emflow.mixtures.reseed``) before Phi_old <- Phi.
-    """
-    k = model.num_components
+
+def em_round_update(model, state: EMState, dead_fraction: float) -> tuple[EMState, dict]:
+    """``em_update`` plus the dead-component check: ``(state, {"dead": [...]})``, a component with
+    ``pi_k < dead_fraction / K`` dead (``emflow.contrib.reseed`` re-seeds them in a user's own loop)."""
     state = em_update(state)
-    dead = reseed.dead_components(state.params["log_pi"], config.dead_fraction / k)
-    if not (config.reseed_dead and dead and len(dead) < k):
-        return state, {"dead": dead, "reseeded": []}
-    params, opt_state, reseeded = state.params, state.opt_state, []
-    for i, target in enumerate(dead):
-        source = int(np.argmax(np.asarray(params["log_pi"])))
-        params = reseed.split_component(model, params, source, target, jax.random.fold_in(key, i), config.reseed_scale)
-        opt_state = reseed.split_optimizer_state(model, opt_state, source, target)
-        reseeded.append([target, source])
-    state = state.replace(params=params, opt_state=opt_state, old_params=jax.tree.map(jnp.copy, params))
-    return state, {"dead": dead, "reseeded": reseeded}
+    return state, {"dead": dead_components(state.params["log_pi"], dead_fraction / model.num_components)}
 
 
 def closing_prior_update(model, state: EMState, posterior_fn, train_data: Array, key: Array,

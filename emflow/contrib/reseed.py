@@ -1,4 +1,4 @@
-"""Dead components and split-and-merge re-seeding (Ueda et al. 2000's split move).
+"""Dead components re-seeded by split-and-merge (Ueda et al. 2000's split move), for a user's own loop.
 
 After an EM round a component whose weight has fallen below ``threshold`` does
 (almost) no work: exact EM will not bring it back, since it wins no example.
@@ -12,7 +12,14 @@ the source's, slightly perturbed, and the two share the source's weight.
 Only the component's own parameters are copied: GenMM's generator (row ``j`` of
 every leaf of ``params["flows"]``), LatMM's latent Gaussian (``means[j]``,
 ``log_stds[j]``). ``split_optimizer_state`` copies the optimizer's moments the
-same way, so that the copy continues as its source would.
+same way, so that the copy continues as its source would. ``reseed_dead`` does all of it after an
+EM round's update of a ``train.EMState``:
+
+    state = train.em_update(state)
+    state, reseeded = reseed_dead(model, state, key, threshold=0.1 / K)
+
+Measured on MNIST (the research log): a re-seeded generator died again within a round or two, so
+``fit`` does not re-seed; ``train.em_round_update`` only logs the dead components.
 """
 from __future__ import annotations
 
@@ -21,19 +28,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from emflow.bijectors.base import Array
+from emflow.mixtures.genmm import GenMM
+from emflow.train import state as state_lib
 
 CONSTANT_LEAVES = ("perm", "sign_s")  # an LU layer's fixed permutation and signs: copied, never perturbed
 
 
 def component_fields(model) -> tuple[str, ...]:
     """The top-level params entries whose every leaf has a leading ``(K,)`` component axis."""
-    return ("flows",) if hasattr(model, "generator") else ("means", "log_stds")
+    return ("flows",) if isinstance(model, GenMM) else ("means", "log_stds")
 
 
 def dead_components(log_pi: Array, threshold: float) -> list[int]:
-    """Components with ``pi_k < threshold``, in index order."""
-    pi = np.exp(np.asarray(log_pi, np.float64))
-    return [int(j) for j in np.flatnonzero(pi < threshold)]
+    """Components with ``pi_k < threshold``, in index order (``emflow.train.state.dead_components``)."""
+    return state_lib.dead_components(log_pi, threshold)
 
 
 def _copy_rows(tree, source: int, target: int, noise_key: Array | None = None, scale: float = 0.0):
@@ -87,3 +95,18 @@ def split_optimizer_state(model, opt_state, source: int, target: int):
         return leaf
 
     return jax.tree_util.tree_map_with_path(copy, opt_state)
+
+
+def reseed_dead(model, state, key: Array, threshold: float, scale: float = 1e-3):
+    """``(state, [[target, source], ...])``: every dead component (``pi_k < threshold``) a perturbed copy of the
+    then most populated one (params and optimizer moments), Phi_old <- the new Phi. All dead: nothing changes."""
+    dead = dead_components(state.params["log_pi"], threshold)
+    if not dead or len(dead) == model.num_components:
+        return state, []
+    params, opt_state, reseeded = state.params, state.opt_state, []
+    for i, target in enumerate(dead):
+        source = int(np.argmax(np.asarray(params["log_pi"])))
+        params = split_component(model, params, source, target, jax.random.fold_in(key, i), scale)
+        opt_state = split_optimizer_state(model, opt_state, source, target)
+        reseeded.append([target, source])
+    return state.replace(params=params, opt_state=opt_state, old_params=jax.tree.map(jnp.copy, params)), reseeded

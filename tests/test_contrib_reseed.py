@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from emflow import GenMM, LatMM, train
-from emflow.mixtures import reseed
+from emflow.contrib import reseed
 from toy_em import SMALL_FLOW, init_flow, np_perturb, small_flow_batch, stack
 
 K = 3
@@ -48,17 +48,20 @@ def test_a_reseeded_component_is_a_perturbed_copy_of_its_source_sharing_its_weig
         reseed.split_component(model, params, 1, 1, jax.random.PRNGKey(0))
 
 
-def test_the_optimizer_moments_are_copied_and_the_round_update_reseeds_and_logs():
+def test_the_optimizer_moments_are_copied_and_reseed_dead_reseeds_after_the_round_update():
     model, params = _params("genmm")
-    config = train.TrainConfig(reseed_dead=True)
+    config = train.TrainConfig()
     optimizer = train.make_optimizer(config)
     state = train.init_state(model, optimizer, params)
     x = small_flow_batch()[:64]
     state, _ = jax.jit(lambda s, xb: train.train_step(model, optimizer, s, xb))(state, x)
     # Responsibilities summed over an epoch that left component 2 dead.
     state = state.replace(gamma_sum=jnp.asarray(PI * 1000, jnp.float32), gamma_count=jnp.float32(1000))
-    new, info = train.em_round_update(model, state, config, jax.random.PRNGKey(3))
-    assert info == {"dead": [2], "reseeded": [[2, 0]]}
+    logged, info = train.em_round_update(model, state, config.dead_fraction)
+    assert info == {"dead": [2]}  # fit logs the dead components and re-seeds none
+    np.testing.assert_allclose(np.exp(logged.params["log_pi"]), PI, rtol=1e-5)
+    new, reseeded = reseed.reseed_dead(model, logged, jax.random.PRNGKey(3), config.dead_fraction / K)
+    assert reseeded == [[2, 0]]
     np.testing.assert_allclose(np.exp(new.params["log_pi"]), [0.3025, 0.395, 0.3025], rtol=1e-5)
     for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(new.old_params)):
         np.testing.assert_array_equal(a, b)  # Phi_old <- Phi after the re-seed
@@ -67,7 +70,6 @@ def test_the_optimizer_moments_are_copied_and_the_round_update_reseeds_and_logs(
     for a, b in zip(jax.tree.leaves(mu_new), jax.tree.leaves(mu_old)):
         np.testing.assert_array_equal(a[2], b[0])
         np.testing.assert_array_equal(a[:2], b[:2])
-    # Without re-seeding: logged only.
-    logged, info = train.em_round_update(model, state, train.TrainConfig(), jax.random.PRNGKey(3))
-    assert info == {"dead": [2], "reseeded": []}
-    np.testing.assert_allclose(np.exp(logged.params["log_pi"]), PI, rtol=1e-5)
+    # Every component dead: nothing to copy from.
+    unchanged, reseeded = reseed.reseed_dead(model, logged, jax.random.PRNGKey(3), threshold=2.0)
+    assert reseeded == [] and unchanged is logged

@@ -1,6 +1,6 @@
 """Which initialisation and E-step keep a GenMM's generators alive and specialised? Measured side by side.
 
-    python -m experiments.init_variants [--dataset mnist] [--components 3] [--epochs 6] [--num_train 10000]
+    python -m experiments.ablations.init_variants [--dataset mnist] [--components 3] [--epochs 6] [--num_train 10000]
                                         [--variants shared,partition,partition+warm,...] [--workdir runs/init_variants]
 
 Every variant is one ``image_experiment`` run of the same small model (the ``cpu``
@@ -28,13 +28,10 @@ import json
 import pathlib
 import time
 
-import numpy as np
 
-from emflow import data as data_lib
-from emflow.evaluation import diagnostics
-from emflow.data import download
 from experiments import exit_on_refused_xla_flags
 from experiments import image_experiment
+from experiments.kmeans_rulers import kmeans_purity
 
 VARIANTS = {
     "shared": ["--init", "shared", "--warm_start_rounds", "0"],
@@ -47,27 +44,6 @@ VARIANTS = {
     "balanced+warm+balanced-e-step": ["--init", "default", "--warm_start_rounds", "1", "--balanced_parts",
                                       "--balanced_e_step"],
 }
-
-
-def kmeans_purity(dataset: str, data_dir, num_train: int, num_test: int, k: int, seed: int) -> float:
-    """Purity of the test images' nearest k-means centroid (pixels; scikit-learn, fitted on the training images)."""
-    return kmeans_purities(dataset, data_dir, num_train, num_test, k, [seed])[0]
-
-
-def kmeans_purities(dataset: str, data_dir, num_train: int, num_test: int, k: int, seeds) -> list[float]:
-    """``kmeans_purity`` for each of ``seeds``, the dataset read once."""
-    return kmeans_purities_of(data_lib.load_dataset(dataset, download.ensure_dataset(dataset, data_dir)), num_train, num_test, k, seeds)
-
-
-def kmeans_purities_of(ds, num_train: int, num_test: int, k: int, seeds) -> list[float]:
-    """``kmeans_purities`` of a dataset already read (``data.load_dataset``)."""
-    from sklearn.cluster import KMeans
-
-    train = ds.x_train[:num_train].reshape(num_train, -1).astype(np.float32) / 255.0
-    test = ds.x_test[:num_test or None]
-    test_pixels, labels = test.reshape(len(test), -1).astype(np.float32) / 255.0, ds.y_test[:len(test)]
-    return [diagnostics.purity(KMeans(k, n_init=3, random_state=seed).fit(train).predict(test_pixels), labels)
-            for seed in seeds]
 
 
 def main(argv=None) -> dict:
