@@ -115,20 +115,20 @@ def abstract_params(model: Any, sharding: Sharding = None) -> Any:
     return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=place(s)), shapes)
 
 
-def check_params_fit(model: Any, params: Any) -> None:
+def check_params_fit(model: Any, params: Any, where: str = "save") -> None:
     """Refuse ``params`` whose tree or leaf shapes differ from what ``model.init`` gives (``ValueError`` naming them)."""
     want = abstract_params(model)
     want_leaves, want_tree = jax.tree_util.tree_flatten_with_path(want)
     try:
         got_leaves, got_tree = jax.tree_util.tree_flatten_with_path(params)
     except Exception as err:  # any pytree error is the user's params
-        raise ValueError(f"save: params are not a parameter pytree ({err})") from err
+        raise ValueError(f"{where}: params are not a parameter pytree ({err})") from err
     if got_tree != want_tree:
-        raise ValueError(f"save: params do not fit the model: expected the tree of {type(model).__name__}.init, "
+        raise ValueError(f"{where}: params do not fit the model: expected the tree of {type(model).__name__}.init, "
                          f"{want_tree}, got {got_tree}")
     for (path, w), (_, g) in zip(want_leaves, got_leaves):
         if tuple(np.shape(g)) != tuple(w.shape):
-            raise ValueError(f"save: params do not fit the model: {jax.tree_util.keystr(path)} should have shape "
+            raise ValueError(f"{where}: params do not fit the model: {jax.tree_util.keystr(path)} should have shape "
                              f"{tuple(w.shape)}, got {tuple(np.shape(g))}")
 
 

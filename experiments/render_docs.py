@@ -50,7 +50,7 @@ def source(*paths: pathlib.Path, machine: str = CPU) -> str:
 
 # --- density: the main jobs -------------------------------------------------------------------------------
 
-MAIN_JOBS = RESULTS / "restructure_main_jobs_cpu_2026-12-06.json"
+MAIN_JOBS = RESULTS / "relayout_main_jobs_cpu_2026-12-06.json"
 
 
 def main_jobs() -> str:

@@ -262,3 +262,18 @@ def test_the_job_presets_add_to_their_own_jobs_only_and_explicit_flags_win(capsy
         ("mnist", "genmm", []), ("fashion_mnist", "genmm", []), ("mnist", "latmm", []),
         ("mnist", "genmm", ["--preset", "paper"]), ("mnist", "genmm", ["--top_prior", "standard"]))] == [
         "learned", "learned", "standard", "standard", "standard"]
+
+
+def test_semisupervised_tiny_reports_every_method(tmp_path):
+    from experiments import semisupervised
+
+    result = semisupervised.main(["--dataset", "satimage", "--labels", "30", "--seeds", "0", "--num_train", "300",
+                                  "--num_test", "200", "--epochs", "1", "--flow_steps", "1", "--hidden", "8",
+                                  "--workdir", str(tmp_path)])
+    run = result["runs"][0]
+    assert run["count"] == 30 and len([k for k in run if k not in ("count", "seed")]) == 6
+    assert all(0.0 <= v["accuracy"] <= 1.0 for k, v in run.items() if k not in ("count", "seed"))
+    assert "| ours (semi-supervised EM) |" in (tmp_path / "semisupervised_satimage.md").read_text()
+    assert (tmp_path / "accuracy_vs_labels_satimage.png").is_file()
+    np.testing.assert_array_equal(np.bincount(semisupervised.labelled_subset(np.repeat(np.arange(3), 10), 7, 0) // 10),
+                                  [3, 2, 2])

@@ -108,6 +108,8 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
       component_axis: how GenMM maps over its K generators (default ``"vmap"``: the fastest
         compile for large K).
       eval_batch_size: examples per compiled likelihood evaluation.
+      num_restarts: independent EM runs (seeds ``seed, seed + 1, ...``) whose class densities are averaged in
+        probability: a mixture of ``num_restarts * K`` components per class (Table II's averaged column).
       seed: every random number comes from it.
       verbose: print training progress.
 
@@ -126,7 +128,7 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
                  gaussian_start: bool = True, gaussian_reg: float = 0.1, early_stopping: bool = True,
                  validation_fraction: float = 0.1, patience: int = 20, refit: bool = True, epochs: int = 100, batch_size: int = 64, learning_rate: float = 2e-3, warmup_steps: int = 100,
                  min_learning_rate: float = 1e-4, em_every: int = 5, component_axis: str | None = "vmap",
-                 eval_batch_size: int = 1000, seed: int = 0, verbose: bool = False):
+                 eval_batch_size: int = 1000, num_restarts: int = 1, seed: int = 0, verbose: bool = False):
         self.model = model
         self.num_components = num_components
         self.flow = flow
@@ -154,6 +156,7 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
         self.em_every = em_every
         self.component_axis = component_axis
         self.eval_batch_size = eval_batch_size
+        self.num_restarts = num_restarts
         self.seed = seed
         self.verbose = verbose
 
@@ -182,11 +185,12 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
                 f"MixtureClassifier: class_prior must be 'frequency' or 'uniform', got {self.class_prior!r}")
         return class_model(num_features, **{name: getattr(self, name) for name in CLASS_MODEL_SETTINGS})
 
-    def _train_config(self) -> train.TrainConfig:
+    def _train_config(self, seed: int | None = None) -> train.TrainConfig:
+        seed = self.seed if seed is None else seed
         return train.TrainConfig(
             epochs=self.epochs, batch_size=self.batch_size, em_every=self.em_every,
             learning_rate=self.learning_rate, warmup_steps=self.warmup_steps,
-            min_learning_rate=self.min_learning_rate, seed=self.seed, num_samples=0,
+            min_learning_rate=self.min_learning_rate, seed=seed, num_samples=0,
         )
 
     # -- validation ---------------------------------------------------------
@@ -221,7 +225,7 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
 
     # -- training -----------------------------------------------------------
 
-    def _train_classes(self, x: np.ndarray, codes: np.ndarray, class_ids: np.ndarray):
+    def _train_classes(self, x: np.ndarray, codes: np.ndarray, class_ids: np.ndarray, seed: int):
         """Train one stack on ``x`` with class codes ``codes`` in ``range(len(class_ids))``;
         class ``j``'s key is ``fold_in(seed, class_ids[j])``. Returns ``(TrainedStack, counts)``,
         the counts of all the examples given (held-out ones included)."""
@@ -229,15 +233,15 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
         all_counts = np.bincount(codes, minlength=num).astype(np.int32)
         validation, fit_x, fit_codes = None, x, codes   # fit_*: what the first run trains on
         if self.early_stopping:
-            held = stratified_holdout(codes, float(self.validation_fraction), self.seed + int(class_ids[0]))
+            held = stratified_holdout(codes, float(self.validation_fraction), seed + int(class_ids[0]))
             validation = (x[held], codes[held].astype(np.int32), self._log_prior(all_counts).astype(np.float32))
             fit_x, fit_codes = x[~held], codes[~held]
-        root = jax.random.PRNGKey(self.seed)
+        root = jax.random.PRNGKey(seed)
         keys = jnp.stack([jax.random.fold_in(root, int(c)) for c in class_ids])
         # The whole class initialises its flow (its Gaussian start), not a batch of it; the held-out run
         # and the refit are padded to one shape, so they share one compiled epoch.
         n_max = int(all_counts.max())
-        config = dataclasses.replace(self._train_config(), init_batch_size=n_max)
+        config = dataclasses.replace(self._train_config(seed), init_batch_size=n_max)
         trainer = StackTrainer(self.model_, config, self.preprocessor_, self.symmetries_, float(self.ema_decay))
         log = print if self.verbose else None
         padded, counts = pad_by_class(fit_x, fit_codes, num, n_max)
@@ -252,6 +256,9 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
         return trained, all_counts
 
     def _check_training_settings(self) -> None:
+        if isinstance(self.num_restarts, bool) or not isinstance(self.num_restarts, (int, np.integer)) \
+                or self.num_restarts < 1:
+            raise ValueError(f"MixtureClassifier: num_restarts must be an integer >= 1, got {self.num_restarts!r}")
         if self.early_stopping:
             if not 0.0 < self.validation_fraction < 1.0:
                 raise ValueError("MixtureClassifier: validation_fraction must be in (0, 1), "
@@ -265,7 +272,7 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
 
     def fit(self, X, y) -> "MixtureClassifier":
         """Fit the preprocessor on ``X: (N, D)`` and one mixture per distinct label of ``y: (N,)``."""
-        for name in ("params_", "classes_", "n_features_in_"):
+        for name in ("params_", "more_restart_params_", "classes_", "n_features_in_"):
             self.__dict__.pop(name, None)
         x, y = self._check_x(X, "fit", reset=True, y=y)
         check_classification_targets(y)
@@ -285,7 +292,10 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
         self.preprocessor_ = FeaturePreprocessor.fit(augmented, self.preprocessing, self.noise)
         self.model_ = self._build_model(x.shape[1])
         t0 = time.time()
-        trained, counts = self._train_classes(x, codes.astype(np.int32), np.arange(len(classes)))
+        trained, counts = self._train_classes(x, codes.astype(np.int32), np.arange(len(classes)), int(self.seed))
+        self.more_restart_params_ = [  # restarts 1, 2, ...; restart 0 is params_
+            self._train_classes(x, codes.astype(np.int32), np.arange(len(classes)), int(self.seed) + r)[0].params
+            for r in range(1, int(self.num_restarts))]
         self.fit_seconds_ = time.time() - t0
         self.classes_ = classes
         self.class_counts_ = counts
@@ -313,7 +323,10 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
                              f"examples (num_components={self.num_components}"
                              f"{', + 1 held out for early stopping' if self.early_stopping else ''}), got {len(x)}")
         new_id = len(self.classes_)
-        trained, counts = self._train_classes(x, np.zeros(len(x), np.int32), np.asarray([new_id]))
+        if self.num_restarts != 1:
+            raise ValueError(f"MixtureClassifier.add_class: needs num_restarts=1 (one model per class), "
+                             f"got num_restarts={self.num_restarts}")
+        trained, counts = self._train_classes(x, np.zeros(len(x), np.int32), np.asarray([new_id]), int(self.seed))
         history = trained.history
         self.params_ = jax.tree.map(lambda old, new: jnp.concatenate([old, new]), self.params_, trained.params)
         self.classes_ = np.concatenate([self.classes_, label_arr.astype(self.classes_.dtype)
@@ -353,7 +366,10 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
             n = len(chunk)
             if n < b:  # one compiled shape; padded rows are discarded
                 chunk = np.concatenate([chunk, np.repeat(chunk[:1], b - n, axis=0)])
-            out.append(np.asarray(self._log_prob_fn(self.params_, jnp.asarray(chunk), jax.random.fold_in(key, i)))[:n])
+            per_restart = [self._log_prob_fn(p, jnp.asarray(chunk), jax.random.fold_in(key, i))
+                           for p in [self.params_, *getattr(self, "more_restart_params_", [])]]
+            averaged = jax.nn.logsumexp(jnp.stack(per_restart), axis=0) - np.log(len(per_restart))
+            out.append(np.asarray(averaged)[:n])
         return np.concatenate(out).astype(np.float64) + self.preprocessor_.log_det
 
     def predict_log_proba(self, X) -> np.ndarray:

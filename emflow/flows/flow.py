@@ -26,7 +26,7 @@ class StandardNormalFlow:
 
     def sample(self, params, key: Array, n: int, temperature: float = 1.0) -> Array:
         """``n`` samples ``(n, *event_shape)``, latent drawn from N(0, temperature^2 I)."""
-        x, _ = self.inverse(params, latent_lib.sample(key, self.latent_shapes, n, temperature))
+        x, _ = self.inverse(params, latent_lib.sample(key, self.latent_shapes, n, temperature, f"{type(self).__name__}.sample"))
         return x
 
 

@@ -9,10 +9,12 @@ hold exactly ``N`` numbers for an ``N``-dimensional input.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 LOG_2PI = math.log(2.0 * math.pi)
@@ -45,8 +47,27 @@ def flatten(latent: Latent) -> Array:
     return jnp.concatenate([p.reshape(b, -1) for p in (latent.top, *latent.splits)], axis=1)
 
 
-def sample(key: Array, shapes: Latent, n: int, temperature: float = 1.0) -> Latent:
-    """Draw ``n`` standard-normal latents (scaled by ``temperature``) of the given part shapes."""
+def check_temperature(temperature, where: str = "sample") -> None:
+    """Refuse a sampling temperature that is not a finite number >= 0 (``TypeError``/``ValueError`` naming it).
+
+    A traced temperature (inside ``jit``) is not checked: its value is not known there.
+    """
+    scalar = isinstance(temperature, numbers.Real) or (isinstance(temperature, jax.Array) and temperature.ndim == 0)
+    if isinstance(temperature, (bool, np.bool_)) or not scalar:
+        raise TypeError(f"{where}: temperature must be a number >= 0, got {temperature!r} of type "
+                        f"{type(temperature).__name__}")
+    try:
+        value = float(temperature)
+    except jax.errors.ConcretizationTypeError:  # traced inside jit: its value is not known here
+        return
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{where}: temperature must be a finite number >= 0, got {value}")
+
+
+def sample(key: Array, shapes: Latent, n: int, temperature: float = 1.0, where: str = "sample") -> Latent:
+    """Draw ``n`` standard-normal latents (scaled by ``temperature``, a finite number >= 0: 0 gives the
+    latent's mode) of the given part shapes."""
+    check_temperature(temperature, where)
     keys = jax.random.split(key, 1 + len(shapes.splits))
     top = temperature * jax.random.normal(keys[0], (n, *shapes.top))
     splits = tuple(

@@ -225,7 +225,7 @@ class GenMM(MixtureModel):
             return jnp.zeros((0, *self.event_shape), jnp.float32)
         k_comp, k_lat = jax.random.split(key)
         components = sample_components(k_comp, params["log_pi"], n)
-        latents = latent_lib.sample(k_lat, self.flow.latent_shapes, n, temperature)
+        latents = latent_lib.sample(k_lat, self.flow.latent_shapes, n, temperature, "GenMM.sample")
         decoded = self.map_generators(lambda p: self.flow.inverse(p, latents)[0], params["flows"])
         return self.trunk_inverse(params, decoded[components, jnp.arange(n)])
 
@@ -233,6 +233,6 @@ class GenMM(MixtureModel):
         """``n`` samples of every generator, from the same latents: ``(K, n, *event_shape)``."""
         if check_count(n, "GenMM.component_samples") == 0:
             return jnp.zeros((self.num_components, 0, *self.event_shape), jnp.float32)
-        latents = latent_lib.sample(key, self.flow.latent_shapes, n, temperature)
+        latents = latent_lib.sample(key, self.flow.latent_shapes, n, temperature, "GenMM.component_samples")
         return self.trunk_inverse(params, self.map_generators(lambda p: self.flow.inverse(p, latents)[0],
                                                                 params["flows"]))

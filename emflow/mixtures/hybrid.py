@@ -128,7 +128,7 @@ class HybridMM(MixtureModel):
         k_comp, k_lat = jax.random.split(key)
         c = sample_components(k_comp, params["log_pi"], n)
         gen, lat = c // self.latent.num_components, c % self.latent.num_components
-        eps = latent_lib.sample(k_lat, self.flow.latent_shapes, n, temperature)
+        eps = latent_lib.sample(k_lat, self.flow.latent_shapes, n, temperature, "HybridMM.sample")
         top = params["means"][lat] + jnp.exp(params["log_stds"][lat]) * eps.top.reshape(n, -1)
         return self._decode(params, top, eps.splits)[gen, jnp.arange(n)]
 
@@ -137,7 +137,7 @@ class HybridMM(MixtureModel):
         if check_count(n, "HybridMM.component_samples") == 0:
             return jnp.zeros((self.num_components, 0, *self.event_shape), jnp.float32)
         m = self.latent.num_components
-        eps = latent_lib.sample(key, self.flow.latent_shapes, n, temperature)
+        eps = latent_lib.sample(key, self.flow.latent_shapes, n, temperature, "HybridMM.component_samples")
         top = params["means"][:, None] + jnp.exp(params["log_stds"])[:, None] * eps.top.reshape(1, n, -1)  # (M, n, D)
         splits = tuple(jnp.broadcast_to(s[None], (m, *s.shape)).reshape(m * n, *s.shape[1:]) for s in eps.splits)
         x = self._decode(params, top.reshape(m * n, -1), splits)                                        # (K, M*n, ...)

@@ -240,7 +240,7 @@ class LatMM(MixtureModel):
             return jnp.zeros((0, *self.event_shape), jnp.float32)
         k_comp, k_lat = jax.random.split(key)
         components = sample_components(k_comp, params["log_pi"], n)
-        eps = latent_lib.sample(k_lat, self.flow.latent_shapes, n, temperature)
+        eps = latent_lib.sample(k_lat, self.flow.latent_shapes, n, temperature, "LatMM.sample")
         top = params["means"][components] + jnp.exp(params["log_stds"][components]) * eps.top.reshape(n, -1)
         latent = Latent(top.reshape(eps.top.shape), eps.splits)
         x, _ = self.flow.inverse(params["flow"], latent)
@@ -251,7 +251,7 @@ class LatMM(MixtureModel):
         if check_count(n, "LatMM.component_samples") == 0:
             return jnp.zeros((self.num_components, 0, *self.event_shape), jnp.float32)
         k = self.num_components
-        eps = latent_lib.sample(key, self.flow.latent_shapes, n, temperature)
+        eps = latent_lib.sample(key, self.flow.latent_shapes, n, temperature, "LatMM.component_samples")
         top = (params["means"][:, None] + jnp.exp(params["log_stds"])[:, None] * eps.top.reshape(1, n, -1))
         tile = lambda a: jnp.broadcast_to(a[None], (k, *a.shape)).reshape(k * n, *a.shape[1:])
         latent = Latent(top.reshape(k * n, *eps.top.shape[1:]), tuple(tile(s) for s in eps.splits))

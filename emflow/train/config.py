@@ -106,7 +106,8 @@ class TrainConfig:
         if not (isinstance(self.min_learning_rate, (int, float)) and math.isfinite(self.min_learning_rate)
                 and self.min_learning_rate >= 0):
             raise ValueError(f"TrainConfig: min_learning_rate must be a finite number >= 0, got {self.min_learning_rate!r}")
-        if not 0.0 <= self.dead_fraction < 1.0:
+        if isinstance(self.dead_fraction, bool) or not isinstance(self.dead_fraction, (int, float)) \
+                or not 0.0 <= self.dead_fraction < 1.0:
             raise ValueError(f"TrainConfig: dead_fraction must lie in [0, 1), got {self.dead_fraction!r}")
 
 

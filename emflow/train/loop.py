@@ -23,7 +23,8 @@ from emflow.interfaces import Quantizer
 from emflow.train.config import TrainConfig, e_step_schedule, make_optimizer, without_log_pi
 from emflow.train.evaluation import Evaluator, epoch_record, format_record
 from emflow.train.hooks import ComponentPlot, EpochEnd, Hook, MetricsFile, SampleGrids, run_hooks
-from emflow.train.start import check_event_shape, check_inputs, identity_preprocess, place_data, start_params
+from emflow.train.start import (check_event_shape, check_inputs, identity_preprocess, place_data, start_from,
+                                start_params)
 from emflow.train.state import (
     EMState,
     closing_prior_update,
@@ -79,6 +80,7 @@ def fit(
     e_step_of_round: Callable[[int], e_steps.EStep] | None = None,
     hooks: Sequence[Hook] = (),
     optimizer: optax.GradientTransformation | None = None,
+    initial_params: dict | None = None,
 ) -> FitResult:
     """Train ``model`` with EM on raw ``x_train`` (e.g. uint8 images), evaluating on ``x_test`` each epoch.
 
@@ -106,6 +108,9 @@ def fit(
       optimizer: any optax transformation for the M-steps (applied to every parameter but ``log_pi``:
         ``without_log_pi``); None: ``make_optimizer(config)``. A run's checkpoint records its
         ``config``, not a custom optimizer: resume it with the same one.
+      initial_params: start from these parameters (``log_pi`` included, the tree ``model.init`` gives)
+        instead of initialising the model: no partition, so no warm start (e.g. components placed by
+        known labels). None: ``model``'s own init.
 
     Raises:
       ValueError: non-finite data; ``ConfigMismatchError`` when resuming a different configuration.
@@ -124,7 +129,8 @@ def fit(
     optimizer = (make_optimizer(config, total_steps=config.epochs * steps_per_epoch) if optimizer is None else
                  without_log_pi(optimizer))
     train_data, test_data = place_data(x_train, x_test, mesh)
-    params, part, part_labels = start_params(model, keys.init, train_data, preprocess, config, log)
+    params, part, part_labels = (start_params(model, keys.init, train_data, preprocess, config, log)
+                                 if initial_params is None else start_from(model, initial_params))
     e_step_of_round = e_step_of_round or e_step_schedule(config, math.prod(model.event_shape), part is not None)
     model, state, out_shardings = _on_mesh(model, init_state(model, optimizer, params), mesh)
     history, first_epoch = [], 0

@@ -174,3 +174,12 @@ def start_params(model, key: Array, data: Array, preprocess, config,
         model.partition_features(p, preprocess(k, raw)), part.centroids))
     d2 = map_batches(distances, params, data, jax.random.fold_in(key, 2), config.eval_batch_size)
     return params, part, jnp.argmin(d2, axis=1).astype(jnp.int32)
+
+
+def start_from(model, params: dict) -> tuple[dict, None, None]:
+    """``(params, None, None)``: a run that starts from given parameters (``fit(initial_params=...)``), checked
+    to be the tree ``model.init`` gives (a ``ValueError`` naming the leaf otherwise); no partition, no warm start."""
+    from emflow.serialization import check_params_fit  # emflow.serialization imports this package
+
+    check_params_fit(model, params, "fit initial_params")
+    return params, None, None

@@ -1,0 +1,240 @@
+"""A semi-supervised classifier: one mixture for all classes, learned by EM from labelled and unlabelled data.
+
+    clf = SemiSupervisedMixtureClassifier(model="latmm", components_per_class=1)
+    clf.fit(X, y)               # y: (N,) labels, -1 where unlabelled (scikit-learn's sklearn.semi_supervised)
+    clf.predict(X_test)         # argmax_c P(c | x) = sum of the posterior of class c's components
+
+Each class owns ``components_per_class`` components of one GenMM or LatMM over a vector flow. EM
+fixes a labelled example's responsibilities to its class's components
+(``emflow.em.semi_supervised``) and gives an unlabelled one its exact posterior, so the unlabelled
+data shape the flow and the components too. The components start where the labels put them: LatMM's
+latent Gaussians at the labelled examples' latents of their class (k-means within the class for more
+than one), GenMM's generators initialised on their class's labelled examples. With ``num_restarts``
+independent EM runs, the class densities are averaged (in probability) before predicting.
+"""
+from __future__ import annotations
+
+import functools
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import sklearn.base
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import validate_data
+
+from emflow import train
+from emflow.classify.estimator import NotFittedError
+from emflow.classify.features import FeaturePreprocessor, Preprocessing
+from emflow.em import e_steps
+from emflow.em.semi_supervised import UNLABELLED, semi_supervised
+from emflow.flows.vector_flow import VectorFlow
+from emflow.mixtures import partition as partition_lib
+from emflow.mixtures.genmm import GenMM
+from emflow.mixtures.latmm import LatMM
+from emflow.mixtures.mixture import uniform_log_pi
+
+Array = jax.Array
+
+
+def labelled_init(model, key: Array, x: Array, component_of: Array, labelled: Array) -> dict:
+    """Parameters of ``model`` (GenMM or LatMM, K components) started from labelled examples.
+
+    ``x: (N, D)`` flow inputs; ``labelled: (L,)`` rows of ``x`` that carry a label and ``component_of: (L,)``
+    the component each of them starts in. LatMM: the flow initialised on all of ``x``, latent Gaussian k at
+    the mean and std of its examples' latents (``LatMM.place_latent_gaussians`` with those parts). GenMM:
+    generator k initialised on its own examples (``partition.draw_from_parts``). pi uniform.
+    """
+    k = model.num_components
+    k_flow, k_draw = jax.random.split(key)
+    if isinstance(model, LatMM):
+        params = {"log_pi": uniform_log_pi(k), "flow": model.flow.init(k_flow, x),
+                  "means": jnp.zeros((k, model.top_size)), "log_stds": jnp.zeros((k, model.top_size))}
+        z = model.top_latents(params, x[labelled])
+        member = jax.nn.one_hot(component_of, k, dtype=z.dtype)
+        counts = jnp.sum(member, axis=0)[:, None]
+        means = member.T @ z / jnp.maximum(counts, 1.0)
+        std = jnp.sqrt(jnp.maximum(member.T @ z**2 / jnp.maximum(counts, 1.0) - means**2, 0.0))
+        std = jnp.where((counts > 1) & (std > 0), std, jnp.std(z, axis=0)[None, :])
+        return {**params, "means": means, "log_stds": jnp.log(std)}
+    size = min(int(x.shape[0]), 512)
+    index = partition_lib.draw_from_parts(k_draw, component_of, k, size)          # (K, size) rows of x[labelled]
+    flows = jax.vmap(model.flow.init)(jax.random.split(k_flow, k), x[labelled][index])
+    return {"log_pi": uniform_log_pi(k), "flows": flows}
+
+
+def components_of_labelled(x: np.ndarray, codes: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """The component ``c * per_class + j`` each labelled example ``x: (L, D)`` of class ``codes: (L,)`` starts in:
+    ``j`` its part of a ``per_class``-means partition of its class's labelled examples (0 for one per class)."""
+    out = codes.astype(np.int32) * per_class
+    if per_class == 1:
+        return out
+    for c in np.unique(codes):
+        rows = np.flatnonzero(codes == c)
+        part = partition_lib.kmeans(jax.random.PRNGKey(seed + int(c)), jnp.asarray(x[rows]), per_class)
+        out[rows] += np.asarray(part.labels, np.int32)
+    return out
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _class_joint(model, pre: FeaturePreprocessor, params: dict, owner: Array, raw: Array) -> Array:
+    """``(B, C)`` log of the mass of each class's components (``owner: (K, C)``) at the raw rows ``raw: (B, D)``."""
+    joint = model.component_log_prob(params, pre.eval_transform(raw.astype(jnp.float32)))        # (B, K)
+    return jax.nn.logsumexp(jnp.where(owner[None], joint[:, :, None], -jnp.inf), axis=1)
+
+
+EVAL_BATCH = 256  # rows per likelihood evaluation: one compiled shape, so a row's result does not depend on the call
+
+
+def _fixed_chunks(x: np.ndarray, size: int):
+    """``(chunk: (size, D), n)`` pieces of ``x``, the last padded with copies of its first row (``n`` real rows)."""
+    for start in range(0, len(x), size):
+        chunk = x[start: start + size]
+        n = len(chunk)
+        yield (np.concatenate([chunk, np.repeat(chunk[:1], size - n, axis=0)]) if n < size else chunk), n
+
+
+class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator):
+    """One GenMM or LatMM whose components belong to the classes, learned by semi-supervised EM.
+
+    A scikit-learn estimator in ``sklearn.semi_supervised``'s convention: ``fit(X, y)`` with ``y = -1`` for
+    an unlabelled example; ``predict``, ``predict_proba``, ``score``; ``clone``, ``GridSearchCV`` and
+    ``Pipeline`` work with it. With no ``-1`` in ``y`` it is a supervised generative classifier (one mixture,
+    the class of each component known); an all-unlabelled ``y`` is refused (use ``emflow.GenMM`` /
+    ``emflow.LatMM`` with ``train.fit``).
+
+    Args:
+      model: ``"latmm"`` (one flow, a latent Gaussian per component: FlowGMM's model, learned by EM) or
+        ``"genmm"`` (a flow per component).
+      components_per_class: components each class owns; every class needs at least that many labelled examples.
+      flow_steps, hidden: the vector flow's depth and its conditioners' width.
+      preprocessing, noise: see ``FeaturePreprocessor`` (``"standardize"`` for continuous features,
+        ``"dequantize"`` for integers).
+      epochs, batch_size, learning_rate, warmup_steps, em_every: EM training (``emflow.train.TrainConfig``);
+        the E-step is cached once per EM round.
+      num_restarts: independent EM runs (seeds ``seed, seed + 1, ...``) whose class densities are averaged.
+      seed: every random number comes from it.
+      verbose: print training progress.
+
+    Fitted attributes: ``classes_`` (C,), ``n_labelled_`` (the labelled examples used), ``preprocessor_``,
+    ``model_``, ``params_`` (one parameter tree per restart), ``component_classes_`` (K,), ``fit_seconds_``.
+    """
+
+    def __init__(self, model: str = "latmm", components_per_class: int = 1, flow_steps: int = 6, hidden: int = 64,
+                 preprocessing: Preprocessing = "standardize", noise: float = 1.0, epochs: int = 30,
+                 batch_size: int = 64, learning_rate: float = 2e-3, warmup_steps: int = 100, em_every: int = 1,
+                 num_restarts: int = 1, seed: int = 0, verbose: bool = False):
+        self.model = model
+        self.components_per_class = components_per_class
+        self.flow_steps = flow_steps
+        self.hidden = hidden
+        self.preprocessing = preprocessing
+        self.noise = noise
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.warmup_steps = warmup_steps
+        self.em_every = em_every
+        self.num_restarts = num_restarts
+        self.seed = seed
+        self.verbose = verbose
+
+    def _check_settings(self) -> None:
+        if self.model not in ("latmm", "genmm"):
+            raise ValueError(f"SemiSupervisedMixtureClassifier: model must be 'latmm' or 'genmm', got {self.model!r}")
+        for name in ("components_per_class", "num_restarts"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"SemiSupervisedMixtureClassifier: {name} must be an integer >= 1, got {value!r}")
+
+    def _split_labels(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(classes, codes)``: the labelled classes and each example's code in them, -1 where unlabelled."""
+        unlabelled = (y == UNLABELLED) if np.issubdtype(y.dtype, np.number) else np.zeros(len(y), bool)
+        if unlabelled.all():
+            raise ValueError("SemiSupervisedMixtureClassifier.fit: every example is unlabelled (y == -1); "
+                             "a mixture without labels is unsupervised: use emflow.GenMM or emflow.LatMM with train.fit")
+        classes = np.unique(y[~unlabelled])
+        codes = np.full(len(y), UNLABELLED, np.int32)
+        codes[~unlabelled] = np.searchsorted(classes, y[~unlabelled])
+        if len(classes) < 2:
+            raise ValueError(f"SemiSupervisedMixtureClassifier.fit: need at least 2 classes, got 1 class "
+                             f"({classes.tolist()}) among the labelled examples")
+        counts = np.bincount(codes[~unlabelled], minlength=len(classes))
+        if counts.min() < self.components_per_class:
+            small = [(c, int(n)) for c, n in zip(classes.tolist(), counts) if n < self.components_per_class]
+            raise ValueError(f"SemiSupervisedMixtureClassifier.fit: every class needs at least "
+                             f"components_per_class={self.components_per_class} labelled examples; (class, labelled) "
+                             f"below that: {small[:10]}")
+        return classes, codes
+
+    def _build(self, num_features: int, num_classes: int):
+        flow = VectorFlow(num_features, num_steps=int(self.flow_steps), hidden=int(self.hidden))
+        k = num_classes * int(self.components_per_class)
+        return LatMM(flow, k) if self.model == "latmm" else GenMM(flow, k, component_axis="vmap")
+
+    def fit(self, X, y) -> "SemiSupervisedMixtureClassifier":
+        """EM on ``X: (N, D)`` with ``y: (N,)`` labels, ``-1`` where unlabelled."""
+        for name in ("params_", "classes_", "n_features_in_"):
+            self.__dict__.pop(name, None)
+        self._check_settings()
+        x, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_min_features=2)
+        check_classification_targets(y)
+        if not np.all(np.isfinite(x)):
+            raise ValueError("SemiSupervisedMixtureClassifier.fit: X holds NaN or Inf values; expected finite numbers")
+        classes, codes = self._split_labels(np.asarray(y))
+        pre = FeaturePreprocessor.fit(x, self.preprocessing, self.noise)
+        z = np.asarray(pre.eval_transform(jnp.asarray(x, jnp.float32)))
+        model = self._build(x.shape[1], len(classes))
+        per = int(self.components_per_class)
+        component_classes = np.repeat(np.arange(len(classes)), per).astype(np.int32)
+        labelled = np.flatnonzero(codes >= 0)
+        start = components_of_labelled(z[labelled], codes[labelled], per, int(self.seed))
+        e_step = e_steps.cached(semi_supervised(codes, component_classes))
+        t0, params = time.time(), []
+        for r in range(int(self.num_restarts)):
+            seed = int(self.seed) + r
+            config = train.TrainConfig(epochs=int(self.epochs), batch_size=int(min(self.batch_size, len(x))),
+                                       em_every=int(self.em_every), learning_rate=float(self.learning_rate),
+                                       warmup_steps=int(self.warmup_steps), seed=seed, num_samples=0,
+                                       eval_batch_size=min(1000, len(x)), train_eval_size=min(2000, len(x)))
+            init = jax.jit(labelled_init, static_argnums=0)(model, jax.random.PRNGKey(seed), jnp.asarray(z),
+                                                             jnp.asarray(start), jnp.asarray(labelled))
+            result = train.fit(model, config, pre.train_transform, x.astype(np.float32), None, progress=False,
+                               log=print if self.verbose else (lambda line: None),
+                               e_step_of_round=lambda _: e_step, initial_params=init)
+            params.append(result.state.params)
+        self.fit_seconds_ = time.time() - t0
+        self.classes_, self.n_labelled_ = classes, int(len(labelled))
+        self.preprocessor_, self.model_, self.component_classes_ = pre, model, component_classes
+        self.params_ = params
+        return self
+
+    def _check_fitted(self, where: str) -> None:
+        if not hasattr(self, "params_"):
+            raise NotFittedError(f"SemiSupervisedMixtureClassifier.{where}: not fitted yet; call fit(X, y) first")
+
+    def class_log_joint(self, X) -> np.ndarray:
+        """``(n, C)`` log p(c, x) of the flows' input: the mixture mass of class c's components at x, each restart's
+        averaged in probability, ``log (1/R) sum_r sum_{k of c} pi_k^r p_k^r(x)``."""
+        self._check_fitted("class_log_joint")
+        x = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        owner = jax.nn.one_hot(jnp.asarray(self.component_classes_), len(self.classes_), dtype=bool)  # (K, C)
+        per_restart = [np.concatenate([np.asarray(_class_joint(self.model_, self.preprocessor_, params, owner, chunk))[:n]
+                                       for chunk, n in _fixed_chunks(x, EVAL_BATCH)]) for params in self.params_]
+        stacked = np.stack(per_restart).astype(np.float64)
+        return np.logaddexp.reduce(stacked, axis=0) - np.log(len(per_restart))
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """``(n, C)`` log P(c | x), from ``class_log_joint``."""
+        joint = self.class_log_joint(X)
+        return joint - np.logaddexp.reduce(joint, axis=1, keepdims=True)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """``(n, C)`` P(c | x), columns in the order of ``classes_``; rows sum to 1."""
+        return np.exp(self.predict_log_proba(X))
+
+    def predict(self, X) -> np.ndarray:
+        """``(n,)`` the most probable class of each row."""
+        log_proba = self.predict_log_proba(X)  # checks that the classifier is fitted
+        return self.classes_[np.argmax(log_proba, axis=1)]

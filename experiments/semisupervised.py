@@ -1,0 +1,167 @@
+"""Semi-supervised classification: accuracy with a few labels, beside the baselines of the same split.
+
+    python -m experiments.semisupervised --dataset letter [--fractions 0.05] [--seeds 0,1,2] [--workdir runs/semi]
+    python -m experiments.semisupervised --dataset mnist --labels 100,1000 [--pca 50]
+
+For each labelled-set size and seed (a stratified subset of the training labels, the rest given as -1):
+``SemiSupervisedMixtureClassifier`` on all the training data, and the rulers of the same split:
+the same model on the labelled part alone (the unlabelled data's contribution), our supervised
+``MixtureClassifier`` on the labelled part, scikit-learn's ``LabelSpreading`` (k-NN kernel) and
+``SelfTrainingClassifier`` (RBF SVC) on all of it, and an RBF SVC on the labelled part. MNIST's images are
+reduced by PCA fitted on every training image (labels unused), as the features of every method.
+Writes ``semisupervised_<dataset>.json`` / ``.md`` and ``accuracy_vs_labels_<dataset>.png`` in ``--workdir``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import time
+
+import numpy as np
+
+from emflow import data as data_lib
+from emflow.data import download
+from experiments import exit_on_refused_xla_flags
+
+
+def labelled_subset(y: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """Indices of ``count`` labelled examples, balanced over the classes (the first ``count % C`` classes one more)."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(y)
+    per = [count // len(classes) + (1 if i < count % len(classes) else 0) for i in range(len(classes))]
+    return np.sort(np.concatenate([rng.choice(np.flatnonzero(y == c), n, replace=False) for c, n in zip(classes, per)]))
+
+
+def features(dataset: str, data_dir, pca: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """``(x_train, y_train, x_test, y_test, preprocessing)`` as every method sees them."""
+    ds = data_lib.load_dataset(dataset, download.ensure_dataset(dataset, data_dir))
+    x_train, x_test = ds.x_train.reshape(len(ds.x_train), -1), ds.x_test.reshape(len(ds.x_test), -1)
+    if ds.x_train.ndim == 4:  # images: PCA fitted on every training image, labels unused
+        from sklearn.decomposition import PCA
+
+        reducer = PCA(pca, random_state=0).fit(x_train / 255.0)
+        return (reducer.transform(x_train / 255.0).astype(np.float32), ds.y_train,
+                reducer.transform(x_test / 255.0).astype(np.float32), ds.y_test, "standardize")
+    return x_train.astype(np.float32), ds.y_train, x_test.astype(np.float32), ds.y_test, "dequantize"
+
+
+def run_split(args, x, y, x_test, y_test, preprocessing: str, count: int, seed: int) -> dict:
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.semi_supervised import LabelSpreading, SelfTrainingClassifier
+    from sklearn.svm import SVC
+
+    from emflow.classify import MixtureClassifier, SemiSupervisedMixtureClassifier
+
+    rows = labelled_subset(y, count, seed)
+    partial = np.full(len(y), -1, np.int64)
+    partial[rows] = y[rows]
+    scaler = StandardScaler().fit(x)
+    xs, xs_test = scaler.transform(x), scaler.transform(x_test)
+    settings = dict(model=args.model, components_per_class=args.components_per_class, flow_steps=args.flow_steps,
+                    hidden=args.hidden, preprocessing=preprocessing, epochs=args.epochs, seed=seed,
+                    num_restarts=args.num_restarts)
+    out = {"count": count, "seed": seed}
+    timed = [
+        ("ours (semi-supervised EM)", lambda: SemiSupervisedMixtureClassifier(**settings).fit(x, partial)
+         .score(x_test, y_test)),
+        ("ours, labelled part only", lambda: SemiSupervisedMixtureClassifier(**settings).fit(x[rows], y[rows])
+         .score(x_test, y_test)),
+        ("MixtureClassifier on the labelled part", lambda: MixtureClassifier(
+            preprocessing=preprocessing, early_stopping=False, epochs=args.epochs, batch_size=min(64, count),
+            seed=seed).fit(x[rows], y[rows]).score(x_test, y_test)),
+        ("LabelSpreading (k-NN)", lambda: LabelSpreading(kernel="knn", n_neighbors=7).fit(xs, partial)
+         .score(xs_test, y_test)),
+        ("SelfTraining (RBF SVC)", lambda: SelfTrainingClassifier(SVC(probability=True, gamma="scale"))
+         .fit(xs, partial).score(xs_test, y_test)),
+        ("RBF SVC on the labelled part", lambda: SVC(gamma="scale").fit(xs[rows], y[rows]).score(xs_test, y_test)),
+    ]
+    for name, fn in timed:
+        t0 = time.time()
+        out[name] = {"accuracy": float(fn()), "seconds": round(time.time() - t0, 1)}
+        print(f"{count} labels, seed {seed}: {name} {out[name]['accuracy']:.4f} ({out[name]['seconds']} s)", flush=True)
+    return out
+
+
+def render(result: dict) -> str:
+    """The accuracy table: mean ± std over seeds for every method and labelled-set size, with seconds."""
+    counts = sorted({r["count"] for r in result["runs"]})
+    methods = [k for k in result["runs"][0] if k not in ("count", "seed")]
+    lines = [f"Semi-supervised accuracy on {result['dataset']} ({result['n_train']} training examples, test set of "
+             f"{result['n_test']}); mean ± std over seeds {result['seeds']}; seconds per fit in brackets.", "",
+             "| method | " + " | ".join(f"{c} labels" for c in counts) + " |",
+             "| --- | " + " | ".join("---" for _ in counts) + " |"]
+    for m in methods:
+        cells = []
+        for c in counts:
+            acc = [r[m]["accuracy"] for r in result["runs"] if r["count"] == c]
+            sec = np.mean([r[m]["seconds"] for r in result["runs"] if r["count"] == c])
+            cells.append(f"{np.mean(acc):.4f} ± {np.std(acc, ddof=1) if len(acc) > 1 else 0.0:.4f} ({sec:.0f} s)")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict, path: pathlib.Path) -> None:
+    """Accuracy against the number of labels, every method a line with its seeds' range."""
+    from emflow.evaluation.plots import _pyplot
+
+    plt = _pyplot()
+    counts = sorted({r["count"] for r in result["runs"]})
+    methods = [k for k in result["runs"][0] if k not in ("count", "seed")]
+    fig, ax = plt.subplots(figsize=(6.5, 4), dpi=120)
+    for m in methods:
+        acc = [[r[m]["accuracy"] for r in result["runs"] if r["count"] == c] for c in counts]
+        ax.plot(counts, [np.mean(a) for a in acc], marker="o", label=m)
+        ax.fill_between(counts, [min(a) for a in acc], [max(a) for a in acc], alpha=0.15)
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled training examples")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"{result['dataset']}: semi-supervised classification")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="letter", choices=["letter", "satimage", "mnist", "fashion_mnist"])
+    p.add_argument("--labels", default=None, help="labelled-set sizes, e.g. 100,1000 (default: --fractions)")
+    p.add_argument("--fractions", default="0.05", help="labelled fractions of the training set")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--model", default="latmm", choices=["latmm", "genmm"])
+    p.add_argument("--components_per_class", type=int, default=1)
+    p.add_argument("--flow_steps", type=int, default=6)
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--num_restarts", type=int, default=1)
+    p.add_argument("--pca", type=int, default=50, help="image datasets: PCA components")
+    p.add_argument("--num_train", type=int, default=0, help="first N training examples (0: all)")
+    p.add_argument("--num_test", type=int, default=0, help="first N test examples (0: all)")
+    p.add_argument("--data_dir")
+    p.add_argument("--workdir", default="runs/semisupervised")
+    args = p.parse_args(argv)
+    x, y, x_test, y_test, preprocessing = features(args.dataset, args.data_dir, args.pca)
+    if args.num_train:
+        x, y = x[: args.num_train], y[: args.num_train]
+    if args.num_test:
+        x_test, y_test = x_test[: args.num_test], y_test[: args.num_test]
+    counts = ([int(c) for c in args.labels.split(",")] if args.labels else
+              [int(round(float(f) * len(y))) for f in args.fractions.split(",")])
+    seeds = [int(s) for s in args.seeds.split(",")]
+    t0 = time.time()
+    runs = [run_split(args, x, y, x_test, y_test, preprocessing, c, s) for c in counts for s in seeds]
+    result = {"dataset": args.dataset, "n_train": len(y), "n_test": len(y_test), "seeds": seeds, "args": vars(args),
+              "seconds": round(time.time() - t0, 1), "runs": runs}
+    root = pathlib.Path(args.workdir)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / f"semisupervised_{args.dataset}.json").write_text(json.dumps(result, indent=2))
+    (root / f"semisupervised_{args.dataset}.md").write_text(render(result))
+    plot(result, root / f"accuracy_vs_labels_{args.dataset}.png")
+    print(render(result))
+    return result
+
+
+if __name__ == "__main__":
+    exit_on_refused_xla_flags()
+    main()

@@ -1,0 +1,110 @@
+"""SemiSupervisedMixtureClassifier: scikit-learn's conformance, a toy where unlabelled data are what makes it
+work, its refusals, and restarts as one model."""
+import numpy as np
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from emflow.classify import SemiSupervisedMixtureClassifier
+
+TINY = dict(epochs=1, flow_steps=1, hidden=4, batch_size=8, warmup_steps=1)
+
+
+# scikit-learn's binary checks label the two classes -1 and 1: here -1 means "unlabelled" (its own
+# sklearn.semi_supervised convention), so those checks see one class.
+EXPECTED_FAILED_CHECKS = {"check_classifiers_classes": "labels -1 and 1: -1 is the unlabelled marker"}
+
+
+@parametrize_with_checks([SemiSupervisedMixtureClassifier(**TINY)],
+                         expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
+def test_scikit_learn_conformance(estimator, check):
+    check(estimator)
+
+
+def _three_arcs(n_per=500, seed=0):
+    """Three long, thin, curved clusters: a few labels cannot place the boundaries, the data's shape can."""
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for c, (cx, cy) in enumerate([(0.0, 0.0), (0.0, 3.0), (0.0, 6.0)]):
+        t = rng.uniform(-np.pi / 2, np.pi / 2, n_per)
+        xs.append(np.stack([cx + 4 * np.sin(t), cy + np.cos(t) + 0.15 * rng.normal(size=n_per)], axis=1))
+        ys.append(np.full(n_per, c))
+    x, y = np.concatenate(xs).astype(np.float32), np.concatenate(ys)
+    order = rng.permutation(len(y))
+    return x[order], y[order]
+
+
+def _one_percent(y, seed=0):
+    rng = np.random.default_rng(seed)
+    partial = np.full_like(y, -1)
+    for c in np.unique(y):
+        rows = rng.choice(np.flatnonzero(y == c), 5, replace=False)  # 15 of 1500: 1%
+        partial[rows] = c
+    return partial
+
+
+def test_one_percent_labels_recover_the_classes():
+    """Three thin arcs, 15 of 1,500 examples labelled: the classes are recovered (the labelled part alone also
+    separates these arcs; a toy where only the unlabelled data could, nested deep arcs, is not recovered yet:
+    see docs/guides/classification.md)."""
+    x, y = _three_arcs()
+    x_test, y_test = _three_arcs(seed=1)
+    partial = _one_percent(y)
+    semi = SemiSupervisedMixtureClassifier(epochs=12, flow_steps=4, hidden=32, learning_rate=3e-3, warmup_steps=20)
+    accuracy = semi.fit(x, partial).score(x_test, y_test)
+    print(f"semi-supervised accuracy {accuracy:.3f}")
+    assert accuracy >= 0.95
+    assert semi.n_labelled_ == 15 and list(semi.classes_) == [0, 1, 2]
+
+
+def test_refusals_name_what_is_wrong():
+    x, y = _three_arcs(n_per=20)
+    with pytest.raises(ValueError, match=r"every example is unlabelled \(y == -1\).*use emflow.GenMM or emflow.LatMM"):
+        SemiSupervisedMixtureClassifier(**TINY).fit(x, np.full(len(y), -1))
+    few = np.full_like(y, -1)
+    few[np.flatnonzero(y == 0)[:3]] = 0
+    few[np.flatnonzero(y == 1)[:3]] = 1
+    few[np.flatnonzero(y == 2)[:1]] = 2
+    with pytest.raises(ValueError, match=r"components_per_class=2 labelled examples; \(class, labelled\) below that: "
+                                         r"\[\(2, 1\)\]"):
+        SemiSupervisedMixtureClassifier(components_per_class=2, **TINY).fit(x, few)
+    with pytest.raises(ValueError, match="Unknown label type: continuous"):
+        SemiSupervisedMixtureClassifier(**TINY).fit(x, y + 0.5)
+    with pytest.raises(ValueError, match="model must be 'latmm' or 'genmm', got 'gmm'"):
+        SemiSupervisedMixtureClassifier(model="gmm", **TINY).fit(x, y)
+
+
+def test_no_unlabelled_example_works_and_string_labels_too():
+    x, y = _three_arcs(n_per=30)
+    names = np.array(["a", "b", "c"])[y]
+    clf = SemiSupervisedMixtureClassifier(model="genmm", **TINY).fit(x, names)
+    assert set(clf.predict(x)) <= {"a", "b", "c"} and clf.n_labelled_ == len(y)
+    proba = clf.predict_proba(x)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_restarts_average_the_class_densities():
+    x, y = _three_arcs(n_per=30)
+    partial = _one_percent(y)
+    one = SemiSupervisedMixtureClassifier(**TINY).fit(x, partial)
+    other = SemiSupervisedMixtureClassifier(**{**TINY, "seed": 1}).fit(x, partial)
+    both = SemiSupervisedMixtureClassifier(num_restarts=2, **TINY).fit(x, partial)
+    want = np.logaddexp(one.class_log_joint(x), other.class_log_joint(x)) - np.log(2.0)
+    np.testing.assert_allclose(both.class_log_joint(x), want, rtol=1e-5, atol=1e-4)
+    assert len(both.params_) == 2
+    np.testing.assert_allclose(both.predict_proba(x).sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_the_supervised_classifier_averages_its_restarts_too():
+    from emflow.classify import MixtureClassifier
+
+    x, y = _three_arcs(n_per=30)
+    settings = dict(epochs=1, flow_steps=1, hidden=4, batch_size=8, warmup_steps=1, early_stopping=False,
+                    preprocessing="standardize")
+    one, other = (MixtureClassifier(seed=s, **settings).fit(x, y) for s in (0, 1))
+    both = MixtureClassifier(num_restarts=2, **settings).fit(x, y)
+    want = np.logaddexp(one.log_likelihood(x), other.log_likelihood(x)) - np.log(2.0)
+    np.testing.assert_allclose(both.log_likelihood(x), want, rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="add_class: needs num_restarts=1"):
+        both.add_class(x[:5], 7)
+    with pytest.raises(ValueError, match="num_restarts must be an integer >= 1, got 0"):
+        MixtureClassifier(num_restarts=0, **settings).fit(x, y)
