@@ -47,6 +47,7 @@ def features(dataset: str, data_dir, pca: int) -> tuple[np.ndarray, np.ndarray, 
 
 
 def run_split(args, x, y, x_test, y_test, preprocessing: str, count: int, seed: int) -> dict:
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.preprocessing import StandardScaler
     from sklearn.semi_supervised import LabelSpreading, SelfTrainingClassifier
     from sklearn.svm import SVC
@@ -72,8 +73,8 @@ def run_split(args, x, y, x_test, y_test, preprocessing: str, count: int, seed: 
             seed=seed).fit(x[rows], y[rows]).score(x_test, y_test)),
         ("LabelSpreading (k-NN)", lambda: LabelSpreading(kernel="knn", n_neighbors=7).fit(xs, partial)
          .score(xs_test, y_test)),
-        ("SelfTraining (RBF SVC)", lambda: SelfTrainingClassifier(SVC(probability=True, gamma="scale"))
-         .fit(xs, partial).score(xs_test, y_test)),
+        ("SelfTraining (RBF SVC)", lambda: SelfTrainingClassifier(
+            CalibratedClassifierCV(SVC(gamma="scale"), cv=3, ensemble=False)).fit(xs, partial).score(xs_test, y_test)),
         ("RBF SVC on the labelled part", lambda: SVC(gamma="scale").fit(xs[rows], y[rows]).score(xs_test, y_test)),
     ]
     for name, fn in timed:
