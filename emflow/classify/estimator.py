@@ -41,6 +41,7 @@ except ImportError as err:  # pragma: no cover - exercised only without scikit-l
     raise ImportError("emflow.classify needs scikit-learn (its estimator API): pip install 'emflow[classify]'") from err
 
 from emflow import train
+from emflow.batches import map_batches
 from emflow.classify.features import (FeaturePreprocessor, Preprocessing, class_log_prob,
                                       feature_permutations, orbit)
 from emflow.classify.models import CLASS_MODEL_SETTINGS, class_model
@@ -359,18 +360,14 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
         self._check_fitted("log_likelihood")
         x = self._check_x(X, "log_likelihood", reset=False)
         key = jax.random.fold_in(jax.random.PRNGKey(self.seed), 10**6)
-        b = self.eval_batch_size
-        out = []
-        for i, start in enumerate(range(0, len(x), b)):
-            chunk = x[start: start + b]
-            n = len(chunk)
-            if n < b:  # one compiled shape; padded rows are discarded
-                chunk = np.concatenate([chunk, np.repeat(chunk[:1], b - n, axis=0)])
-            per_restart = [self._log_prob_fn(p, jnp.asarray(chunk), jax.random.fold_in(key, i))
-                           for p in [self.params_, *getattr(self, "more_restart_params_", [])]]
-            averaged = jax.nn.logsumexp(jnp.stack(per_restart), axis=0) - np.log(len(per_restart))
-            out.append(np.asarray(averaged)[:n])
-        return np.concatenate(out).astype(np.float64) + self.preprocessor_.log_det
+        restarts = [self.params_, *getattr(self, "more_restart_params_", [])]
+
+        def averaged(params, chunk, k):  # the restarts' densities averaged in probability, one compiled shape
+            per_restart = jnp.stack([self._log_prob_fn(p, chunk, k) for p in params])
+            return jax.nn.logsumexp(per_restart, axis=0) - np.log(len(params))
+
+        out = map_batches(averaged, restarts, jnp.asarray(x), key, int(self.eval_batch_size))
+        return np.asarray(out).astype(np.float64) + self.preprocessor_.log_det
 
     def predict_log_proba(self, X) -> np.ndarray:
         """``(n, C)`` log P(y | x)."""

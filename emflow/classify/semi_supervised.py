@@ -32,7 +32,8 @@ from emflow.em.semi_supervised import UNLABELLED, semi_supervised
 from emflow.flows.vector_flow import VectorFlow
 from emflow.mixtures import partition as partition_lib
 from emflow.mixtures.genmm import GenMM
-from emflow.mixtures.latmm import LatMM
+from emflow.batches import map_batches
+from emflow.mixtures.latmm import LatMM, part_gaussians
 from emflow.mixtures.mixture import uniform_log_pi
 
 Array = jax.Array
@@ -51,13 +52,8 @@ def labelled_init(model, key: Array, x: Array, component_of: Array, labelled: Ar
     if isinstance(model, LatMM):
         params = {"log_pi": uniform_log_pi(k), "flow": model.flow.init(k_flow, x),
                   "means": jnp.zeros((k, model.top_size)), "log_stds": jnp.zeros((k, model.top_size))}
-        z = model.top_latents(params, x[labelled])
-        member = jax.nn.one_hot(component_of, k, dtype=z.dtype)
-        counts = jnp.sum(member, axis=0)[:, None]
-        means = member.T @ z / jnp.maximum(counts, 1.0)
-        std = jnp.sqrt(jnp.maximum(member.T @ z**2 / jnp.maximum(counts, 1.0) - means**2, 0.0))
-        std = jnp.where((counts > 1) & (std > 0), std, jnp.std(z, axis=0)[None, :])
-        return {**params, "means": means, "log_stds": jnp.log(std)}
+        means, log_stds = part_gaussians(model.top_latents(params, x[labelled]), component_of, k)
+        return {**params, "means": means, "log_stds": log_stds}
     size = min(int(x.shape[0]), 512)
     index = partition_lib.draw_from_parts(k_draw, component_of, k, size)          # (K, size) rows of x[labelled]
     flows = jax.vmap(model.flow.init)(jax.random.split(k_flow, k), x[labelled][index])
@@ -85,14 +81,6 @@ def _class_joint(model, pre: FeaturePreprocessor, params: dict, owner: Array, ra
 
 
 EVAL_BATCH = 256  # rows per likelihood evaluation: one compiled shape, so a row's result does not depend on the call
-
-
-def _fixed_chunks(x: np.ndarray, size: int):
-    """``(chunk: (size, D), n)`` pieces of ``x``, the last padded with copies of its first row (``n`` real rows)."""
-    for start in range(0, len(x), size):
-        chunk = x[start: start + size]
-        n = len(chunk)
-        yield (np.concatenate([chunk, np.repeat(chunk[:1], size - n, axis=0)]) if n < size else chunk), n
 
 
 class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator):
@@ -220,8 +208,9 @@ class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base
         self._check_fitted("class_log_joint")
         x = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         owner = jax.nn.one_hot(jnp.asarray(self.component_classes_), len(self.classes_), dtype=bool)  # (K, C)
-        per_restart = [np.concatenate([np.asarray(_class_joint(self.model_, self.preprocessor_, params, owner, chunk))[:n]
-                                       for chunk, n in _fixed_chunks(x, EVAL_BATCH)]) for params in self.params_]
+        fn = lambda params, raw, key: _class_joint(self.model_, self.preprocessor_, params, owner, raw)
+        per_restart = [np.asarray(map_batches(fn, params, jnp.asarray(x), jax.random.PRNGKey(0), EVAL_BATCH))
+                       for params in self.params_]
         stacked = np.stack(per_restart).astype(np.float64)
         return np.logaddexp.reduce(stacked, axis=0) - np.log(len(per_restart))
 

@@ -103,9 +103,7 @@ class HybridMM(MixtureModel):
         latents, log_det = self._latents(params, x)
         k = self.generators.num_components
         z = latents.top.reshape(k * b, -1)
-        splits = Latent(latents.top.reshape(k * b, *latents.top.shape[2:]),
-                        tuple(s.reshape(k * b, *s.shape[2:]) for s in latents.splits))
-        shared = latent_lib.splits_log_prob(splits).reshape(k, b) + log_det                     # (K, B)
+        shared = jax.vmap(latent_lib.splits_log_prob)(latents) + log_det                        # (K, B)
         gauss = diagonal_gaussian_log_prob(z, params["means"], params["log_stds"]).reshape(k, b, -1)  # (K, B, M)
         joint = gauss + shared[:, :, None]
         return params["log_pi"][None, :] + jnp.transpose(joint, (1, 0, 2)).reshape(b, self.num_components)

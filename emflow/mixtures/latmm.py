@@ -71,6 +71,22 @@ def diagonal_gaussian_log_prob(z: Array, means: Array, log_stds: Array) -> Array
     return -0.5 * jnp.sum(scaled**2, axis=2) - jnp.sum(log_stds, axis=1)[None] - 0.5 * m * latent_lib.LOG_2PI
 
 
+def part_gaussians(z: Array, labels: Array, k: int, means: Array | None = None) -> tuple[Array, Array]:
+    """``(means, log_stds)``, each ``(K, M)``: the Gaussian of each part's latents ``z: (N, M)``, ``labels: (N,)``.
+
+    ``means``: given (e.g. k-means' centroids), or each part's mean; the log-std is of the part's latents about
+    them, per dimension. A part of fewer than 2 examples, or a dimension constant on it, takes the std of all of
+    ``z`` there.
+    """
+    member = jax.nn.one_hot(labels, k, dtype=z.dtype)                          # (N, K)
+    counts = jnp.maximum(jnp.sum(member, axis=0)[:, None], 1.0)               # (K, 1)
+    if means is None:
+        means = jnp.matmul(member.T, z) / counts
+    std = jnp.sqrt(jnp.maximum(jnp.matmul(member.T, z**2) / counts - means**2, 0.0))
+    std = jnp.where((jnp.sum(member, axis=0)[:, None] > 1) & (std > 0), std, jnp.std(z, axis=0)[None, :])
+    return means, jnp.log(std)
+
+
 @dataclasses.dataclass(frozen=True)
 class LatMM(MixtureModel):
     """Latent mixture model.
@@ -181,13 +197,8 @@ class LatMM(MixtureModel):
             raise ValueError(f"LatMM.place_latent_gaussians: features must have one row per latent "
                              f"({z.shape[0]}), got shape {tuple(features.shape)}")
         part = self.kmeans(key, z if features is None else features)
-        member = jax.nn.one_hot(part.labels, k, dtype=z.dtype)                      # (N, K)
-        counts = jnp.sum(member, axis=0)[:, None]                                  # (K, 1)
-        means = part.centroids if features is None else jnp.matmul(member.T, z) / jnp.maximum(counts, 1.0)
-        var = jnp.matmul(member.T, z**2) / jnp.maximum(counts, 1.0) - means**2
-        std = jnp.sqrt(jnp.maximum(var, 0.0))
-        std = jnp.where((counts > 1) & (std > 0), std, jnp.std(z, axis=0)[None, :])
-        return {**params, "means": means, "log_stds": jnp.log(std)}, part
+        means, log_stds = part_gaussians(z, part.labels, k, part.centroids if features is None else None)
+        return {**params, "means": means, "log_stds": log_stds}, part
 
     def top_latents(self, params: dict, x: Array) -> Array:
         """The top-level latents under ``params["flow"]``: ``(B, *event_shape) -> (B, M)``."""

@@ -23,8 +23,7 @@ from emflow.interfaces import Quantizer
 from emflow.train.config import TrainConfig, e_step_schedule, make_optimizer, without_log_pi
 from emflow.train.evaluation import Evaluator, epoch_record, format_record
 from emflow.train.hooks import ComponentPlot, EpochEnd, Hook, MetricsFile, SampleGrids, run_hooks
-from emflow.train.start import (check_event_shape, check_inputs, identity_preprocess, place_data, start_from,
-                                start_params)
+from emflow.train.start import check_event_shape, check_inputs, identity_preprocess, place_data, start_params
 from emflow.train.state import (
     EMState,
     closing_prior_update,
@@ -129,8 +128,7 @@ def fit(
     optimizer = (make_optimizer(config, total_steps=config.epochs * steps_per_epoch) if optimizer is None else
                  without_log_pi(optimizer))
     train_data, test_data = place_data(x_train, x_test, mesh)
-    params, part, part_labels = (start_params(model, keys.init, train_data, preprocess, config, log)
-                                 if initial_params is None else start_from(model, initial_params))
+    params, part, part_labels = start_params(model, keys.init, train_data, preprocess, config, log, initial_params)
     e_step_of_round = e_step_of_round or e_step_schedule(config, math.prod(model.event_shape), part is not None)
     model, state, out_shardings = _on_mesh(model, init_state(model, optimizer, params), mesh)
     history, first_epoch = [], 0
@@ -146,15 +144,13 @@ def fit(
             t0 = time.time()
             e_step = e_step_of_round(epoch // config.em_every)
             if epoch % config.em_every == 0 or round_state is None:  # a round starts (or resumes): Phi_old is fixed
-                round_state = e_step.init(e_steps.RoundData(
-                    model, state.old_params, train_data, preprocess,
-                    jax.random.fold_in(keys.cache, epoch - epoch % config.em_every), config.eval_batch_size,
-                    part_labels, None if part is None else part.centroids))
+                round_state = e_step.init(_round_data(model, state, train_data, preprocess, keys, epoch, config,
+                                                      part, part_labels))
             state = _train_epoch(step_fn, state, round_state, e_step, train_data, keys, epoch, steps_per_epoch,
                                  config, progress and distributed.is_primary(), evaluator.to_nats)
             train_seconds = time.time() - t0
             em_round = (epoch + 1) % config.em_every == 0
-            state, record = _end_epoch(model, state, config, keys, epoch, em_round, e_step.name, evaluator, history,
+            state, record = _end_epoch(model, state, config, keys, epoch, em_round, e_step.name, evaluator,
                                        exact_posterior_fn, train_data)
             record["train_seconds"] = round(train_seconds, 3)  # E-step (cached or per batch) + M-steps
             record["seconds"] = round(time.time() - t0, 2)       # ... + this epoch's evaluations
@@ -175,8 +171,17 @@ def fit(
     return FitResult(state, history, workdir, part)
 
 
+def _round_data(model, state: EMState, train_data: Array, preprocess, keys: RunKeys, epoch: int,
+                config: TrainConfig, part, part_labels) -> e_steps.RoundData:
+    """What the E-step of the round that ``epoch`` belongs to reads when it starts (its noise from the round's
+    first epoch, so a resumed round draws the same)."""
+    return e_steps.RoundData(model, state.old_params, train_data, preprocess,
+                             jax.random.fold_in(keys.cache, epoch - epoch % config.em_every), config.eval_batch_size,
+                             part_labels, None if part is None else part.centroids)
+
+
 def _end_epoch(model, state: EMState, config: TrainConfig, keys: RunKeys, epoch: int, em_round: bool,
-               e_step_name: str, evaluator: Evaluator, history: list[dict], exact_posterior_fn,
+               e_step_name: str, evaluator: Evaluator, exact_posterior_fn,
                train_data: Array) -> tuple[EMState, dict]:
     """After an epoch's M-steps: the EM round's update (pi, Phi_old, dead components) when one ends, the
     closing pi update after the last epoch (``config.final_prior_update``), then the epoch's record."""

@@ -156,14 +156,16 @@ def place_data(x_train, x_test, mesh) -> tuple[Array, Array | None]:
     return train_data, test_data
 
 
-def start_params(model, key: Array, data: Array, preprocess, config,
-                 log: Callable[[str], None]) -> tuple[dict, partition_lib.Partition | None, Array | None]:
-    """``(params, partition, part_labels)`` of a new run.
+def start_params(model, key: Array, data: Array, preprocess, config, log: Callable[[str], None],
+                 initial_params: dict | None = None) -> tuple[dict, partition_lib.Partition | None, Array | None]:
+    """``(params, partition, part_labels)`` of a new run: ``start_from(model, initial_params)`` when given.
 
     The init batch: ``config.init_batch_size`` random training examples (``key``); ``init_params``
     initialises from it. ``part_labels: (N,)`` int32, each training example's part of the partition
     (its nearest centroid), for the warm start; None without a partition or without warm-start rounds.
     """
+    if initial_params is not None:
+        return start_from(model, initial_params)
     n = data.shape[0]
     init_raw = data[jax.random.permutation(key, n)[: config.init_batch_size]]
     init_x = preprocess(jax.random.fold_in(key, 1), init_raw)
