@@ -65,10 +65,9 @@ def trained_model(dataset: str, model_name: str, k: int, root: pathlib.Path, arg
     ``data_shape``: the dataset's image shape ``(H, W, C)``, for the dequantizer."""
     workdir = root / f"{dataset}_{model_name}_k{k}"
     if not (workdir / "summary.json").exists():
-        flags = image_experiment.build_parser(dataset, model_name).parse_args([
+        image_experiment.run(dataset, model_name, [
             "--components", str(k), "--seed", str(args.seed), *image_experiment.sweep_size_flags(args),
             "--workdir", str(workdir), "--no_baselines", *(["--resume"] if (workdir / "checkpoints").exists() else [])])
-        image_experiment.run(dataset, model_name, args=flags)
     summary = json.loads((workdir / "summary.json").read_text())
     model, params = emflow.load(workdir)
     return model, params, emflow.Dequantizer(data_shape, scheme=summary["scheme"]), summary

@@ -9,9 +9,11 @@ epoch), ``samples/epoch_*.png`` (after each EM round), ``checkpoints/`` and
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import pathlib
+import sys
 import time
 
 import jax
@@ -28,7 +30,7 @@ from emflow.bijectors.split import SplitPrior
 from emflow.contrib import annealing, balanced, shared_rounds
 from emflow.flows.glow import TOP_PRIORS
 from emflow.mixtures.latmm import LATENT_PARTITION_SPACES
-from experiments.configs import JOB_PRESETS, PRESETS
+from experiments import config as config_lib
 
 MODELS = {"genmm": emflow.GenMM, "latmm": emflow.LatMM}
 
@@ -36,11 +38,14 @@ MODELS = {"genmm": emflow.GenMM, "latmm": emflow.LatMM}
 def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"python -m experiments.{dataset}_{model}",
-        description=f"{model.upper()} on {dataset} with EM (the paper's Algorithm 1).",
+        description=f"{model.upper()} on {dataset} with EM (the paper's Algorithm 1). Every option that is a field of "
+                    "the configuration (experiments.config.ImageConfig) defaults to the job's configuration file.",
     )
-    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="sizes to start from (default: cpu)")
+    p.add_argument("--config", metavar="FILE", help=f"the job's configuration file (default: experiments/configs/{dataset}_{model}.py); "
+                   "--config.NAME=VALUE changes any field of it (experiments.config.ImageConfig)")
+    p.add_argument("--preset", choices=["cpu", "paper"], help="cpu: the job's own file; paper: experiments/configs/paper_<model>.py")
     p.add_argument("--components", type=int, help="K, the number of mixture components (hybrid: of generators)")
-    p.add_argument("--latent_components", type=int, default=3,
+    p.add_argument("--latent_components", type=int,
                    help="hybrid: M, the latent Gaussians the K generators share (K * M mixture components)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch_size", type=int)
@@ -49,24 +54,23 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, help="hidden channels of the coupling networks")
     p.add_argument("--em_every", type=int, help="t_EM: epochs between prior updates")
     p.add_argument("--num_train", type=int, help="training images (the first N of the training set; 0 = all)")
-    p.add_argument("--num_test", type=int, default=0, help="test images to evaluate on (the first N; 0 = all 10,000)")
+    p.add_argument("--num_test", type=int, help="test images to evaluate on (the first N; 0 = all 10,000)")
     p.add_argument("--scheme", choices=["uniform", "paper"], help="dequantization: uniform 28x28, or the paper's 32x32")
     p.add_argument("--linear", choices=["lu", "plain"], help="1x1 convolution parametrisation")
-    p.add_argument("--split_prior", choices=SplitPrior.__args__, default="conditional",
+    p.add_argument("--split_prior", choices=SplitPrior.__args__,
                    help="density of the halves split off at every level but the last: Glow's learned conditional "
                         "Gaussian, or N(0, I)")
     p.add_argument("--component_axis", choices=["vmap", "unrolled", "scan"], help="GenMM: how the K generators run")
     p.add_argument("--e_step", choices=["per_batch", "cached"],
                    help="responsibilities on every batch, or once per EM round")
-    p.add_argument("--top_prior", choices=TOP_PRIORS, default=None,
+    p.add_argument("--top_prior", choices=TOP_PRIORS,
                    help="GenMM: density of the generators' top-level latent: N(0, I), or a learned diagonal Gaussian "
-                        "(Glow's learn_top; default: the preset's, learned for GenMM with the cpu preset)")
-    p.add_argument("--split_log_std_floor", type=float, default=None,
-                   help="smallest log-std of the conditional split priors (Split.log_std_floor; default: the job "
-                        "preset's, -7 for MNIST GenMM with the cpu preset, else none); 'nan' for none")
-    p.add_argument("--compute_dtype", choices=["float32", "bfloat16"], default="float32",
+                        "(Glow's learn_top)")
+    p.add_argument("--split_log_std_floor", type=float,
+                   help="smallest log-std of the conditional split priors (Split.log_std_floor); 'nan' for none")
+    p.add_argument("--compute_dtype", choices=["float32", "bfloat16"],
                    help="dtype of the coupling networks' arithmetic (mixed precision)")
-    p.add_argument("--conv_impl", choices=CONV_IMPLS, default="lax",
+    p.add_argument("--conv_impl", choices=CONV_IMPLS,
                    help="how the 3x3 convolutions run: XLA's convolution, or one matrix product each")
     p.add_argument("--learning_rate", type=float, help="peak learning rate")
     p.add_argument("--warmup_steps", type=int, help="learning-rate warm-up steps (paper: 1000)")
@@ -80,40 +84,38 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
                         "every image (gamma = 1/K); 0: none")
     p.add_argument("--warm_start_rounds", type=int,
                    help="EM rounds whose responsibilities are the init partition's (hard); 0: off")
-    p.add_argument("--balanced_parts", action="store_true",
+    p.add_argument("--balanced_parts", action="store_true", default=None,
                    help="ablation (emflow.contrib.balanced): equal-size parts for the warm start")
-    p.add_argument("--balanced_e_step", action="store_true",
+    p.add_argument("--balanced_e_step", action="store_true", default=None,
                    help="ablation (emflow.contrib.balanced): responsibilities reweighted so every component's "
                         "total is N/K")
-    p.add_argument("--trunk_steps", type=int, default=0,
+    p.add_argument("--trunk_steps", type=int,
                    help="GenMM: Glow steps every generator shares in front of it (emflow.GlowTrunk; 0: none)")
     p.add_argument("--shared_first_level", action=argparse.BooleanOptionalAction, default=None,
                    help="GenMM: the generators' first-level Glow steps become one trunk they all share "
-                        "(the generators keep a squeeze and split there, and their own other levels; "
-                        "default: the preset's, on for MNIST with the cpu preset)")
-    p.add_argument("--tempering", choices=["none", "annealed", "paper"], default="none",
+                        "(the generators keep a squeeze and split there, and their own other levels)")
+    p.add_argument("--tempering", choices=["none", "annealed", "paper"],
                    help="E-step after the warm start: exact, the paper code's 1/D, or (ablation, "
                         "emflow.contrib.annealing) deterministic annealing from beta 0.1 over 3 rounds")
     p.add_argument("--final_prior_update", action=argparse.BooleanOptionalAction, default=None,
                    help="after the last epoch, pi <- the final generators' mean responsibilities on the training "
-                        "set (one more E-step; never lowers the training likelihood; default: the preset's, on "
-                        "for MNIST GenMM with the cpu preset)")
-    p.add_argument("--partition_size", type=int, default=None,
+                        "set (one more E-step; never lowers the training likelihood)")
+    p.add_argument("--partition_size", type=int,
                    help="the partition a mixture starts from is k-means of this many training images: of their "
                         "features (--partition_space) for GenMM's generators and LatMM's Gaussians (0: the init batch's "
-                        f"512; default: {train.TrainConfig.partition_size:,}, 0 for Fashion-MNIST GenMM with the cpu preset)")
-    p.add_argument("--partition_space", choices=list(LATENT_PARTITION_SPACES), default=None,
+                        "512)")
+    p.add_argument("--partition_space", choices=list(LATENT_PARTITION_SPACES),
                    help="what that k-means clusters: the pixels ('input'), their direction ('unit'), the direction "
                         "of the images blurred by one pixel ('blurred_unit'), or LatMM's top-level latents "
-                        "('latent'); default: " + ", ".join(f"{m} {v[0]!r}" for m, v in PARTITION_DEFAULTS.items()))
-    p.add_argument("--kmeans_starts", type=int, default=None,
-                   help="k-means starts of that partition, the least-inertia one kept (default: "
-                        + ", ".join(f"{m} {v[1]}" for m, v in PARTITION_DEFAULTS.items()) + ")")
-    p.add_argument("--no_baselines", action="store_true", help="skip the closed-form baselines")
+                        "('latent')")
+    p.add_argument("--kmeans_starts", type=int,
+                   help="k-means starts of that partition, the least-inertia one kept")
+    p.add_argument("--no_baselines", dest="baselines", action="store_false", default=None,
+                   help="skip the closed-form baselines")
     p.add_argument("--data_dir", help="folder with mnist/ and fashion_mnist/ (default: $EMFLOW_DATA_DIR, else TFDS)")
     p.add_argument("--workdir", help="where metrics, plots and checkpoints go (default: runs/<dataset>_<model>_k<K>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --workdir from its last checkpoint")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int)
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     p.add_argument("--mesh_components", type=int, default=None,
                    help="GenMM: split the K generators over this many devices (a (data, components) mesh over "
@@ -122,11 +124,7 @@ def build_parser(dataset: str, model: str) -> argparse.ArgumentParser:
     return p
 
 
-# Where each model's k-means partition is computed, and its starts (README, "GenMM's partition space" and
-# "LatMM's partition space": the blurred images' directions gave purer parts for both, and LatMM's latent
-# Gaussians placed at those parts' latents kept them).
-PARTITION_DEFAULTS = {"genmm": ("blurred_unit", 4), "latmm": ("blurred_unit", 4), "hybrid": ("blurred_unit", 4)}
-# The hybrid (a GenMM whose generators share LatMM's latent) takes the GenMM's preset values.
+# The hybrid (a GenMM whose generators share LatMM's latent) takes the GenMM's paper configuration.
 PRESET_MODEL = {"genmm": "genmm", "latmm": "latmm", "hybrid": "genmm"}
 
 SWEEP_SIZE_FLAGS = ("epochs", "em_every", "num_train", "num_test", "levels", "steps", "hidden", "warmup_steps")
@@ -148,9 +146,9 @@ def add_sweep_size_arguments(p: argparse.ArgumentParser, *, epochs: int, em_ever
     p.add_argument("--split_log_std_floor", type=float, default=SWEEP_PROTOCOL["split_log_std_floor"],
                    help="smallest log-std of the split priors in every run (default: nan, none: Glow's)")
     p.add_argument("--partition_space", choices=list(LATENT_PARTITION_SPACES), default=None,
-                   help="what every run's k-means partition clusters (default: the model's, PARTITION_DEFAULTS)")
+                   help="what every run's k-means partition clusters (default: the job's configuration)")
     p.add_argument("--kmeans_starts", type=int, default=None,
-                   help="k-means starts of every run's partition (default: the model's, PARTITION_DEFAULTS)")
+                   help="k-means starts of every run's partition (default: the job's configuration)")
     p.add_argument("--data_dir")
     p.add_argument("--no_progress", action="store_true")
 
@@ -161,7 +159,7 @@ def add_sweep_size_arguments(p: argparse.ArgumentParser, *, epochs: int, em_ever
 SWEEP_PROTOCOL_OPTIONS = {"shared_first_level": "the generators' first level shared",
                           "final_prior_update": "the closing pi update"}
 SWEEP_PROTOCOL = {"shared_first_level": False, "final_prior_update": False, "top_prior": "standard",
-                  "partition_size": train.TrainConfig.partition_size, "split_log_std_floor": math.nan}
+                  "partition_size": config_lib.ImageConfig.partition_size, "split_log_std_floor": math.nan}
 
 
 def sweep_protocol_flags(values: dict = SWEEP_PROTOCOL) -> list[str]:
@@ -184,43 +182,53 @@ def sweep_size_flags(args: argparse.Namespace) -> list[str]:
         ["--no_progress"] if args.no_progress else [])
 
 
-def resolve(args: argparse.Namespace, dataset: str, model: str) -> argparse.Namespace:
-    """Fill every flag not given from the preset (and ``JOB_PRESETS``' additions for this job).
+def config_path(args: argparse.Namespace, dataset: str, model: str) -> pathlib.Path:
+    """The configuration file of this run: ``--config``, else the job's own (``--preset paper``: the paper's)."""
+    if args.config and args.preset:
+        raise config_lib.ConfigError("give --config or --preset, not both")
+    if args.config:
+        return pathlib.Path(args.config)
+    name = f"paper_{PRESET_MODEL[model]}" if args.preset == "paper" else f"{dataset}_{model}"
+    return config_lib.CONFIG_DIR / f"{name}.py"
 
-    ``shared_first_level_from_preset`` records whether the shared first level is the preset's
-    choice rather than the user's (``settle_shared_first_level`` may drop it then)."""
-    preset = PRESETS[args.preset]
-    job = JOB_PRESETS.get(args.preset, {}).get((dataset, model), {})
-    values = vars(args).copy()
-    for name in ("epochs", "levels", "steps", "hidden", "em_every", "num_train", "scheme", "linear", "warmup_steps",
-                 "learning_rate", "schedule", "logit_alpha", "shared_rounds", "warm_start_rounds", "init", "e_step", "batch_size",
-                 "top_prior"):
-        if values[name] is None:
-            values[name] = job[name] if name in job else (
-                preset[name][PRESET_MODEL[model]] if isinstance(preset[name], dict) else preset[name])
-    if model == "hybrid" and args.top_prior is None:
-        values["top_prior"] = "standard"  # the shared latent Gaussians are the generators' learned top
-    values["shared_first_level_from_preset"] = values["shared_first_level"] is None and bool(
-        job.get("shared_first_level", False))
-    for name in ("shared_first_level", "final_prior_update"):
-        if values[name] is None:
-            values[name] = job.get(name, False)
-    if values["partition_size"] is None:
-        values["partition_size"] = job.get("partition_size", train.TrainConfig.partition_size)
-    if values["split_log_std_floor"] is None:
-        values["split_log_std_floor"] = job.get("split_log_std_floor")
-    elif math.isnan(values["split_log_std_floor"]):   # "--split_log_std_floor nan": none, whatever the preset says
-        values["split_log_std_floor"] = None
-    for i, name in enumerate(("partition_space", "kmeans_starts")):
-        if values[name] is None:
-            values[name] = PARTITION_DEFAULTS[model][i]
-    if values["components"] is None:
-        values["components"] = preset["latmm_components"] if model == "latmm" else 3
+
+def parse(dataset: str, model: str, argv=None) -> argparse.Namespace:
+    """The command line ``argv`` resolved against the job's configuration (``resolve``).
+
+    A configuration that cannot be used (a field that does not exist, a value of the wrong type
+    or range) ends the program with a message that names it."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        rest, overrides = config_lib.split_overrides(argv)
+        args = build_parser(dataset, model).parse_args(rest)
+        return resolve(args, dataset, model, overrides)
+    except config_lib.ConfigError as err:
+        raise SystemExit(f"configuration: {err}") from err
+
+
+def resolve(args: argparse.Namespace, dataset: str, model: str, overrides: dict[str, str] | None = None
+            ) -> argparse.Namespace:
+    """Every configuration field of this run: the configuration file's, then ``--config.NAME=VALUE``
+    (``overrides``), then the named flags given.
+
+    Returns the flags with every field filled, ``config`` (the resolved ``ImageConfig``) and
+    ``shared_first_level_from_preset`` (whether the shared first level is the file's choice rather
+    than the command line's: ``settle_shared_first_level`` may drop it then)."""
+    config = config_lib.load(config_path(args, dataset, model))
+    changes = {name: config_lib.parse_value(name, text) for name, text in (overrides or {}).items()}
+    given = {name: value for name, value in vars(args).items()
+             if value is not None and name in config_lib.FIELD_TYPES}
+    if given.get("split_log_std_floor") is not None and math.isnan(given["split_log_std_floor"]):
+        given["split_log_std_floor"] = None   # "--split_log_std_floor nan": none, whatever the file says
+    config = config.replace(**{**changes, **given})
+    values = {**vars(args), **dataclasses.asdict(config), "config": config}
+    values["shared_first_level_from_preset"] = config.shared_first_level and not (
+        "shared_first_level" in changes or "shared_first_level" in given)
     return argparse.Namespace(**values)
 
 
 def settle_shared_first_level(args: argparse.Namespace, mesh) -> argparse.Namespace:
-    """Drop the preset's shared first level where this run cannot have one, and say why.
+    """Drop the configuration file's shared first level where this run cannot have one, and say why.
 
     A shared first level given on the command line is kept (and refused later with a clear error)."""
     if not (args.shared_first_level and args.shared_first_level_from_preset):
@@ -230,20 +238,15 @@ def settle_shared_first_level(args: argparse.Namespace, mesh) -> argparse.Namesp
                                       (mesh is not None, "a mesh (a trunk has no K axis to shard)")) if clash]
     if not reasons:
         return args
-    print(f"the preset's shared first level is off in this run: {', '.join(reasons)}")
-    return argparse.Namespace(**{**vars(args), "shared_first_level": False})
+    print(f"the configuration's shared first level is off in this run: {', '.join(reasons)}")
+    return argparse.Namespace(**{**vars(args), "shared_first_level": False,
+                                 "config": args.config.replace(shared_first_level=False)})
 
 
-def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = None) -> dict:
-    """Parse flags (or take ``args``), train, and return the summary."""
-    if args is None:
-        args = build_parser(dataset, model).parse_args(argv)
-    args = resolve(args, dataset, model)
+def run(dataset: str, model: str, argv=None) -> dict:
+    """Resolve the command line ``argv`` against the job's configuration (``parse``), train, and return the summary."""
+    args = parse(dataset, model, argv)
     distributed.initialize_from_args(args)  # before anything touches a device
-    if args.components < 1:
-        raise SystemExit(f"--components must be >= 1, got {args.components}")
-    if args.em_every < 1:
-        raise SystemExit(f"--em_every must be >= 1, got {args.em_every}")
     workdir = pathlib.Path(args.workdir or f"runs/{dataset}_{model}_k{args.components}")
 
     mesh = None
@@ -316,9 +319,9 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
           f"{', first level shared' if args.shared_first_level else ''}"
           f"{', final pi update' if args.final_prior_update else ''}"
           f"{f', trunk of {trunk_steps} shared step(s)' if trunk_steps else ''}; backend {jax.default_backend()}; NLL {unit}")
-    baselines = ({} if args.no_baselines or args.scheme == "paper" or jax.process_count() > 1 else
+    baselines = ({} if not args.baselines or args.scheme == "paper" or jax.process_count() > 1 else
                  closed_form_baselines(x_train, x_test))
-    if jax.process_count() > 1 and not args.no_baselines:
+    if jax.process_count() > 1 and args.baselines:
         print("closed-form baselines skipped: they are fitted on one host's copy of the whole training set")
     run_info = {"dataset": dataset, "num_train": len(x_train), "num_test": len(x_test), "scheme": args.scheme}
     t0 = time.time()
@@ -349,6 +352,7 @@ def run(dataset: str, model: str, argv=None, args: argparse.Namespace | None = N
         "baselines_bits_per_dim": baselines, "final_components": last_report,
         "seconds_this_call": round(time.time() - t0, 1),
         "history": [{k: r[k] for k in ("epoch", "train_nll_nats_per_dim", "test_nll_nats_per_dim", "pi")} for r in history],
+        "config": dataclasses.asdict(args.config),
     }
     if distributed.is_primary():
         (workdir / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -128,6 +128,13 @@ def _experiment(argv):
     return run("mnist", "genmm", argv)
 
 
+def _config_file(root, expression: str):
+    """A job configuration file under ``root`` whose ``get_config()`` returns ``expression`` (of ``base``)."""
+    path = root / "job_config.py"
+    path.write_text(f"from experiments.configs import base\n\ndef get_config():\n    return {expression}\n")
+    return path
+
+
 # (where, bad input, error, message regex, call)
 ROWS = [
     ("library", "images of another dtype than uint8 (float32) given to a `Dequantizer`", "ValueError",
@@ -231,9 +238,16 @@ ROWS = [
     ("classifier", "a continuous target", "ValueError",
      r"Unknown label type: continuous", lambda c: MixtureClassifier(**TINY_CLF).fit(c["x"], np.linspace(0, 1, 60))),
     ("experiments", "`--components 0`", "SystemExit",
-     r"--components must be >= 1, got 0", lambda c: _experiment(["--components", "0"])),
+     r"config.components must be >= 1, got 0", lambda c: _experiment(["--components", "0"])),
     ("experiments", "`--em_every 0`", "SystemExit",
-     r"--em_every must be >= 1, got 0", lambda c: _experiment(["--em_every", "0"])),
+     r"config.em_every must be >= 1, got 0", lambda c: _experiment(["--em_every", "0"])),
+    ("experiments", "a configuration field that does not exist (`--config.epoch=3`)", "SystemExit",
+     r"config has no field 'epoch'; did you mean epochs\?", lambda c: _experiment(["--config.epoch=3"])),
+    ("experiments", "a configuration file that sets a field that does not exist", "SystemExit",
+     r"config has no field 'hiden'; did you mean hidden\?", lambda c: _experiment(["--config", str(_config_file(
+         c["root"], "base.get_config().replace(hiden=8)"))])),
+    ("experiments", "a configuration value of the wrong type (`--config.epochs=2.5`)", "SystemExit",
+     r"--config.epochs must be int, got '2.5'", lambda c: _experiment(["--config.epochs=2.5"])),
     ("experiments", "`--num_train` larger than the training set", "SystemExit",
      r"--num_train 70000 exceeds the 60000 examples of mnist", lambda c: _experiment(["--num_train", "70000"])),
     ("metrics", "feature arrays of different widths", "ValueError",

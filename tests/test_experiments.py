@@ -21,8 +21,11 @@ def test_mnist_genmm_tiny_run_reports_its_rulers_and_components(tmp_path, capsys
     summary = image_experiment.run("mnist", "genmm", [*TINY, "--workdir", str(tmp_path / "run")])
     out = capsys.readouterr().out
     assert "after logit (alpha 1e-06)" in out and "init default, warm start 1 round(s)" in out
-    # MNIST GenMM's additions to the cpu preset (experiments.configs.JOB_PRESETS).
+    # MNIST GenMM's additions to the base configuration (experiments/configs/mnist_genmm.py).
     assert "first level shared, final pi update" in out and summary["glow"]["shared_first_level"]
+    # The run records its whole resolved configuration: the job file's, with the command line's changes.
+    assert summary["config"] == {**json.loads((tmp_path / "run" / "summary.json").read_text())["config"],
+                                 "num_train": 256, "epochs": 2, "hidden": 4, "steps": 1, "split_log_std_floor": -7.0}
     # The per-pixel histogram baseline is always fitted; the Gaussian needs more images than pixels.
     assert set(summary["baselines_bits_per_dim"]) == {"pixel_histogram"} and "not fitted" in out
     assert "| per-pixel histograms (baseline) |" in out
@@ -196,7 +199,7 @@ def test_evaluate_samples_and_interpolate_tiny(tmp_path, data_dir):
 
 
 def _resolved(dataset, model, argv):
-    return image_experiment.resolve(image_experiment.build_parser(dataset, model).parse_args(argv), dataset, model)
+    return image_experiment.parse(dataset, model, argv)
 
 
 def test_the_job_presets_add_to_their_own_jobs_only_and_explicit_flags_win(capsys):

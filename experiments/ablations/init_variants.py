@@ -61,10 +61,9 @@ def main(argv=None) -> dict:
     for name in args.variants.split(","):
         if name not in VARIANTS:
             raise SystemExit(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
-        flags = image_experiment.build_parser(args.dataset, "genmm").parse_args([
+        results[name] = image_experiment.run(args.dataset, "genmm", [
             "--components", str(args.components), "--seed", str(args.seed), *image_experiment.sweep_size_flags(args),
             "--workdir", str(root / f"{args.dataset}_k{args.components}_{name}"), "--no_baselines", *VARIANTS[name]])
-        results[name] = image_experiment.run(args.dataset, "genmm", args=flags)
     ruler = kmeans_purity(args.dataset, args.data_dir, args.num_train, args.num_test, args.components, args.seed)
     table = render(results, ruler, args)
     (root / f"variants_{args.dataset}_k{args.components}.md").write_text(table)
