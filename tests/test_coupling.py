@@ -49,8 +49,8 @@ class CouplingTest(chex.TestCase):
         assert_vmap_and_grad(layer, stack, x)
 
     def test_bad_configuration(self):
-        with pytest.raises(ValueError, match="'affine' or 'additive'"):
-            Coupling((4,), "spline")
+        with pytest.raises(ValueError, match=r"kind must be one of \('affine', 'additive', 'spline'\), got 'cubic'"):
+            Coupling((4,), "cubic")
         with pytest.raises(ValueError, match="at least 2 channels"):
             Coupling((4, 4, 1))
 

@@ -8,8 +8,11 @@ element-wise map of ``x_b``:
   ``log|det| = sum log s``; ``t`` and ``h`` are the even and odd output
   channels of the conditioner.
 - additive (NICE): ``y_b = x_b + t(x_a)``, ``log|det| = 0``.
+- spline (Neural Spline Flows): each entry of ``x_b`` through its own monotonic
+  rational-quadratic spline on ``[-tail_bound, tail_bound]``, identity outside, whose
+  ``3 * spline_bins - 1`` parameters the conditioner gives (``rational_quadratic``).
 
-With a zero-initialised conditioner, an additive coupling starts as the
+With a zero-initialised conditioner, an additive or spline coupling starts as the
 identity and an affine one as the identity on ``x_a`` and the constant scaling
 ``sigmoid(2) ~= 0.881`` on ``x_b`` (Glow's choice; ActNorm absorbs it).
 """
@@ -21,27 +24,31 @@ from typing import Literal, Union
 import jax
 import jax.numpy as jnp
 
+from emflow.bijectors import rational_quadratic as rq
 from emflow.bijectors.base import Array, check_batch, sum_except_batch
 from emflow.bijectors.conditioners import ConvConditioner, ConvImpl, MLPConditioner, check_conv_impl
 
-CouplingKind = Literal["affine", "additive"]
+CouplingKind = Literal["affine", "additive", "spline"]
+COUPLING_KINDS = ("affine", "additive", "spline")
 Conditioner = Union[ConvConditioner, MLPConditioner]
 SCALE_OFFSET = 2.0  # Glow: scale = sigmoid(h + 2)
 
 
 @dataclasses.dataclass(frozen=True)
 class Coupling:
-    """Affine or additive coupling over the last axis.
+    """Affine, additive or rational-quadratic spline coupling over the last axis.
 
     Attributes:
       event_shape: ``(H, W, C)`` with a ``ConvConditioner`` or ``(D,)`` with an
         ``MLPConditioner``; ``C`` (or ``D``) must be at least 2.
-      kind: ``"affine"`` or ``"additive"``.
+      kind: ``"affine"``, ``"additive"`` or ``"spline"``.
       hidden: width of the conditioner's hidden layers.
       num_hidden_layers: depth of an MLP conditioner (vectors only).
       compute_dtype: dtype of the conditioner's arithmetic (``"bfloat16"`` for mixed
         precision); parameters, the coupled values and the log-det stay float32.
       conv_impl: how a conv conditioner's 3x3 convolutions run, ``"lax"`` or ``"matmul"``.
+      spline_bins: bins of each spline (``kind="spline"``), at least 2.
+      tail_bound: the splines act on ``[-tail_bound, tail_bound]`` and are the identity outside.
 
     Params: the conditioner's params.
     """
@@ -52,13 +59,17 @@ class Coupling:
     num_hidden_layers: int = 2
     compute_dtype: str = "float32"
     conv_impl: ConvImpl = "lax"
+    spline_bins: int = 8
+    tail_bound: float = 4.0
 
     def __post_init__(self):
         if self.compute_dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"Coupling: compute_dtype must be float32, bfloat16 or float16, got {self.compute_dtype!r}")
         check_conv_impl("Coupling", self.conv_impl)
-        if self.kind not in ("affine", "additive"):
-            raise ValueError(f"Coupling: kind must be 'affine' or 'additive', got {self.kind!r}")
+        if self.kind not in COUPLING_KINDS:
+            raise ValueError(f"Coupling: kind must be one of {COUPLING_KINDS}, got {self.kind!r}")
+        if self.kind == "spline":
+            rq.check_settings("Coupling", self.spline_bins, self.tail_bound)
         if len(self.event_shape) not in (1, 3):
             raise ValueError(f"Coupling: event_shape must be (H, W, C) or (D,), got {self.event_shape}")
         if self.event_shape[-1] < 2:
@@ -72,7 +83,7 @@ class Coupling:
     @property
     def conditioner(self) -> Conditioner:
         ca, cb = self.split_sizes
-        out = 2 * cb if self.kind == "affine" else cb
+        out = {"affine": 2 * cb, "additive": cb, "spline": cb * rq.num_params(self.spline_bins)}[self.kind]
         if len(self.event_shape) == 3:
             return ConvConditioner(ca, out, self.hidden, self.conv_impl)
         return MLPConditioner(ca, out, self.hidden, self.num_hidden_layers)
@@ -82,8 +93,16 @@ class Coupling:
             check_batch(x, self.event_shape, "Coupling.init")
         return self.conditioner.init(key)
 
+    def _conditioner_output(self, params: dict, x_a: Array) -> Array:
+        return self.conditioner.apply(params, x_a.astype(self.compute_dtype)).astype(x_a.dtype)
+
+    def _spline_params(self, params: dict, x_a: Array) -> Array:
+        """The splines' parameters ``(*x_b.shape, 3 * spline_bins - 1)``."""
+        h = self._conditioner_output(params, x_a)
+        return h.reshape(*h.shape[:-1], self.split_sizes[1], rq.num_params(self.spline_bins))
+
     def _shift_and_log_scale(self, params: dict, x_a: Array) -> tuple[Array, Array | None]:
-        h = self.conditioner.apply(params, x_a.astype(self.compute_dtype)).astype(x_a.dtype)
+        h = self._conditioner_output(params, x_a)
         if self.kind == "additive":
             return h, None
         return h[..., 0::2], jax.nn.log_sigmoid(h[..., 1::2] + SCALE_OFFSET)
@@ -93,6 +112,9 @@ class Coupling:
         check_batch(x, self.event_shape, "Coupling.forward")
         ca, _ = self.split_sizes
         x_a, x_b = x[..., :ca], x[..., ca:]
+        if self.kind == "spline":
+            y_b, log_grad = rq.forward(self._spline_params(params, x_a), x_b, self.tail_bound)
+            return jnp.concatenate([x_a, y_b], axis=-1), sum_except_batch(log_grad)
         shift, log_scale = self._shift_and_log_scale(params, x_a)
         if log_scale is None:
             return jnp.concatenate([x_a, x_b + shift], axis=-1), jnp.zeros(x.shape[:1], x.dtype)
@@ -104,6 +126,9 @@ class Coupling:
         check_batch(y, self.event_shape, "Coupling.inverse")
         ca, _ = self.split_sizes
         y_a, y_b = y[..., :ca], y[..., ca:]
+        if self.kind == "spline":
+            x_b, log_grad = rq.inverse(self._spline_params(params, y_a), y_b, self.tail_bound)
+            return jnp.concatenate([y_a, x_b], axis=-1), sum_except_batch(log_grad)
         shift, log_scale = self._shift_and_log_scale(params, y_a)
         if log_scale is None:
             return jnp.concatenate([y_a, y_b - shift], axis=-1), jnp.zeros(y.shape[:1], y.dtype)

@@ -29,12 +29,13 @@ class FlowStep:
 
     Attributes:
       event_shape: ``(H, W, C)`` (conv conditioner) or ``(D,)`` (MLP conditioner).
-      coupling: ``"affine"`` or ``"additive"``.
+      coupling: ``"affine"``, ``"additive"`` or ``"spline"``.
       hidden: width of the coupling network.
       linear: ``"plain"`` or ``"lu"`` invertible 1x1 conv / dense, or ``"reverse"``.
       num_hidden_layers: depth of an MLP conditioner (vectors only).
       compute_dtype: dtype of the coupling network's arithmetic (mixed precision).
       conv_impl: how the coupling network's 3x3 convolutions run, ``"lax"`` or ``"matmul"``.
+      spline_bins, tail_bound: a spline coupling's bins and interval ``[-tail_bound, tail_bound]``.
 
     Params: ``{"actnorm": ..., "linear": ..., "coupling": ...}``.
     """
@@ -46,10 +47,13 @@ class FlowStep:
     num_hidden_layers: int = 2
     compute_dtype: str = "float32"
     conv_impl: ConvImpl = "lax"
+    spline_bins: int = 8
+    tail_bound: float = 4.0
 
     def __post_init__(self):
         if self.linear not in ("plain", "lu", "reverse"):
             raise ValueError(f"FlowStep: linear must be 'plain', 'lu' or 'reverse', got {self.linear!r}")
+        _ = self.layers  # builds every layer now, so a bad configuration fails here
 
     @property
     def layers(self) -> dict:
@@ -59,7 +63,7 @@ class FlowStep:
             "actnorm": ActNorm(shape),
             "linear": mixer,
             "coupling": Coupling(shape, self.coupling, self.hidden, self.num_hidden_layers, self.compute_dtype,
-                                 self.conv_impl),
+                                 self.conv_impl, self.spline_bins, self.tail_bound),
         }
 
     def init(self, key: Array, x: Array) -> dict:
@@ -114,7 +118,14 @@ class Repeat:
         return self.step.event_shape
 
     def init(self, key: Array, x: Array) -> dict:
-        """Data-dependent init, step by step on the batch as transformed by the steps before."""
+        """Data-dependent init, step by step on the batch as transformed by the steps before
+        (with ``unroll=False``, one ``lax.scan`` over the steps' keys: compiled once, whatever the depth)."""
+        if not self.unroll:
+            def init_step(h, k):
+                params = self.step.init(k, h)
+                return self.step.forward(params, h)[0], params
+
+            return jax.lax.scan(init_step, x, jax.random.split(key, self.num_steps))[1]
         stacked = []
         for k in jax.random.split(key, self.num_steps):
             params = self.step.init(k, x)

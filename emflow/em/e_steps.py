@@ -101,6 +101,18 @@ def tempered(beta: float, tempering: em.Tempering = "joint") -> EStep:
     return EStep(f"beta {beta:.4g} ({tempering})", lambda data: {"beta": jnp.float32(beta)}, _TEMPERED[tempering])
 
 
+def _one_component(state, model, old_params, x, idx):
+    del state, model, old_params, idx
+    return jnp.ones((x.shape[0], 1), jnp.float32), jnp.full((x.shape[0],), jnp.nan, jnp.float32)
+
+
+def one_component() -> EStep:
+    """A mixture of one component: every responsibility is 1, known without computing anything (no pass
+    over the data, no likelihood under Phi_old: the round's ``log_px`` is NaN). ``fit`` of a K = 1 model
+    uses it in every round, so that fitting one flow is a plain maximum-likelihood fit."""
+    return EStep("one component", lambda data: None, _one_component)
+
+
 def exact() -> EStep:
     """The exact posterior under Phi_old, eq. 13 / 24 (``tempered`` at beta = 1, the same numbers)."""
     return tempered(1.0, "joint")

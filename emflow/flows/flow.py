@@ -17,7 +17,13 @@ from emflow.bijectors.whiten import Whiten
 
 
 class StandardNormalFlow:
-    """Mixin for flow dataclasses that define ``forward``, ``inverse`` and ``latent_shapes``."""
+    """Mixin for flow dataclasses that define ``forward``, ``inverse`` and ``latent_shapes``.
+
+    ``component_axis_on_cpu``: how a ``GenMM`` of this flow maps over its generators on a CPU when
+    not told (``"unrolled"``: convolutions under ``vmap`` become slow grouped ones there).
+    """
+
+    component_axis_on_cpu = "unrolled"
 
     def log_prob(self, params, x: Array) -> Array:
         """``log p(x)`` in nats with an N(0, I) latent: ``(B, *event_shape) -> (B,)``."""
@@ -44,6 +50,10 @@ class WrapsFlow(StandardNormalFlow):
     @property
     def num_dims(self) -> int:
         return self.flow.num_dims
+
+    @property
+    def component_axis_on_cpu(self) -> str:
+        return self.flow.component_axis_on_cpu
 
 
 @dataclasses.dataclass(frozen=True)

@@ -43,7 +43,8 @@ class Glow(StandardNormalFlow):
       num_levels: number of squeeze/steps/split levels (L).
       num_steps: flow steps per level (K in Glow's notation).
       hidden_channels: width of the coupling networks.
-      coupling: ``"affine"`` (Glow, scale ``sigmoid(h + 2)``) or ``"additive"``.
+      coupling: ``"affine"`` (Glow, scale ``sigmoid(h + 2)``), ``"additive"`` or ``"spline"``
+        (rational-quadratic splines of 8 bins on ``[-4, 4]``, the identity outside).
       linear: ``"lu"`` or ``"plain"`` invertible 1x1 conv, or ``"reverse"``.
       split_prior: ``"conditional"`` (Glow's learned conditional Gaussian) or
         ``"standard"`` (N(0, I)) for the split-off halves.

@@ -1,7 +1,7 @@
 """A RealNVP-style flow for vectors (tabular data, 2-D toys).
 
 ``num_steps`` steps of ActNorm -> invertible dense layer (LU or plain) or a
-fixed reversal -> affine/additive coupling with an MLP conditioner, with their
+fixed reversal -> affine, additive or rational-quadratic spline coupling with an MLP conditioner, with their
 params stacked (``Repeat``). ``x: (B, D) -> Latent(top=(B, D), splits=())``.
 """
 from __future__ import annotations
@@ -24,9 +24,16 @@ class VectorFlow(StandardNormalFlow):
       num_steps: number of flow steps.
       hidden: width of the MLP conditioners.
       num_hidden_layers: hidden layers per conditioner.
-      coupling: ``"affine"`` or ``"additive"``.
+      coupling: ``"affine"``, ``"additive"`` or ``"spline"`` (Neural Spline Flows' rational-quadratic
+        splines, ``spline_bins`` bins on ``[-tail_bound, tail_bound]``, the identity outside).
       linear: ``"lu"``, ``"plain"`` or ``"reverse"``.
       compute_dtype: dtype of the conditioner MLPs' arithmetic (mixed precision).
+      unroll_steps: apply the steps as straight-line code (``Repeat(unroll=True)``) instead of one
+        ``lax.scan`` over them (the default: at D = 16, 8 steps, K = 4 on a 2-core CPU the scanned
+        GenMM step compiled in 1.8 s against 5.0 s and ran as fast, ``benchmarks/tabular_fit.py``).
+
+    A ``GenMM`` of vector flows maps over its generators with ``vmap`` on a CPU too
+    (``component_axis_on_cpu``): 1.8 s to compile its step against 3.2 s unrolled, and no slower.
 
     Params: ``{"steps": <FlowStep params stacked over num_steps>}``.
     """
@@ -38,6 +45,11 @@ class VectorFlow(StandardNormalFlow):
     coupling: CouplingKind = "affine"
     linear: LinearKind = "lu"
     compute_dtype: str = "float32"
+    spline_bins: int = 8
+    tail_bound: float = 4.0
+    unroll_steps: bool = False
+
+    component_axis_on_cpu = "vmap"
 
     def __post_init__(self):
         if self.num_features < 2:
@@ -62,8 +74,8 @@ class VectorFlow(StandardNormalFlow):
     @property
     def _steps(self) -> Repeat:
         step = FlowStep(self.event_shape, self.coupling, self.hidden, self.linear, self.num_hidden_layers,
-                        self.compute_dtype)
-        return Repeat(step, self.num_steps)
+                        self.compute_dtype, spline_bins=self.spline_bins, tail_bound=self.tail_bound)
+        return Repeat(step, self.num_steps, unroll=self.unroll_steps)
 
     def init(self, key: Array, x: Array) -> dict:
         """Random layers from ``key``; ActNorm statistics from ``x: (B, D)``."""

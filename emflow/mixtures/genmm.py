@@ -180,7 +180,7 @@ class GenMM(MixtureModel):
             local = jax.shard_map(lambda f: jax.vmap(fn)(f), mesh=self.mesh, in_specs=spec, out_specs=spec,
                                   check_vma=False)
             return local(flows)
-        axis = resolve_component_axis(self.component_axis)
+        axis = resolve_component_axis(self.component_axis, self.flow)
         if axis == "vmap":
             return jax.vmap(fn)(flows)
         if axis == "scan":

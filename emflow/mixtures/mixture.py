@@ -24,16 +24,21 @@ ComponentAxis = Literal["vmap", "unrolled", "scan"]
 COMPONENT_AXES = ("vmap", "unrolled", "scan")
 
 # Default per backend, from benchmarks/throughput.py: on a CPU an
-# unrolled loop over the K generators beats vmap by 18-37x at K = 4, 8; on a GPU vmap
-# won at batch 64 in this project's H100 prototype.
+# unrolled loop over the K generators beats vmap by 18-37x at K = 4, 8 for Glow (vmapped convolutions
+# become grouped ones); on a GPU vmap won at batch 64 in this project's H100 prototype. A flow without
+# convolutions says so with ``component_axis_on_cpu = "vmap"`` (``VectorFlow``).
 DEFAULT_COMPONENT_AXIS = {"cpu": "unrolled", "gpu": "vmap", "tpu": "vmap"}
 
 
-def resolve_component_axis(component_axis: ComponentAxis | None) -> ComponentAxis:
-    """The given strategy, or the current backend's default when ``None``."""
-    if component_axis is None:
-        return DEFAULT_COMPONENT_AXIS.get(jax.default_backend(), "vmap")
-    return component_axis
+def resolve_component_axis(component_axis: ComponentAxis | None, flow=None) -> ComponentAxis:
+    """The given strategy, or the current backend's default when ``None`` (on a CPU, ``flow``'s
+    ``component_axis_on_cpu`` when it has one of its own)."""
+    if component_axis is not None:
+        return component_axis
+    backend = jax.default_backend()
+    if backend == "cpu" and flow is not None:
+        return flow.component_axis_on_cpu
+    return DEFAULT_COMPONENT_AXIS.get(backend, "vmap")
 
 
 def check_num_components(model_name: str, num_components: int, component_axis) -> None:

@@ -120,13 +120,17 @@ def _check_integer(config: TrainConfig, name: str, low: int) -> None:
         raise ValueError(f"TrainConfig: {name} must be an integer >= {low}, got {value!r}")
 
 
-def e_step_schedule(config: TrainConfig, num_dims: int, has_partition: bool) -> Callable[[int], e_steps.EStep]:
+def e_step_schedule(config: TrainConfig, num_dims: int, has_partition: bool,
+                    num_components: int | None = None) -> Callable[[int], e_steps.EStep]:
     """``em_round (0-based) -> EStep`` under ``config``, for data of ``num_dims`` dimensions.
 
     ``warm_start_rounds`` warm-start rounds (with a partition), then the ``tempering`` variant:
     exact, or the paper code's ``1/D``; each ``cached`` when ``config.e_step == "cached"``.
+    ``num_components == 1``: ``e_steps.one_component()`` in every round (no E-step to compute).
     """
     warm_rounds = config.warm_start_rounds if has_partition else 0
+    if num_components == 1:
+        return lambda em_round: e_steps.one_component()
 
     def schedule(em_round: int) -> e_steps.EStep:
         if em_round < warm_rounds:

@@ -129,7 +129,8 @@ def fit(
                  without_log_pi(optimizer))
     train_data, test_data = place_data(x_train, x_test, mesh)
     params, part, part_labels = start_params(model, keys.init, train_data, preprocess, config, log, initial_params)
-    e_step_of_round = e_step_of_round or e_step_schedule(config, math.prod(model.event_shape), part is not None)
+    e_step_of_round = e_step_of_round or e_step_schedule(config, math.prod(model.event_shape), part is not None,
+                                                         model.num_components)
     model, state, out_shardings = _on_mesh(model, init_state(model, optimizer, params), mesh)
     history, first_epoch = [], 0
     if latest is not None:

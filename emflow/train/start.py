@@ -87,9 +87,10 @@ def init_params(model, key: Array, init_x: Array, data: Array, preprocess, confi
     When ``config.partition_size`` exceeds the init batch, the partition is one of that many
     training examples (``data``, raw): a model that partitions its input (``partitions_input``: GenMM)
     starts on the init batch split by it (``partition_centroids``); LatMM's latent Gaussians are placed
-    at it after the flow's init (``place_on_more_examples``).
+    at it after the flow's init (``place_on_more_examples``). One component (a plain flow fit) has no
+    partition: ``model.init`` on the init batch.
     """
-    if not isinstance(model, PartitionedMixture):
+    if not isinstance(model, PartitionedMixture) or model.num_components == 1:
         return jax.jit(model.init)(key, init_x), None
     size = min(config.partition_size, data.shape[0])
     more = size > init_x.shape[0]

@@ -1,0 +1,146 @@
+"""emflow beside flowjax on tabular density estimation, each library with its defaults, one process per run.
+
+Protocol (issue 45): Letter (the first 16,000 rows train, the last 4,000 test) or Satimage
+(``sat.trn`` / ``sat.tst``); integer features plus U(0, 1) noise, standardized with the training
+statistics; test NLL in nats per example of the standardized features (test noise fixed by the seed).
+
+- emflow: ``GenMM(VectorFlow(D), K)`` (``--coupling``: affine, the default, or spline) with
+  ``TrainConfig()``; its preprocessor draws fresh noise for every batch.
+- flowjax: its documented autoregressive spline flow, ``masked_autoregressive_flow(key,
+  base_dist=Normal(zeros(D)), transformer=RationalQuadraticSpline(knots=8, interval=4))``,
+  with ``fit_to_data``'s defaults (Adam 5e-4, batch 100, 10% validation split, patience 5,
+  at most 100 epochs, the best parameters returned) on one noisy copy of the training set;
+  K > 1 is a ``VmapMixture`` of K such flows with learned weights, fitted by gradient.
+
+    python -m benchmarks.flowjax_compare --datasets letter satimage --components 1 4 --seeds 0 1 2
+
+Needs ``pip install -e ".[benchmark]"`` (flowjax). Prints one row per run and a mean ± std table;
+``--out`` keeps the records as JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def emflow_run(dataset: str, components: int, seed: int, data_dir: str | None, coupling: str) -> dict:
+    import jax
+
+    import emflow
+    from benchmarks.tabular_fit import Standardize, load
+    from emflow import train
+
+    x_train, x_test = load(dataset, data_dir)
+    rng = np.random.default_rng(seed)
+    noisy = x_train + rng.uniform(size=x_train.shape)
+    preprocess = Standardize(noisy.mean(0), noisy.std(0))
+    model = emflow.GenMM(emflow.VectorFlow(x_train.shape[1], coupling=coupling), components)
+    t0 = time.time()
+    result = train.fit(model, train.TrainConfig(seed=seed, num_samples=0), preprocess, x_train, None,
+                       progress=False, log=lambda s: None)
+    wall = time.time() - t0
+    x = (x_test + rng.uniform(size=x_test.shape) - np.asarray(preprocess.mean)) / np.asarray(preprocess.std)
+    nll = -float(np.mean(np.asarray(jax.jit(model.log_prob)(result.state.params, x.astype(np.float32)))))
+    seconds = [r["seconds"] for r in result.history]
+    return {"test_nll": nll, "wall_seconds": wall, "epochs": len(seconds), "seconds_per_epoch": float(np.median(seconds[1:]))}
+
+
+def flowjax_run(dataset: str, components: int, seed: int, data_dir: str | None) -> dict:
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+    from flowjax.bijections import RationalQuadraticSpline
+    from flowjax.distributions import Normal, VmapMixture
+    from flowjax.flows import masked_autoregressive_flow
+    from flowjax.train import fit_to_data
+
+    from benchmarks.tabular_fit import load
+
+    x_train, x_test = load(dataset, data_dir)
+    rng = np.random.default_rng(seed)
+    noisy = x_train + rng.uniform(size=x_train.shape)
+    mean, std = noisy.mean(0), noisy.std(0)
+    train_x = ((noisy - mean) / std).astype(np.float32)
+    test_x = ((x_test + rng.uniform(size=x_test.shape) - mean) / std).astype(np.float32)
+    dim = x_train.shape[1]
+
+    def make(key):
+        return masked_autoregressive_flow(key, base_dist=Normal(jnp.zeros(dim)),
+                                          transformer=RationalQuadraticSpline(knots=8, interval=4))
+
+    key, fit_key = jax.random.split(jax.random.key(seed))
+    if components == 1:
+        dist = make(key)
+    else:
+        dist = VmapMixture(eqx.filter_vmap(make)(jax.random.split(key, components)), weights=jnp.ones(components))
+    t0 = time.time()
+    dist, losses = fit_to_data(fit_key, dist, train_x, show_progress=False)
+    wall = time.time() - t0
+    epochs = len(losses["train"])
+    nll = -float(jnp.mean(dist.log_prob(test_x)))
+    return {"test_nll": nll, "wall_seconds": wall, "epochs": epochs, "seconds_per_epoch": wall / epochs}
+
+
+def one_run(argv) -> None:
+    library, dataset, components, seed, data_dir, coupling = argv
+    data_dir = data_dir or None
+    if library == "emflow":
+        record = emflow_run(dataset, int(components), int(seed), data_dir, coupling)
+    else:
+        record = flowjax_run(dataset, int(components), int(seed), data_dir)
+    print("RECORD " + json.dumps(record))
+
+
+def main(argv=None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", nargs="+", default=["letter", "satimage"])
+    p.add_argument("--components", nargs="+", type=int, default=[1, 4])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--libraries", nargs="+", default=["emflow", "flowjax"])
+    p.add_argument("--coupling", default="affine", help="emflow's coupling: affine or spline")
+    p.add_argument("--data_dir", default="")
+    p.add_argument("--out")
+    args = p.parse_args(argv)
+    records = []
+    for dataset in args.datasets:
+        for k in args.components:
+            for seed in args.seeds:
+                for library in args.libraries:
+                    out = subprocess.run([sys.executable, "-m", "benchmarks.flowjax_compare", "--one", library, dataset,
+                                          str(k), str(seed), args.data_dir, args.coupling],
+                                         capture_output=True, text=True, check=True).stdout
+                    record = json.loads(out.split("RECORD ", 1)[1])
+                    record.update(library=library, dataset=dataset, components=k, seed=seed,
+                                  coupling=args.coupling if library == "emflow" else "spline (MAF)")
+                    records.append(record)
+                    print(f"{dataset:9s} K={k} seed {seed} {library:8s} test NLL {record['test_nll']:8.3f}  "
+                          f"{record['wall_seconds']:6.1f} s  {record['epochs']} epochs", flush=True)
+                    if args.out:
+                        with open(args.out, "w") as f:
+                            json.dump(records, f, indent=1)
+    print(table(records))
+    return records
+
+
+def table(records: list[dict]) -> str:
+    """Mean ± std over seeds of test NLL and wall time, one row per setting and library."""
+    rows = ["| data | K | library | test NLL (nats) | wall s | s / epoch | epochs |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    keys = sorted({(r["dataset"], r["components"], r["library"]) for r in records})
+    for dataset, k, library in keys:
+        rs = [r for r in records if (r["dataset"], r["components"], r["library"]) == (dataset, k, library)]
+        f = lambda name: np.array([r[name] for r in rs], float)
+        rows.append(f"| {dataset} | {k} | {library} | {f('test_nll').mean():.2f} ± {f('test_nll').std():.2f} | "
+                    f"{f('wall_seconds').mean():.1f} | {f('seconds_per_epoch').mean():.2f} | {f('epochs').mean():.0f} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--one":
+        one_run(sys.argv[2:])
+    else:
+        main()
