@@ -197,6 +197,35 @@ def headline() -> str:
     return "\n".join(lines) + "\n"
 
 
+# --- tabular: compilations and flowjax ---------------------------------------------------------------------
+
+TABULAR_COMPILE = BENCHMARKS / "tabular_compile_cpu_2026-12-06.json"
+FLOWJAX = BENCHMARKS / "flowjax_compare_cpu_2026-12-06.json"
+
+
+def tabular_compile() -> str:
+    """Compilations of one ``fit`` on Letter before and after, the first epoch's time beside a later one's."""
+    d = load(TABULAR_COMPILE)
+    lines = ["| code | K | programs compiled | compile s: step / init / evaluation | first epoch s | later epoch s "
+             "| first / later | wall s |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in d["runs"]:
+        c = r["compile_seconds"]
+        step, init = c.get("jit(step_fn)", 0.0), c.get("jit(init_with_partition)", c.get("jit(init)", 0.0))
+        lines.append(f"| {r['code']} | {r['components']} | {r['compiles']} | {step:.1f} / {init:.1f} / "
+                     f"{c.get('jit(<lambda>)', 0.0):.1f} | {r['epoch_seconds'][0]:.2f} | "
+                     f"{float(np.median(r['epoch_seconds'][1:])):.2f} | {r['first_over_later']:.1f} | {r['wall_seconds']:.1f} |")
+    return "\n".join(lines) + "\n" + source(TABULAR_COMPILE, machine=d["machine"]) + f"\n*Command: {d['command']}.*\n"
+
+
+def flowjax() -> str:
+    """emflow beside flowjax, each with its defaults: benchmarks.flowjax_compare's own table."""
+    from benchmarks import flowjax_compare
+
+    d = load(FLOWJAX)
+    return (flowjax_compare.table(d["records"]) + "\n" + source(FLOWJAX, machine=d["machine"])
+            + f"\n*Command: {d['command']}.*\n")
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "main_jobs": main_jobs,
     "table1_genmm": lambda: table1("genmm"),
@@ -207,6 +236,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "speed_cpu": lambda: speed(CPU_SPEED, CPU, (64,)),
     "speed_h100": lambda: speed(H100_SPEED, "one NVIDIA H100 80GB HBM3, jax 0.11.2 (CUDA 13)", (64, 256)),
     "headline": headline,
+    "tabular_compile": tabular_compile,
 }
 
 

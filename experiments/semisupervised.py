@@ -52,15 +52,15 @@ def run_split(args, x, y, x_test, y_test, preprocessing: str, count: int, seed: 
     from sklearn.semi_supervised import LabelSpreading, SelfTrainingClassifier
     from sklearn.svm import SVC
 
-    from emflow.classify import MixtureClassifier, SemiSupervisedMixtureClassifier
+    from emflow.classify import MixtureClassifier, SemiSupervisedMixtureClassifier, VectorFlowSpec
 
     rows = labelled_subset(y, count, seed)
     partial = np.full(len(y), -1, np.int64)
     partial[rows] = y[rows]
     scaler = StandardScaler().fit(x)
     xs, xs_test = scaler.transform(x), scaler.transform(x_test)
-    settings = dict(model=args.model, components_per_class=args.components_per_class, flow_steps=args.flow_steps,
-                    hidden=args.hidden, preprocessing=preprocessing, epochs=args.epochs, seed=seed,
+    settings = dict(model=args.model, components_per_class=args.components_per_class,
+                    flow=VectorFlowSpec(num_steps=args.flow_steps, hidden=args.hidden), preprocessing=preprocessing, epochs=args.epochs, seed=seed,
                     num_restarts=args.num_restarts)
     out = {"count": count, "seed": seed}
     timed = [

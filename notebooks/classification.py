@@ -6,9 +6,12 @@
 #     provenance: []
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: accelerator,colab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -51,7 +54,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from emflow import notebook
-from emflow.classify import MixtureClassifier
+from emflow.classify import MixtureClassifier, VectorFlowSpec
 from emflow.data import load_dataset
 
 print(notebook.describe_devices())
@@ -74,12 +77,12 @@ print(size, x_train.shape, "classes", sat.class_names)
 
 # %%
 # experiments/classify.py's Satimage preset, with the epochs of this mode
-settings = dict(flow="vector", flow_steps=6, hidden=64, preprocessing="dequantize", noise=8.0, epochs=size["epochs"],
+settings = dict(flow=VectorFlowSpec(num_steps=6, hidden=64), preprocessing="dequantize", noise=8.0, epochs=size["epochs"],
                 batch_size=64, learning_rate=2e-3, warmup_steps=100, em_every=5, feature_symmetries="satimage_dihedral",
                 gaussian_start=True, early_stopping=False)
 paper = {1: 0.8900, 2: 0.8975, 3: 0.9045, 4: 0.9085, 10: 0.9105, 20: 0.9160}  # Table II, Satimage
 if notebook.mode() == "test":  # seconds, not minutes: a one-step flow, no symmetrisation
-    settings.update(flow_steps=1, hidden=8, feature_symmetries=None)
+    settings.update(flow=VectorFlowSpec(num_steps=1, hidden=8), feature_symmetries=None)
 rows = []
 for k in size["components"]:
     t0 = time.time()

@@ -31,7 +31,7 @@ from emflow.evaluation import feature_net, metrics
 from emflow.train.checkpoint import CorruptCheckpointError  # noqa: E402
 from emflow.xla_flags import check_xla_flags  # noqa: E402
 from emflow.train.checkpoint import ConfigMismatchError  # noqa: E402
-from emflow.classify import MixtureClassifier, NotFittedError  # noqa: E402
+from emflow.classify import MixtureClassifier, NotFittedError, VectorFlowSpec  # noqa: E402
 
 QUIET = dict(progress=False, log=lambda s: None)
 VECTOR_MODEL = emflow.GenMM(emflow.VectorFlow(2, num_steps=1, hidden=4), 2)
@@ -39,7 +39,7 @@ IMAGES = np.random.default_rng(0).integers(0, 256, size=(32, 4, 4, 1), dtype=np.
 DEQ = emflow.Dequantizer((4, 4, 1))
 IMAGE_MODEL = emflow.GenMM(emflow.Glow((4, 4, 1), 1, 1, 4), 2)
 TINY_FIT = dict(epochs=1, batch_size=8, em_every=1, init_batch_size=8, num_samples=0, warmup_steps=1)
-TINY_CLF = dict(epochs=1, flow_steps=1, hidden=4, batch_size=8, warmup_steps=1, eval_batch_size=64)
+TINY_CLF = dict(epochs=1, flow=VectorFlowSpec(num_steps=1, hidden=4), batch_size=8, warmup_steps=1, eval_batch_size=64)
 
 
 def _toy(n=64):
@@ -237,6 +237,18 @@ ROWS = [
          c["x"][:33], c["y"][:33].tolist()[:32] + ["z"])),
     ("classifier", "a continuous target", "ValueError",
      r"Unknown label type: continuous", lambda c: MixtureClassifier(**TINY_CLF).fit(c["x"], np.linspace(0, 1, 60))),
+    ("library", "a spline coupling of one bin (`VectorFlow(4, coupling=\"spline\", spline_bins=1)`)", "ValueError",
+     r"spline_bins must be an integer >= 2, got 1",
+     lambda c: emflow.VectorFlow(4, coupling="spline", spline_bins=1)),
+    ("library", "a spline interval that is not a positive number (`tail_bound=0`)", "ValueError",
+     r"tail_bound must be a finite number > 0, got 0",
+     lambda c: emflow.VectorFlow(4, coupling="spline", tail_bound=0)),
+    ("library", "a data set too small for `fit_to_data`'s validation split (5 examples)", "ValueError",
+     r"5 examples are too few to hold out a fraction 0.1",
+     lambda c: train.fit_to_data(VECTOR_MODEL, np.zeros((5, 2), np.float32), progress=False)),
+    ("classifier", "a flow the classifier does not know (`flow=\"maf\"`)", "ValueError",
+     r"flow must be 'vector', 'glow', a VectorFlowSpec or a GlowSpec, got 'maf'",
+     lambda c: MixtureClassifier(**{**TINY_CLF, "flow": "maf"}).fit(c["x"], c["y"])),
     ("experiments", "`--components 0`", "SystemExit",
      r"config.components must be >= 1, got 0", lambda c: _experiment(["--components", "0"])),
     ("experiments", "`--em_every 0`", "SystemExit",

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from emflow import data, train
-from emflow.classify import FeaturePreprocessor, MixtureClassifier, NotFittedError, StackTrainer, class_permutation
+from emflow.classify import (FeaturePreprocessor, GlowSpec, MixtureClassifier, NotFittedError, StackTrainer,
+                             VectorFlowSpec, class_permutation)
 
 CLASSES = (0, 4, 14, 16)  # A, E, O, Q: O and Q are a classic confusable pair
 
@@ -20,7 +21,7 @@ def letter(data_dir):
 
 
 def _small(**kw):
-    return MixtureClassifier(**{**dict(num_components=2, flow_steps=2, hidden=16, epochs=12, batch_size=64,
+    return MixtureClassifier(**{**dict(num_components=2, flow=VectorFlowSpec(num_steps=2, hidden=16), epochs=12, batch_size=64,
                                        learning_rate=5e-3, warmup_steps=20, em_every=3, seed=1), **kw})
 
 
@@ -114,7 +115,7 @@ def test_bad_input_is_refused_with_a_clear_error(letter, fitted):
         fitted.score(x_test[:10], np.zeros(10, np.int64))
     with pytest.raises(ValueError, match=r"inconsistent numbers of samples: \[100, 99\]"):
         _small().fit(x[:100], y[:99])
-    with pytest.raises(ValueError, match="flow must be 'vector' or 'glow', got 'maf'"):
+    with pytest.raises(ValueError, match="flow must be 'vector', 'glow', a VectorFlowSpec or a GlowSpec, got 'maf'"):
         _small(flow="maf").fit(x[:100], y[:100])
     with pytest.raises(ValueError, match="18 features is not such a square"):
         _small(flow="glow")._build_model(18)
@@ -122,7 +123,7 @@ def test_bad_input_is_refused_with_a_clear_error(letter, fitted):
 
 def test_glow_on_the_reshaped_features_trains(letter):
     x, y, x_test, y_test, _ = letter
-    clf = _small(flow="glow", num_components=1, flow_steps=2, hidden=8, epochs=4).fit(x, y)
+    clf = _small(flow=GlowSpec(num_steps=2, hidden=8), num_components=1, epochs=4).fit(x, y)
     assert clf.model_.flow.flow.image_shape == (4, 4, 1)  # Whitened(Glow)
     assert clf.score(x_test, y_test) > 0.6
 
@@ -212,7 +213,7 @@ def test_the_compiled_batched_init_of_26_classes_x_4_components_has_no_lapack_ca
     rng = np.random.default_rng(0)
     x = rng.integers(0, 16, size=(26 * 8, 16)).astype(np.float32)
     codes = np.repeat(np.arange(26), 8)
-    clf = MixtureClassifier(num_components=4, flow_steps=6, hidden=8)
+    clf = MixtureClassifier(num_components=4, flow=VectorFlowSpec(num_steps=6, hidden=8))
     trainer = StackTrainer(clf._build_model(16), clf._train_config(), FeaturePreprocessor.fit(x, "dequantize", 1.0))
     padded = jnp.asarray(np.stack([x[codes == c] for c in range(26)]))
     keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(0), c) for c in range(26)])
@@ -236,7 +237,7 @@ def test_the_gaussian_start_is_each_class_s_fitted_gaussian(letter):
     codes = np.unique(y, return_inverse=True)[1]
     keep = np.concatenate([np.flatnonzero(codes == c)[:500] for c in range(4)])   # equal classes: no wrap-around
     x, codes = x[keep].astype(np.float64), codes[keep]
-    clf = MixtureClassifier(num_components=1, flow_steps=2, hidden=8, gaussian_reg=1e-6, preprocessing="standardize")
+    clf = MixtureClassifier(num_components=1, flow=VectorFlowSpec(num_steps=2, hidden=8), gaussian_reg=1e-6, preprocessing="standardize")
     pre = FeaturePreprocessor.fit(x, "standardize")
     trainer = StackTrainer(clf._build_model(16), train.TrainConfig(init_batch_size=500), pre)
     padded, counts = pad_by_class(x.astype(np.float32), codes, 4)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from emflow.classify import SemiSupervisedMixtureClassifier
+from emflow.classify import SemiSupervisedMixtureClassifier, VectorFlowSpec
 
-TINY = dict(epochs=1, flow_steps=1, hidden=4, batch_size=8, warmup_steps=1)
+TINY = dict(epochs=1, flow=VectorFlowSpec(num_steps=1, hidden=4), batch_size=8, warmup_steps=1)
 
 
 # scikit-learn's binary checks label the two classes -1 and 1: here -1 means "unlabelled" (its own
@@ -49,7 +49,7 @@ def test_one_percent_labels_recover_the_classes():
     x, y = _three_arcs()
     x_test, y_test = _three_arcs(seed=1)
     partial = _one_percent(y)
-    semi = SemiSupervisedMixtureClassifier(epochs=12, flow_steps=4, hidden=32, learning_rate=3e-3, warmup_steps=20)
+    semi = SemiSupervisedMixtureClassifier(epochs=12, flow=VectorFlowSpec(num_steps=4, hidden=32), learning_rate=3e-3, warmup_steps=20)
     accuracy = semi.fit(x, partial).score(x_test, y_test)
     print(f"semi-supervised accuracy {accuracy:.3f}")
     assert accuracy >= 0.95
@@ -98,7 +98,7 @@ def test_the_supervised_classifier_averages_its_restarts_too():
     from emflow.classify import MixtureClassifier
 
     x, y = _three_arcs(n_per=30)
-    settings = dict(epochs=1, flow_steps=1, hidden=4, batch_size=8, warmup_steps=1, early_stopping=False,
+    settings = dict(epochs=1, flow=VectorFlowSpec(num_steps=1, hidden=4), batch_size=8, warmup_steps=1, early_stopping=False,
                     preprocessing="standardize")
     one, other = (MixtureClassifier(seed=s, **settings).fit(x, y) for s in (0, 1))
     both = MixtureClassifier(num_restarts=2, **settings).fit(x, y)

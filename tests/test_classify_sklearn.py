@@ -9,9 +9,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from emflow.classify import MixtureClassifier
+from emflow.classify import MixtureClassifier, VectorFlowSpec
 
-TINY = dict(epochs=1, flow_steps=1, hidden=4, batch_size=8, warmup_steps=1, eval_batch_size=64)
+TINY = dict(epochs=1, flow=VectorFlowSpec(num_steps=1, hidden=4), batch_size=8, warmup_steps=1, eval_batch_size=64)
 
 # Every check applies: none is expected to fail (an integer-valued feature set is just numbers here).
 EXPECTED_FAILED_CHECKS: dict[str, str] = {}
@@ -28,7 +28,7 @@ def wine():
     return x, y
 
 
-SMALL = dict(epochs=2, flow_steps=1, hidden=8, batch_size=16, warmup_steps=5, eval_batch_size=128)
+SMALL = dict(epochs=2, flow=VectorFlowSpec(num_steps=1, hidden=8), batch_size=16, warmup_steps=5, eval_batch_size=128)
 
 
 def test_grid_search_over_k_and_noise(wine):

@@ -13,8 +13,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_the_three_notebooks():
-    assert NOTEBOOKS == ["classification", "embedding", "quickstart"]
+def test_there_are_the_four_notebooks():
+    assert NOTEBOOKS == ["classification", "embedding", "quickstart", "semisupervised"]
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -47,7 +47,7 @@ def _execute(name, tmp_path, monkeypatch, mode):
     return nb
 
 
-@pytest.mark.parametrize("name", ["quickstart", "embedding", "classification"])
+@pytest.mark.parametrize("name", ["quickstart", "embedding", "classification", "semisupervised"])
 def test_each_notebook_runs_in_test_mode(name, data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("EMFLOW_DATA_DIR", str(data_dir))
     nb = _execute(name, tmp_path, monkeypatch, "test")
@@ -57,6 +57,8 @@ def test_each_notebook_runs_in_test_mode(name, data_dir, tmp_path, monkeypatch):
         assert "old classes' parameters unchanged: True" in text
     if name == "embedding":
         assert "jit == eager: True" in text
+    if name == "semisupervised":
+        assert "labels: semi-supervised EM" in text
 
 
 def test_an_unknown_mode_stops_the_notebook_with_the_accepted_ones_named(data_dir, tmp_path, monkeypatch):

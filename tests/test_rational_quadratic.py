@@ -4,8 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from checks import assert_bijection, perturb
+
 from emflow.bijectors import Coupling
 from emflow.bijectors import rational_quadratic as rq
 
@@ -110,7 +110,8 @@ def test_spline_flows_are_bijections_with_their_jacobian_log_det():
         z, log_det = flow.forward(params, x)
         x_back, _ = flow.inverse(params, z)
         np.testing.assert_allclose(x_back, x, atol=1e-4)
-        flat = lambda v: jnp.concatenate([p.reshape(-1) for p in jax.tree.leaves(flow.forward(params, v[None])[0])])
+        flat = lambda v, flow=flow, params=params: jnp.concatenate(
+            [p.reshape(-1) for p in jax.tree.leaves(flow.forward(params, v[None])[0])])
         jac = jax.jacfwd(flat)(x[0]).reshape(x[0].size, x[0].size)
         np.testing.assert_allclose(log_det[0], np.linalg.slogdet(np.asarray(jac, np.float64))[1], rtol=1e-4, atol=1e-3)
     with pytest.raises(ValueError, match="spline_bins must be an integer >= 2, got 1"):

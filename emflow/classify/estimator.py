@@ -44,6 +44,7 @@ from emflow import train
 from emflow.batches import map_batches
 from emflow.classify.features import (FeaturePreprocessor, Preprocessing, class_log_prob,
                                       feature_permutations, orbit)
+from emflow.classify.flow_specs import FlowSpec
 from emflow.classify.models import CLASS_MODEL_SETTINGS, class_model
 from emflow.classify.stack import StackTrainer, pad_by_class, stratified_holdout
 
@@ -66,13 +67,11 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
     Args:
       model: ``"genmm"`` or ``"latmm"``.
       num_components: K.
-      flow: ``"vector"`` (``VectorFlow`` on the D features) or ``"glow"`` (1-level ``Glow`` on
+      flow: each class's flow: ``"vector"`` (``VectorFlowSpec()``: a ``VectorFlow`` of 6 steps x 64
+        on the D features), ``"glow"`` (``GlowSpec()``: a 1-level ``Glow`` of 12 steps x 8 channels on
         the features reshaped to ``(s, s, 1)``, the paper's choice: 4x4x1 for Letter, 6x6x1 for
-        Satimage).
-      flow_steps, hidden: depth and width of the flow (defaults: vector 6 x 64, glow 12 x 8 as
-        the paper's code).
-      image_shape, glow_levels: the Glow's ``(H, W, C)`` (default: the square ``(s, s, 1)``; NORB:
-        ``(32, 64, 1)``) and number of levels.
+        Satimage), or a ``VectorFlowSpec`` / ``GlowSpec`` with other sizes, coupling or image shape
+        (``emflow.classify.flow_specs``).
       class_prior: ``"frequency"`` (training frequencies) or ``"uniform"``.
       preprocessing, noise: see ``FeaturePreprocessor``.
       eval_samples: noise draws per example at prediction (0: the cell centre).
@@ -121,9 +120,8 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
     ``fit_seconds_``.
     """
 
-    def __init__(self, model: str = "genmm", num_components: int = 1, flow: str = "vector",
-                 flow_steps: int | None = None, hidden: int | None = None,
-                 image_shape: tuple[int, int, int] | None = None, glow_levels: int = 1, class_prior: str = "frequency",
+    def __init__(self, model: str = "genmm", num_components: int = 1, flow: str | FlowSpec = "vector",
+                 class_prior: str = "frequency",
                  preprocessing: Preprocessing = "dequantize", noise: float = 1.0, eval_samples: int = 0,
                  feature_symmetries: str | np.ndarray | None = None, ema_decay: float = 0.0,
                  gaussian_start: bool = True, gaussian_reg: float = 0.1, early_stopping: bool = True,
@@ -133,10 +131,6 @@ class MixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base.BaseEstimator
         self.model = model
         self.num_components = num_components
         self.flow = flow
-        self.flow_steps = flow_steps
-        self.hidden = hidden
-        self.image_shape = image_shape
-        self.glow_levels = glow_levels
         self.class_prior = class_prior
         self.preprocessing = preprocessing
         self.noise = noise

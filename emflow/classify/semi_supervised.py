@@ -29,7 +29,7 @@ from emflow.classify.estimator import NotFittedError
 from emflow.classify.features import FeaturePreprocessor, Preprocessing
 from emflow.em import e_steps
 from emflow.em.semi_supervised import UNLABELLED, semi_supervised
-from emflow.flows.vector_flow import VectorFlow
+from emflow.classify.flow_specs import VectorFlowSpec, flow_spec
 from emflow.mixtures import partition as partition_lib
 from emflow.mixtures.genmm import GenMM
 from emflow.batches import map_batches
@@ -96,7 +96,7 @@ class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base
       model: ``"latmm"`` (one flow, a latent Gaussian per component: FlowGMM's model, learned by EM) or
         ``"genmm"`` (a flow per component).
       components_per_class: components each class owns; every class needs at least that many labelled examples.
-      flow_steps, hidden: the vector flow's depth and its conditioners' width.
+      flow: the flow, ``"vector"`` or a ``VectorFlowSpec`` (``emflow.classify.flow_specs``; default 6 steps x 64).
       preprocessing, noise: see ``FeaturePreprocessor`` (``"standardize"`` for continuous features,
         ``"dequantize"`` for integers).
       epochs, batch_size, learning_rate, warmup_steps, em_every: EM training (``emflow.train.TrainConfig``);
@@ -109,14 +109,13 @@ class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base
     ``model_``, ``params_`` (one parameter tree per restart), ``component_classes_`` (K,), ``fit_seconds_``.
     """
 
-    def __init__(self, model: str = "latmm", components_per_class: int = 1, flow_steps: int = 6, hidden: int = 64,
+    def __init__(self, model: str = "latmm", components_per_class: int = 1, flow: str | VectorFlowSpec = "vector",
                  preprocessing: Preprocessing = "standardize", noise: float = 1.0, epochs: int = 30,
                  batch_size: int = 64, learning_rate: float = 2e-3, warmup_steps: int = 100, em_every: int = 1,
                  num_restarts: int = 1, seed: int = 0, verbose: bool = False):
         self.model = model
         self.components_per_class = components_per_class
-        self.flow_steps = flow_steps
-        self.hidden = hidden
+        self.flow = flow
         self.preprocessing = preprocessing
         self.noise = noise
         self.epochs = epochs
@@ -131,6 +130,8 @@ class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base
     def _check_settings(self) -> None:
         if self.model not in ("latmm", "genmm"):
             raise ValueError(f"SemiSupervisedMixtureClassifier: model must be 'latmm' or 'genmm', got {self.model!r}")
+        if not isinstance(flow_spec(self.flow, "SemiSupervisedMixtureClassifier"), VectorFlowSpec):
+            raise ValueError(f"SemiSupervisedMixtureClassifier: flow must be 'vector' or a VectorFlowSpec, got {self.flow!r}")
         for name in ("components_per_class", "num_restarts"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -157,7 +158,7 @@ class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base
         return classes, codes
 
     def _build(self, num_features: int, num_classes: int):
-        flow = VectorFlow(num_features, num_steps=int(self.flow_steps), hidden=int(self.hidden))
+        flow = flow_spec(self.flow, "SemiSupervisedMixtureClassifier").build(num_features)
         k = num_classes * int(self.components_per_class)
         return LatMM(flow, k) if self.model == "latmm" else GenMM(flow, k, component_axis="vmap")
 

@@ -29,11 +29,10 @@ class VectorFlow(StandardNormalFlow):
       linear: ``"lu"``, ``"plain"`` or ``"reverse"``.
       compute_dtype: dtype of the conditioner MLPs' arithmetic (mixed precision).
       unroll_steps: apply the steps as straight-line code (``Repeat(unroll=True)``) instead of one
-        ``lax.scan`` over them (the default: at D = 16, 8 steps, K = 4 on a 2-core CPU the scanned
-        GenMM step compiled in 1.8 s against 5.0 s and ran as fast, ``benchmarks/tabular_fit.py``).
+        ``lax.scan`` over them (the default: compiled once, whatever the depth; see the benchmarks page).
 
     A ``GenMM`` of vector flows maps over its generators with ``vmap`` on a CPU too
-    (``component_axis_on_cpu``): 1.8 s to compile its step against 3.2 s unrolled, and no slower.
+    (``component_axis_on_cpu``): without convolutions, ``vmap`` compiles faster than an unrolled loop.
 
     Params: ``{"steps": <FlowStep params stacked over num_steps>}``.
     """

@@ -13,7 +13,8 @@
 The modules, in the order a run meets them: ``config`` (``TrainConfig``, the optimizer, the
 E-step schedule), ``workdir`` (refusing to overwrite or to resume another run), ``start``
 (inputs checked, parameters initialised from a partition), ``state`` (the pure updates),
-``evaluation`` (the epoch's record), ``hooks`` (what a run writes), ``loop`` (``fit``).
+``evaluation`` (the epoch's record), ``hooks`` (what a run writes), ``loop`` (``fit``);
+``data_fit`` holds ``fit_to_data``: ``fit`` with a validation split, early stopping and a warm-up sized to the data.
 
 The data order of epoch ``e`` is ``permutation(fold_in(key_data, e))`` and the noise of step
 ``s`` is ``fold_in(key_noise, s)``, both from the seed: a resumed run sees the same batches
@@ -41,6 +42,7 @@ from emflow.train.hooks import (
                                  validation_split,
 )
 from emflow.train.loop import FitResult, RunKeys, fit
+from emflow.train.data_fit import config_for_data, fit_to_data
 from emflow.train.start import (
                                  check_finite_data,
                                  check_inputs,
@@ -66,7 +68,7 @@ from emflow.train.workdir import RESUMABLE_CHANGES
 __all__ = [
     "BaseHook", "ComponentPlot", "EMState", "EarlyStopping", "EpochEnd", "Evaluator", "FitResult", "Hook", "HookError",
     "MetricsFile", "NonFiniteLossError", "RESUMABLE_CHANGES", "RunKeys", "SampleGrids", "TEMPERINGS", "TrainConfig",
-    "check_finite_data", "check_inputs", "closing_prior_update", "e_step_schedule", "em_round_update", "em_update",
+    "check_finite_data", "check_inputs", "config_for_data", "fit_to_data", "closing_prior_update", "e_step_schedule", "em_round_update", "em_update",
     "epoch_record", "features_of_more_examples", "fit", "format_record", "identity_preprocess", "init_params",
     "init_state", "learning_rate_schedule", "make_optimizer", "map_batches", "mean_log_prob", "partition_centroids",
     "place_on_more_examples", "start_epoch", "start_params", "train_step", "validation_split", "without_log_pi",

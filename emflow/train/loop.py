@@ -89,16 +89,14 @@ def fit(
       preprocess: ``preprocess(key, raw_batch) -> x`` (e.g. a ``Dequantizer``); its
         ``nats_per_dim`` / ``bits_per_dim`` convert log-likelihoods when present.
         ``None``: the data are used as they are (continuous, e.g. tabular features).
-      x_train, x_test: raw data, ``(N, *data_shape)``: numpy (copied to every device), or a
-        ``jax.Array`` already placed, e.g. spread over the mesh's devices by
-        ``emflow.parallel.sharding.from_process_rows`` so that each process holds only its examples.
+      x_train, x_test: raw data, ``(N, *data_shape)``: numpy (copied to every device), or a ``jax.Array``
+        already placed (``emflow.parallel.sharding.from_process_rows``: each process holds its own examples).
       workdir: where metrics (``metrics.jsonl``), plots and checkpoints go; None keeps nothing.
       resume: continue the run in ``workdir`` from its latest checkpoint.
       run_info: extra JSON-able facts recorded with the configuration (dataset, scheme, ...).
       mesh: a ``jax.sharding.Mesh`` from ``emflow.parallel.sharding.make_mesh`` to train data
         parallel and/or component parallel; None: one device.
-      y_test: class labels of ``x_test`` (``(N_test,)`` ints, numpy or a ``jax.Array`` placed like
-        ``x_test``): after every EM round the
+      y_test: class labels of ``x_test`` (``(N_test,)`` ints, placed like ``x_test``): after every EM round the
         metrics get a per-component report (``emflow.evaluation.diagnostics``) and ``components.png``.
       e_step_of_round: ``em_round -> emflow.em.e_steps.EStep``, the E-step of each EM round (0-based);
         None: ``e_step_schedule(config, ...)``.
@@ -107,9 +105,8 @@ def fit(
       optimizer: any optax transformation for the M-steps (applied to every parameter but ``log_pi``:
         ``without_log_pi``); None: ``make_optimizer(config)``. A run's checkpoint records its
         ``config``, not a custom optimizer: resume it with the same one.
-      initial_params: start from these parameters (``log_pi`` included, the tree ``model.init`` gives)
-        instead of initialising the model: no partition, so no warm start (e.g. components placed by
-        known labels). None: ``model``'s own init.
+      initial_params: start from these parameters (the tree ``model.init`` gives) instead of the model's
+        own init: no partition, so no warm start (e.g. components placed by known labels).
 
     Raises:
       ValueError: non-finite data; ``ConfigMismatchError`` when resuming a different configuration.
@@ -157,12 +154,8 @@ def fit(
             record["seconds"] = round(time.time() - t0, 2)       # ... + this epoch's evaluations
             history.append(record)
             log(format_record(record))
-            with _naming_intact_checkpoints(checkpointer):
-                stop = run_hooks(hooks, EpochEnd(epoch, state, record, history, em_round))
-            if checkpointer is not None:
-                checkpointer.save(epoch, state, {"epoch": epoch, "config": run_config, "seed": config.seed,
-                                                 "history": history, **version_record()})
-            if stop:
+            if _hooks_then_checkpoint(hooks, checkpointer, EpochEnd(epoch, state, record, history, em_round),
+                                      {"epoch": epoch, "config": run_config, "seed": config.seed}):
                 break
         for hook in hooks:
             state = hook.finish(state)
@@ -253,6 +246,16 @@ def _output_hooks(workdir, model, preprocess, config: TrainConfig, key: Array) -
     if config.num_samples and isinstance(preprocess, Quantizer) and len(model.event_shape) == 3:
         hooks.append(SampleGrids(workdir, model, preprocess, config.num_samples, config.sample_temperature, key))
     return hooks + [ComponentPlot(workdir)]
+
+
+def _hooks_then_checkpoint(hooks, checkpointer, end: EpochEnd, record: dict) -> bool:
+    """The epoch's hooks, then its checkpoint (``record`` with the history and versions); whether a hook
+    asks to stop. A hook that raises leaves the epoch unsaved (``HookError``)."""
+    with _naming_intact_checkpoints(checkpointer):
+        stop = run_hooks(hooks, end)
+    if checkpointer is not None:
+        checkpointer.save(end.epoch, end.state, {**record, "history": end.history, **version_record()})
+    return stop
 
 
 @contextlib.contextmanager

@@ -1,0 +1,58 @@
+"""``fit_to_data``: ``fit`` with defaults that suit a data set of any size, for tabular data and other small sets.
+
+``fit``'s ``TrainConfig()`` defaults are the paper's (10 epochs, 1,000 warm-up steps), sized for
+60,000 images. Here the training length follows the data instead: a random ``validation_fraction``
+is held out, training stops when its likelihood has not improved for ``patience`` epochs and the
+best parameters are returned (``EarlyStopping``), and the learning rate warms up over one epoch
+(at most 1,000 steps) before Noam's ``1/sqrt(step)`` decay.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from emflow.train.config import TrainConfig
+from emflow.train.hooks import EarlyStopping, Hook, validation_split
+from emflow.train.loop import FitResult, fit
+
+MAX_EPOCHS = 200
+
+
+def config_for_data(num_examples: int, **changes) -> TrainConfig:
+    """A ``TrainConfig`` for ``num_examples`` training examples: at most ``MAX_EPOCHS`` epochs (early stopping
+    ends the run), a warm-up of one epoch (at most 1,000 steps), Noam's decay, one E-step pass per EM round
+    (``e_step="cached"``), no sample grids; ``changes`` override any field."""
+    if isinstance(num_examples, bool) or not isinstance(num_examples, (int, np.integer)) or num_examples < 1:
+        raise ValueError(f"config_for_data: num_examples must be an integer >= 1, got {num_examples!r}")
+    batch_size = changes.get("batch_size", TrainConfig.batch_size)
+    steps_per_epoch = max(int(num_examples) // batch_size, 1)
+    defaults = dict(epochs=MAX_EPOCHS, warmup_steps=min(steps_per_epoch, 1000), schedule="noam", e_step="cached",
+                    num_samples=0)
+    return TrainConfig(**{**defaults, **changes})
+
+
+def fit_to_data(model, x: np.ndarray, preprocess=None, *, config: TrainConfig | None = None,
+                validation_fraction: float = 0.1, patience: int = 10, seed: int = 0, hooks: Sequence[Hook] = (),
+                **fit_kwargs) -> FitResult:
+    """Train ``model`` on ``x: (N, *data_shape)`` with a validation split and early stopping; the best parameters.
+
+    Args:
+      model, preprocess: as in ``fit`` (``preprocess=None``: the data as they are).
+      x: every training example; ``validation_fraction`` of them (at random, ``seed``) are held out.
+      config: None: ``config_for_data(len of the training part, seed=seed)``.
+      patience: epochs without a better validation likelihood before training stops.
+      hooks: passed on to ``fit``, before the early stopping.
+      fit_kwargs: ``fit``'s other keyword arguments (e.g. ``x_test``, ``workdir``, ``progress``, ``log``).
+
+    Returns ``fit``'s ``FitResult`` whose state holds the parameters of the best validation epoch; each
+    record of its history has ``validation_nll`` (nats per example).
+
+    Raises:
+      ValueError: a data set too small to hold out ``validation_fraction`` with one example on each side.
+    """
+    x_train, x_val = validation_split(x, validation_fraction, seed)
+    config = config_for_data(len(x_train), seed=seed) if config is None else config
+    stop = EarlyStopping(model, preprocess, x_val, patience=patience, seed=seed)
+    x_test = fit_kwargs.pop("x_test", None)
+    return fit(model, config, preprocess, x_train, x_test, hooks=[*hooks, stop], **fit_kwargs)
