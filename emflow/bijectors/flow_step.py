@@ -125,7 +125,9 @@ class Repeat:
                 params = self.step.init(k, h)
                 return self.step.forward(params, h)[0], params
 
-            return jax.lax.scan(init_step, x, jax.random.split(key, self.num_steps))[1]
+            keys = jax.random.split(key, self.num_steps)
+            dtype = jax.eval_shape(init_step, x, keys[0])[0].dtype   # the carry keeps the steps' output dtype
+            return jax.lax.scan(init_step, x.astype(dtype), keys)[1]
         stacked = []
         for k in jax.random.split(key, self.num_steps):
             params = self.step.init(k, x)
@@ -160,5 +162,8 @@ class Repeat:
             h, ld = apply(step_params, h)
             return (h, log_det + ld), None
 
-        (h, log_det), _ = jax.lax.scan(body, (h, log_det), params, reverse=reverse)
+        # The carry keeps one dtype: a step's output's (an int32 or bfloat16 input becomes float32, as unrolled).
+        out = jax.eval_shape(apply, jax.tree.map(lambda a: a[0], params), h)
+        carry = (h.astype(out[0].dtype), log_det.astype(out[1].dtype))
+        (h, log_det), _ = jax.lax.scan(body, carry, params, reverse=reverse)
         return h, log_det
