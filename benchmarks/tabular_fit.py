@@ -83,7 +83,8 @@ class CompileCounter(logging.Handler):
     def __enter__(self):
         jax.config.update("jax_log_compiles", True)
         logging.getLogger("jax").addHandler(self)
-        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        self._listener = self._listen   # one bound method: the same object is unregistered on exit
+        jax.monitoring.register_event_duration_secs_listener(self._listener)
         return self
 
     def _listen(self, name, secs, **kwargs):
@@ -93,7 +94,7 @@ class CompileCounter(logging.Handler):
     def __exit__(self, *exc):
         logging.getLogger("jax").removeHandler(self)
         jax.config.update("jax_log_compiles", False)
-        self._listen = lambda *a, **k: None
+        jax.monitoring.unregister_event_duration_listener(self._listener)
 
 
 def run(dataset: str, components: int, epochs: int, seed: int, data_dir: str | None, flow_kwargs: dict,

@@ -181,9 +181,9 @@ def headline() -> str:
     h100 = {(r["impl"], r["K"], r["batch"]): r["ms_per_step"] for r in load(H100_SPEED)["rows"]}
     best_acc = {d["dataset"]: max(r["mean"] for r in d["ours"].values()) for d in t2.values()}
     best_baseline = {d["dataset"]: max(((b["accuracy"], name) for name, b in d["baselines"].items())) for d in t2.values()}
-    tabular = {(r["library"], r["dataset"], r["components"]): [] for r in load(FLOWJAX)["records"]}
+    tabular = {}
     for r in load(FLOWJAX)["records"]:
-        tabular[(r["library"], r["dataset"], r["components"])].append(r["test_nll"])
+        tabular.setdefault((r["library"], r["dataset"], r["components"]), []).append(r["test_nll"])
     real_fid = next(iter(fid["rulers"].values()))["FID"]["mean"]
     genmm_fid = min(m["by_temperature"][str(m["best_temperature"])]["FID"]["mean"]
                     for m in fid["models"].values() if m["model"] == "genmm")

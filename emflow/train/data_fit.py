@@ -54,5 +54,4 @@ def fit_to_data(model, x: np.ndarray, preprocess=None, *, config: TrainConfig | 
     x_train, x_val = validation_split(x, validation_fraction, seed)
     config = config_for_data(len(x_train), seed=seed) if config is None else config
     stop = EarlyStopping(model, preprocess, x_val, patience=patience, seed=seed)
-    x_test = fit_kwargs.pop("x_test", None)
-    return fit(model, config, preprocess, x_train, x_test, hooks=[*hooks, stop], **fit_kwargs)
+    return fit(model, config, preprocess, x_train, hooks=[*hooks, stop], **fit_kwargs)
