@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from emflow import checks
 from emflow.bijectors.base import Array
 
 
@@ -16,7 +18,13 @@ def map_batches(fn, params, data, key: Array, batch_size: int):
     its first row, and the padded rows are dropped from the outputs (each a pytree of
     ``(batch, ...)`` arrays, concatenated to ``(N, ...)``).
     """
-    n = jax.tree.leaves(data)[0].shape[0]
+    checks.integer("map_batches", "batch_size", batch_size, 1)
+    checks.callable_("map_batches", "fn", fn, "a function (params, batch, key) -> outputs")
+    leaves = jax.tree.leaves(data)
+    if not leaves or any(np.ndim(a) < 1 or np.shape(a)[0] != np.shape(leaves[0])[0] for a in leaves):
+        raise ValueError(f"map_batches: data must be an (N, ...) array or a pytree of arrays sharing the leading "
+                         f"axis N, got leading shapes {[np.shape(a)[:1] for a in leaves]}")
+    n = leaves[0].shape[0]
     outputs = []
     for i, start in enumerate(range(0, n, batch_size)):
         chunk = jax.tree.map(lambda a, start=start: a[start: start + batch_size], data)

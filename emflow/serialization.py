@@ -31,9 +31,9 @@ import shutil
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 import orbax.checkpoint as ocp
+
+from emflow import checks
 
 from emflow.train.checkpoint import FORMAT_VERSION, CorruptCheckpointError, to_json_config, version_record
 
@@ -107,8 +107,7 @@ def model_from_config(config: dict, classes: dict[str, type] | None = None) -> A
 
 def abstract_params(model: Any, sharding: Sharding = None) -> Any:
     """``model.init``'s parameter structure as ``jax.ShapeDtypeStruct`` leaves placed on ``sharding``."""
-    batch = max(int(getattr(model, "num_components", 1)), 2)
-    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((batch, *model.event_shape), jnp.float32))
+    shapes = checks.init_shapes(model)
     if sharding is None:
         sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     place = sharding if callable(sharding) and not isinstance(sharding, jax.sharding.Sharding) else (lambda _: sharding)
@@ -117,19 +116,7 @@ def abstract_params(model: Any, sharding: Sharding = None) -> Any:
 
 def check_params_fit(model: Any, params: Any, where: str = "save") -> None:
     """Refuse ``params`` whose tree or leaf shapes differ from what ``model.init`` gives (``ValueError`` naming them)."""
-    want = abstract_params(model)
-    want_leaves, want_tree = jax.tree_util.tree_flatten_with_path(want)
-    try:
-        got_leaves, got_tree = jax.tree_util.tree_flatten_with_path(params)
-    except Exception as err:  # any pytree error is the user's params
-        raise ValueError(f"{where}: params are not a parameter pytree ({err})") from err
-    if got_tree != want_tree:
-        raise ValueError(f"{where}: params do not fit the model: expected the tree of {type(model).__name__}.init, "
-                         f"{want_tree}, got {got_tree}")
-    for (path, w), (_, g) in zip(want_leaves, got_leaves):
-        if tuple(np.shape(g)) != tuple(w.shape):
-            raise ValueError(f"{where}: params do not fit the model: {jax.tree_util.keystr(path)} should have shape "
-                             f"{tuple(w.shape)}, got {tuple(np.shape(g))}")
+    checks.params_fit(where, model, params)
 
 
 def check_format(record: dict, where: pathlib.Path) -> None:
@@ -153,6 +140,9 @@ def save(path: str | pathlib.Path, model: Any, params: Any, overwrite: bool = Fa
         holds something that is not an emflow saved model.
       TypeError: the model's configuration is not JSON-able.
     """
+    checks.path("save", path)
+    checks.model("save", model)
+    check_params_fit(model, params)  # before anything is removed: a refused save leaves an earlier one as it was
     path = pathlib.Path(path).resolve()
     if path.exists():
         if not path.is_dir():
@@ -165,7 +155,6 @@ def save(path: str | pathlib.Path, model: Any, params: Any, overwrite: bool = Fa
             if not overwrite:
                 raise FileExistsError(f"save: {path} already holds a saved model; pass overwrite=True to replace it")
             shutil.rmtree(path)
-    check_params_fit(model, params)
     record = {"kind": _MODEL_KIND, **version_record(), "model": model_to_config(model)}
     text = json.dumps(record, indent=2)  # a non-JSON-able configuration fails before anything is written
     path.mkdir(parents=True, exist_ok=True)

@@ -61,7 +61,7 @@ def run_split(args, x, y, x_test, y_test, preprocessing: str, count: int, seed: 
     xs, xs_test = scaler.transform(x), scaler.transform(x_test)
     settings = dict(model=args.model, components_per_class=args.components_per_class,
                     flow=VectorFlowSpec(num_steps=args.flow_steps, hidden=args.hidden), preprocessing=preprocessing, epochs=args.epochs, seed=seed,
-                    num_restarts=args.num_restarts)
+                    num_restarts=args.num_restarts, unlabelled_weight=args.unlabelled_weight)
     out = {"count": count, "seed": seed}
     timed = [
         ("ours (semi-supervised EM)", lambda: SemiSupervisedMixtureClassifier(**settings).fit(x, partial)
@@ -136,6 +136,7 @@ def main(argv=None) -> dict:
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--num_restarts", type=int, default=1)
+    p.add_argument("--unlabelled_weight", type=float, default=1.0, help="EM-lambda: an unlabelled example's weight")
     p.add_argument("--pca", type=int, default=50, help="image datasets: PCA components")
     p.add_argument("--num_train", type=int, default=0, help="first N training examples (0: all)")
     p.add_argument("--num_test", type=int, default=0, help="first N test examples (0: all)")

@@ -3,6 +3,7 @@ import jax
 import numpy as np
 import pytest
 
+import emflow
 from emflow import data, train
 from emflow.classify import (FeaturePreprocessor, GlowSpec, MixtureClassifier, NotFittedError, StackTrainer,
                              VectorFlowSpec, class_permutation)
@@ -84,7 +85,8 @@ def test_add_class_trains_only_the_new_class(letter):
 def test_stack_trainer_visits_every_example_of_every_class_each_epoch():
     perm = np.asarray(class_permutation(jax.random.PRNGKey(0), 5, 9))
     assert sorted(perm[:5].tolist()) == [0, 1, 2, 3, 4] and sorted(perm[5:].tolist()) == [5, 6, 7, 8]
-    trainer = StackTrainer(None, train.TrainConfig(batch_size=4), FeaturePreprocessor.fit(np.eye(3), "none"))
+    model = emflow.GenMM(emflow.VectorFlow(3, num_steps=1, hidden=4), 1)
+    trainer = StackTrainer(model, train.TrainConfig(batch_size=4), FeaturePreprocessor.fit(np.eye(3), "none"))
     assert trainer.steps_per_epoch(9) == 3  # ceil(9 / 4): the 5-example class wraps around
 
 
@@ -183,7 +185,8 @@ def test_symmetrised_likelihood_is_invariant_and_a_mixture_over_the_permutations
 
 def test_parameter_average_follows_its_recurrence_and_leaves_training_alone(letter, fitted):
     pre = FeaturePreprocessor.fit(np.eye(3), "none")
-    trainer = StackTrainer(None, train.TrainConfig(), pre, ema_decay=0.9)
+    trainer = StackTrainer(emflow.GenMM(emflow.VectorFlow(3, num_steps=1, hidden=4), 1), train.TrainConfig(), pre,
+                           ema_decay=0.9)
     rng = np.random.default_rng(0)
     steps = rng.normal(size=(40, 3))
     average, expected = {"w": np.zeros(3)}, np.zeros(3)

@@ -160,11 +160,11 @@ class GlowTest(chex.TestCase):
     def test_bad_configuration_and_input(self):
         with pytest.raises(ValueError, match=r"\(28, 28, 1\) cannot be squeezed 3 times"):
             Glow((28, 28, 1), num_levels=3)
-        with pytest.raises(ValueError, match="first_level_steps must be >= 0 or None, got -1"):
+        with pytest.raises(ValueError, match=r"first_level_steps \(or None\) must be an integer >= 0, got -1"):
             Glow((8, 8, 1), num_levels=2, first_level_steps=-1)
         with pytest.raises(ValueError, match="first_level_steps=0 needs num_levels >= 2"):
             Glow((8, 8, 1), num_levels=1, first_level_steps=0)
-        with pytest.raises(ValueError, match="num_steps must be >= 1"):
+        with pytest.raises(ValueError, match="num_steps must be an integer >= 1"):
             Glow((8, 8, 1), num_steps=0)
         with pytest.raises(ValueError, match=r"top_prior must be one of \('standard', 'learned'\), got 'gmm'"):
             Glow((8, 8, 1), num_levels=2, top_prior="gmm")

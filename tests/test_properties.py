@@ -5,6 +5,7 @@ The models are built once and their compiled functions shared; batch sizes stay 
 properties compile a handful of programs. ``EXAMPLES`` per property (the count CI runs).
 """
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -128,3 +129,67 @@ def test_a_generator_index_is_in_range_or_named(k):
     assert isinstance(k, int) and 0 <= k < 2
     for leaf, stacked in zip(jax.tree.leaves(generator), jax.tree.leaves(params["flows"])):
         np.testing.assert_array_equal(leaf, stacked[k])
+
+
+SIZES = st.one_of(st.integers(-2, 5), st.floats(-2, 5), anything)
+
+
+@PROPERTY
+@given(num_features=SIZES, num_steps=SIZES, hidden=SIZES, num_hidden_layers=SIZES)
+def test_a_vector_flow_is_built_from_valid_sizes_or_names_the_size(num_features, num_steps, hidden,
+                                                                    num_hidden_layers):
+    sizes = dict(num_features=num_features, num_steps=num_steps, hidden=hidden, num_hidden_layers=num_hidden_layers)
+    valid = {name: isinstance(v, int) and not isinstance(v, bool) and v >= (2 if name == "num_features" else 1)
+             for name, v in sizes.items()}
+    try:
+        flow = emflow.VectorFlow(**sizes)
+    except (TypeError, ValueError) as err:
+        named = [name for name in sizes if f"VectorFlow: {name} must be an integer" in str(err)]
+        assert named and not valid[named[0]], err
+        return
+    assert all(valid.values()) and flow.event_shape == (num_features,)
+
+
+@PROPERTY
+@given(name=st.sampled_from(sorted(MODELS)), change=st.sampled_from(["none", "float64", "drop", "extra", "reshape",
+                                                                     "other model"]), which=st.integers(0, 1000))
+def test_log_prob_takes_the_models_params_in_any_float_dtype_or_names_the_misfit(name, change, which):
+    model, params = MODELS[name], PARAMS[name]
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    i = which % len(leaves)
+    if change == "float64":
+        params = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+    elif change == "drop":
+        params = {k: v for k, v in params.items() if k != sorted(params)[i % len(params)]}
+    elif change == "extra":
+        params = {**params, "extra": np.zeros(2, np.float32)}
+    elif change == "reshape":
+        params = jax.tree_util.tree_unflatten(tree, [np.asarray(a)[None] if j == i else a for j, a in enumerate(leaves)])
+    elif change == "other model":
+        params = PARAMS["latmm" if name != "latmm" else "genmm"]
+    try:
+        out = model.log_prob(params, jnp.asarray(X[:4]))
+    except (TypeError, ValueError) as err:
+        assert change not in ("none", "float64"), err
+        assert re.search(r"params(\['log_pi'\] must have shape| do not fit the model| must be the dict)", str(err)), err
+        return
+    assert change in ("none", "float64")
+    assert out.shape == (4,) and np.all(np.isfinite(np.asarray(out)))
+
+
+KEYS = st.one_of(st.integers(0, 5).map(jax.random.PRNGKey), st.integers(0, 5).map(jax.random.key), anything,
+                 st.sampled_from([np.zeros(3, np.uint32), np.zeros(2, np.float32), np.zeros((2, 2), np.uint32)]))
+
+
+@PROPERTY
+@given(name=st.sampled_from(sorted(MODELS)), key=KEYS)
+def test_sample_takes_a_prng_key_or_names_the_key(name, key):
+    model, params = MODELS[name], PARAMS[name]
+    try:
+        out = model.sample(params, key, 2)
+    except TypeError as err:
+        assert "key must be a JAX PRNG key" in str(err), err
+        assert not (hasattr(key, "dtype") and (jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+                                               or tuple(np.shape(key)) == (2,) and key.dtype == np.uint32)), key
+        return
+    assert out.shape == (2, 3) and np.all(np.isfinite(np.asarray(out)))

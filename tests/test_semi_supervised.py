@@ -26,9 +26,9 @@ def _params():
             "log_pi": jnp.log(jnp.array([0.4, 0.3, 0.2, 0.1]))}
 
 
-def _gamma(y, classes=CLASSES, model=MODEL):
+def _gamma(y, classes=CLASSES, model=MODEL, unlabelled_weight=1.0):
     x, params = jnp.asarray(_data()), _params()
-    step = semi_supervised(y, classes)
+    step = semi_supervised(y, classes, unlabelled_weight)
     data = e_steps.RoundData(model, params, x, train.identity_preprocess, jax.random.PRNGKey(0), 16)
     gamma, log_px = step.update(step.init(data), model, params, x, jnp.arange(len(x)))
     return np.asarray(gamma), np.asarray(log_px), np.asarray(model.component_log_prob(params, x), np.float64)
@@ -71,6 +71,19 @@ def test_mixed_labels_and_the_cached_pass_read_each_examples_own_label():
     data = e_steps.RoundData(MODEL, params, x, train.identity_preprocess, jax.random.PRNGKey(0), 16)
     table = e_steps.cached(semi_supervised(y, CLASSES)).init(data)
     np.testing.assert_allclose(table["gamma"], gamma, rtol=1e-6, atol=1e-7)
+
+
+def test_an_unlabelled_weight_scales_the_unlabelled_rows_only():
+    y = np.full(40, -1)
+    y[::5] = np.arange(8) % 3
+    full, log_px, _ = _gamma(y)
+    for weight in (0.0, 0.25):
+        gamma, weighted_log_px, _ = _gamma(y, unlabelled_weight=weight)
+        np.testing.assert_array_equal(gamma[y >= 0], full[y >= 0])
+        np.testing.assert_allclose(gamma[y < 0], weight * full[y < 0], rtol=1e-6, atol=0)
+        np.testing.assert_array_equal(weighted_log_px, log_px)  # the likelihood recorded is the exact one
+    with pytest.raises(ValueError, match=r"semi_supervised: unlabelled_weight must be a finite number in \[0, 1\], got 1.5"):
+        semi_supervised(y, CLASSES, 1.5)
 
 
 def test_fit_runs_the_semi_supervised_e_step_and_pi_is_its_mean():

@@ -139,7 +139,7 @@ def test_a_shared_first_level_is_the_generators_own_first_level_tied(tmp_path):
 def test_refusals():
     with pytest.raises(ValueError, match=r"the trunk maps \(8, 8, 1\) but the generators take \(4, 4, 1\)"):
         emflow.GenMM(FLOW, 2, trunk=emflow.GlowTrunk((8, 8, 1), 1, 4))
-    with pytest.raises(ValueError, match="num_steps must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="num_steps must be an integer >= 1, got 0"):
         emflow.GlowTrunk(SHAPE, 0, 4)
     with pytest.raises(ValueError, match=r"the prefix acts on \(8, 8, 1\), the trunk on \(4, 4, 1\)"):
         emflow.GlowTrunk(SHAPE, 1, 4, prefix=emflow.Logit((8, 8, 1)))

@@ -37,7 +37,7 @@ class VectorFlowTest(chex.TestCase):
         assert_vmap_and_grad(flow, stack, x)
 
     def test_bad_configuration_and_input(self):
-        with pytest.raises(ValueError, match="num_features must be >= 2"):
+        with pytest.raises(ValueError, match="num_features must be an integer >= 2"):
             VectorFlow(1)
         with pytest.raises(ValueError, match="'plain', 'lu' or 'reverse'"):
             VectorFlow(3, linear="shuffle")

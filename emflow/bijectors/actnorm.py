@@ -13,6 +13,7 @@ import math
 
 import jax.numpy as jnp
 
+from emflow import checks
 from emflow.bijectors.base import Array, check_batch
 
 
@@ -27,6 +28,9 @@ class ActNorm:
     """
 
     event_shape: tuple[int, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "event_shape", checks.event_shape("ActNorm", "event_shape", self.event_shape))
 
     @property
     def num_positions(self) -> int:

@@ -27,6 +27,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
+from emflow import checks
 from emflow.bijectors.base import Array
 
 ConvImpl = Literal["lax", "matmul"]
@@ -128,6 +129,11 @@ class ZeroConv:
     out_channels: int
     conv_impl: ConvImpl = "lax"
 
+    def __post_init__(self):
+        for name in ("in_channels", "out_channels"):
+            checks.integer("ZeroConv", name, getattr(self, name), 1)
+        check_conv_impl("ZeroConv", self.conv_impl)
+
     def init(self, key: Array) -> dict:
         del key
         return _zero_layer((3, 3, self.in_channels, self.out_channels), self.out_channels)
@@ -152,6 +158,11 @@ class ConvConditioner:
     out_channels: int
     hidden_channels: int
     conv_impl: ConvImpl = "lax"
+
+    def __post_init__(self):
+        for name in ("in_channels", "out_channels", "hidden_channels"):
+            checks.integer("ConvConditioner", name, getattr(self, name), 1)
+        check_conv_impl("ConvConditioner", self.conv_impl)
 
     def init(self, key: Array) -> dict:
         k1, k2 = jax.random.split(key)
@@ -183,6 +194,10 @@ class MLPConditioner:
     out_features: int
     hidden_features: int
     num_hidden_layers: int = 2
+
+    def __post_init__(self):
+        for name in ("in_features", "out_features", "hidden_features", "num_hidden_layers"):
+            checks.integer("MLPConditioner", name, getattr(self, name), 1)
 
     def init(self, key: Array) -> dict:
         keys = jax.random.split(key, self.num_hidden_layers)

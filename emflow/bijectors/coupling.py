@@ -24,6 +24,7 @@ from typing import Literal, Union
 import jax
 import jax.numpy as jnp
 
+from emflow import checks
 from emflow.bijectors import rational_quadratic as rq
 from emflow.bijectors.base import Array, check_batch, sum_except_batch
 from emflow.bijectors.conditioners import ConvConditioner, ConvImpl, MLPConditioner, check_conv_impl
@@ -63,6 +64,9 @@ class Coupling:
     tail_bound: float = 4.0
 
     def __post_init__(self):
+        object.__setattr__(self, "event_shape", checks.event_shape("Coupling", "event_shape", self.event_shape))
+        checks.integer("Coupling", "hidden", self.hidden, 1)
+        checks.integer("Coupling", "num_hidden_layers", self.num_hidden_layers, 1)
         if self.compute_dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"Coupling: compute_dtype must be float32, bfloat16 or float16, got {self.compute_dtype!r}")
         check_conv_impl("Coupling", self.conv_impl)

@@ -13,6 +13,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
+from emflow import checks
 from emflow.bijectors.actnorm import ActNorm
 from emflow.bijectors.base import Array, check_batch
 from emflow.bijectors.conditioners import ConvImpl
@@ -51,6 +52,7 @@ class FlowStep:
     tail_bound: float = 4.0
 
     def __post_init__(self):
+        object.__setattr__(self, "event_shape", checks.event_shape("FlowStep", "event_shape", self.event_shape))
         if self.linear not in ("plain", "lu", "reverse"):
             raise ValueError(f"FlowStep: linear must be 'plain', 'lu' or 'reverse', got {self.linear!r}")
         _ = self.layers  # builds every layer now, so a bad configuration fails here
@@ -110,8 +112,8 @@ class Repeat:
     unroll: bool = True
 
     def __post_init__(self):
-        if self.num_steps < 1:
-            raise ValueError(f"Repeat: num_steps must be >= 1, got {self.num_steps}")
+        checks.bijector("Repeat", self.step, "step")
+        checks.integer("Repeat", "num_steps", self.num_steps, 1)
 
     @property
     def event_shape(self) -> tuple[int, ...]:

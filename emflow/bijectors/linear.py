@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg
 
+from emflow import checks
 from emflow.bijectors import small_linalg
 from emflow.bijectors.base import Array, check_batch
 
@@ -51,7 +52,8 @@ def random_rotation(key: Array, n: int) -> Array:
     Computed without LAPACK (``small_linalg``), so that a batched, compiled init cannot reach
     jaxlib's CPU LAPACK thread pool; equal to rounding to ``q * sign(diag(r))`` of ``jnp.linalg.qr``.
     """
-    return small_linalg.orthonormal_columns(jax.random.normal(key, (n, n)))
+    n = checks.integer("random_rotation", "n", n, 1)
+    return small_linalg.orthonormal_columns(jax.random.normal(checks.key("random_rotation", key), (n, n)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +73,7 @@ class InvertibleLinear:
     parametrization: Parametrization = "lu"
 
     def __post_init__(self):
+        object.__setattr__(self, "event_shape", checks.event_shape("InvertibleLinear", "event_shape", self.event_shape))
         if self.parametrization not in ("plain", "lu"):
             raise ValueError(
                 f"InvertibleLinear: parametrization must be 'plain' or 'lu', got {self.parametrization!r}"

@@ -22,6 +22,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from emflow import checks
 from emflow.bijectors.base import Array, check_batch, sum_except_batch
 
 DEFAULT_ALPHA = 1e-6
@@ -42,7 +43,7 @@ class Logit:
     alpha: float = DEFAULT_ALPHA
 
     def __post_init__(self):
-        object.__setattr__(self, "event_shape", tuple(int(s) for s in self.event_shape))
+        object.__setattr__(self, "event_shape", checks.event_shape("Logit", "event_shape", self.event_shape))
         if not 0.0 < self.alpha < 0.5:
             raise ValueError(f"Logit: alpha must lie in (0, 0.5), got {self.alpha!r}")
 

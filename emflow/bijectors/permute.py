@@ -5,6 +5,7 @@ import dataclasses
 
 import jax.numpy as jnp
 
+from emflow import checks
 from emflow.bijectors.base import Array, check_batch
 
 
@@ -13,6 +14,9 @@ class Reverse:
     """``y = x[..., ::-1]``; volume preserving, no params. Attributes: ``event_shape``."""
 
     event_shape: tuple[int, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "event_shape", checks.event_shape("Reverse", "event_shape", self.event_shape))
 
     def init(self, key: Array, x: Array | None = None) -> dict:
         del key

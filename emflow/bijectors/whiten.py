@@ -21,6 +21,7 @@ import math
 
 import jax.numpy as jnp
 
+from emflow import checks
 from emflow.bijectors import small_linalg
 from emflow.bijectors.base import Array, check_batch
 
@@ -44,6 +45,7 @@ class Whiten:
     reg: float = 1e-3
 
     def __post_init__(self):
+        object.__setattr__(self, "event_shape", checks.event_shape("Whiten", "event_shape", self.event_shape))
         if not (math.isfinite(self.reg) and self.reg >= 0):
             raise ValueError(f"Whiten: reg must be a finite number >= 0, got {self.reg}")
 

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emflow import checks
 from emflow import data
 
 Array = jax.Array
@@ -46,11 +47,21 @@ class FeaturePreprocessor:
     scale: np.ndarray
     noise: float = 1.0
 
+    def __post_init__(self):
+        one_of = ("dequantize", "standardize", "none")
+        if self.mode not in one_of:
+            raise ValueError(f"FeaturePreprocessor: mode must be one of {one_of}, got {self.mode!r}")
+        mean, scale = np.asarray(self.mean), np.asarray(self.scale)
+        if mean.ndim != 1 or scale.shape != mean.shape:
+            raise ValueError(f"FeaturePreprocessor: mean and scale must both have shape (D,), got {mean.shape} and "
+                             f"{scale.shape}")
+        if not np.all(np.isfinite(scale) & (scale > 0)):
+            raise ValueError(f"FeaturePreprocessor: scale must be finite and > 0 everywhere, got {scale.tolist()[:8]}")
+        checks.number("FeaturePreprocessor", "noise", self.noise, 0.0)
+
     @classmethod
     def fit(cls, x: np.ndarray, mode: Preprocessing = "dequantize", noise: float = 1.0) -> "FeaturePreprocessor":
-        """Statistics of ``x: (N, D)``."""
-        if mode not in ("dequantize", "standardize", "none"):
-            raise ValueError(f"FeaturePreprocessor: mode must be 'dequantize', 'standardize' or 'none', got {mode!r}")
+        """Statistics of ``x: (N, D)`` (an unknown ``mode`` is refused when the result is built)."""
         x = np.asarray(x, np.float64)
         d = x.shape[1]
         if mode == "none":
@@ -87,6 +98,8 @@ class FeaturePreprocessor:
 
 def orbit(x: np.ndarray, perms: np.ndarray) -> np.ndarray:
     """``x: (N, D)`` -> ``(G * N, D)``: every row permuted by each of ``perms: (G, D)`` (augmentation)."""
+    if np.ndim(x) != 2 or np.ndim(perms) != 2 or np.shape(perms)[1] != np.shape(x)[1]:
+        raise ValueError(f"orbit: expected x (N, D) and perms (G, D), got shapes {np.shape(x)} and {np.shape(perms)}")
     return np.concatenate([x[:, perm] for perm in perms])
 
 
@@ -102,6 +115,8 @@ def class_log_prob(model: Any, pre: FeaturePreprocessor, perms: np.ndarray | Non
     ``perms: (G, D)`` the symmetrised density ``(1/G) sum_g p(raw[:, perm_g])``. The
     preprocessor's constant log-det is not included.
     """
+    checks.mixture("class_log_prob", model)
+    checks.integer("class_log_prob", "samples", samples, 0)
     event = tuple(model.event_shape)
     perms = None if perms is None else jnp.asarray(perms)
 
@@ -149,6 +164,7 @@ def feature_permutations(symmetries: str | np.ndarray | None, num_features: int)
 
 def glow_image_shape(num_features: int) -> tuple[int, int, int]:
     """``D -> (s, s, 1)`` for a square ``D = s^2`` with even ``s`` (4x4x1 for Letter, 6x6x1 for Satimage)."""
+    checks.integer("glow_image_shape", "num_features", num_features, 1)
     s = int(round(math.sqrt(num_features)))
     if s * s != num_features or s % 2:
         raise ValueError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from emflow import checks
 from emflow.bijectors.coupling import COUPLING_KINDS
 from emflow.classify.features import glow_image_shape
 from emflow.flows.glow import Glow
@@ -56,7 +57,8 @@ class GlowSpec:
     def __post_init__(self):
         _check_sizes(self, ("num_steps", "hidden", "num_levels"))
         if self.image_shape is not None:
-            object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
+            object.__setattr__(self, "image_shape",
+                               checks.event_shape("GlowSpec", "image_shape (H, W, C) or None", self.image_shape, 3))
 
     def build(self, num_features: int) -> Glow:
         shape = self.image_shape if self.image_shape is not None else glow_image_shape(num_features)

@@ -102,6 +102,8 @@ class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base
       epochs, batch_size, learning_rate, warmup_steps, em_every: EM training (``emflow.train.TrainConfig``);
         the E-step is cached once per EM round.
       num_restarts: independent EM runs (seeds ``seed, seed + 1, ...``) whose class densities are averaged.
+      unlabelled_weight: in [0, 1], the weight of an unlabelled example in the M-step and pi's update
+        (EM-lambda; ``emflow.em.semi_supervised``): 1 is EM on the joint likelihood, 0 the labelled part alone.
       seed: every random number comes from it.
       verbose: print training progress.
 
@@ -112,7 +114,7 @@ class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base
     def __init__(self, model: str = "latmm", components_per_class: int = 1, flow: str | VectorFlowSpec = "vector",
                  preprocessing: Preprocessing = "standardize", noise: float = 1.0, epochs: int = 30,
                  batch_size: int = 64, learning_rate: float = 2e-3, warmup_steps: int = 100, em_every: int = 1,
-                 num_restarts: int = 1, seed: int = 0, verbose: bool = False):
+                 num_restarts: int = 1, unlabelled_weight: float = 1.0, seed: int = 0, verbose: bool = False):
         self.model = model
         self.components_per_class = components_per_class
         self.flow = flow
@@ -124,6 +126,7 @@ class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base
         self.warmup_steps = warmup_steps
         self.em_every = em_every
         self.num_restarts = num_restarts
+        self.unlabelled_weight = unlabelled_weight
         self.seed = seed
         self.verbose = verbose
 
@@ -139,7 +142,11 @@ class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base
 
     def _split_labels(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(classes, codes)``: the labelled classes and each example's code in them, -1 where unlabelled."""
-        unlabelled = (y == UNLABELLED) if np.issubdtype(y.dtype, np.number) else np.zeros(len(y), bool)
+        numeric = np.issubdtype(y.dtype, np.number)
+        if numeric and len(y) and y.min() < UNLABELLED:
+            raise ValueError(f"SemiSupervisedMixtureClassifier.fit: numeric labels must be class labels >= 0 or -1 "
+                             f"(unlabelled), got {y.min()!r}")
+        unlabelled = (y == UNLABELLED) if numeric else np.zeros(len(y), bool)
         if unlabelled.all():
             raise ValueError("SemiSupervisedMixtureClassifier.fit: every example is unlabelled (y == -1); "
                              "a mixture without labels is unsupervised: use emflow.GenMM or emflow.LatMM with train.fit")
@@ -179,7 +186,7 @@ class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base
         component_classes = np.repeat(np.arange(len(classes)), per).astype(np.int32)
         labelled = np.flatnonzero(codes >= 0)
         start = components_of_labelled(z[labelled], codes[labelled], per, int(self.seed))
-        e_step = e_steps.cached(semi_supervised(codes, component_classes))
+        e_step = e_steps.cached(semi_supervised(codes, component_classes, self.unlabelled_weight))
         t0, params = time.time(), []
         for r in range(int(self.num_restarts)):
             seed = int(self.seed) + r

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emflow import checks
 from emflow import train
 from emflow.classify.features import SYMMETRY_STREAM, FeaturePreprocessor, class_log_prob
 
@@ -19,6 +20,7 @@ Array = jax.Array
 
 def class_permutation(key: Array, n: Array, size: int) -> Array:
     """``(size,)`` int32 whose first ``n`` entries are a random permutation of ``0..n-1`` (``n`` traced)."""
+    checks.integer("class_permutation", "size", size, 1)
     u = jax.random.uniform(key, (size,))
     u = jnp.where(jnp.arange(size) < n, u, 2.0)
     return jnp.argsort(u).astype(jnp.int32)
@@ -49,6 +51,15 @@ class StackTrainer:
     preprocessor: FeaturePreprocessor
     symmetries: np.ndarray | None = None
     ema_decay: float = 0.0
+
+    def __post_init__(self):
+        checks.mixture("StackTrainer", self.model)
+        if not isinstance(self.config, train.TrainConfig):
+            raise TypeError(f"StackTrainer: config must be an emflow.train.TrainConfig, got {type(self.config).__name__}")
+        if not isinstance(self.preprocessor, FeaturePreprocessor):
+            raise TypeError(f"StackTrainer: preprocessor must be a FeaturePreprocessor, got "
+                            f"{type(self.preprocessor).__name__}")
+        checks.number("StackTrainer", "ema_decay", self.ema_decay, 0.0, 1.0, high_open=True)
 
     @property
     def optimizer(self):
@@ -247,6 +258,7 @@ def stratified_holdout(codes: np.ndarray, fraction: float, seed: int) -> np.ndar
       fraction: in (0, 1).
       seed: the draw's seed (the same split for the same seed and codes).
     """
+    checks.number("stratified_holdout", "fraction", fraction, 0.0, 1.0, low_open=True, high_open=True)
     rng = np.random.default_rng(seed)
     held = np.zeros(len(codes), bool)
     for c in np.unique(codes):
@@ -259,6 +271,12 @@ def pad_by_class(x: np.ndarray, codes: np.ndarray, num: int, n_max: int | None =
                  ) -> tuple[np.ndarray, np.ndarray]:
     """``x: (N, D)``, ``codes: (N,)`` in ``range(num)`` -> ``(num, n_max, D)`` float32 (class rows first, zeros
     after; ``n_max`` default: the largest class), ``(num,)`` int32 counts."""
+    if np.ndim(x) != 2 or np.shape(codes) != (np.shape(x)[0],):
+        raise ValueError(f"pad_by_class: expected x (N, D) and codes (N,), got shapes {np.shape(x)} and "
+                         f"{np.shape(codes)}")
+    num = checks.integer("pad_by_class", "num", num, 1)
+    if len(codes) and (np.min(codes) < 0 or np.max(codes) >= num):
+        raise ValueError(f"pad_by_class: codes must lie in [0, num) = [0, {num}), got [{np.min(codes)}, {np.max(codes)}]")
     counts = np.bincount(codes, minlength=num).astype(np.int32)
     padded = np.zeros((num, int(counts.max()) if n_max is None else n_max, x.shape[1]), np.float32)
     for j in range(num):

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 from typing import Callable
 
+from emflow import checks
 from emflow.em import algorithm, e_steps
 from emflow.em.e_steps import EStep
 
 
 def beta_of_round(beta0: float, rounds: int, r: int) -> float:
     """``beta0 ** (1 - r / rounds)``: beta0 at round 0, rising geometrically to 1 at round ``rounds``."""
+    algorithm.check_beta(beta0, "annealing.beta_of_round beta0")
+    checks.integer("annealing.beta_of_round", "rounds", rounds, 1)
+    checks.integer("annealing.beta_of_round", "r", r, 0)
     return float(beta0 ** (1.0 - r / rounds))
 
 

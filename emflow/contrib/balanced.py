@@ -18,6 +18,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from emflow import checks
 from emflow.batches import map_batches
 from emflow.bijectors.base import Array
 from emflow.em.e_steps import EStep, RoundData, lookup, table, without_likelihood
@@ -32,6 +33,9 @@ def balanced_responsibilities(joint: Array, num_iterations: int = 100) -> Array:
     that is better than the others on every example by the same margin gains nothing from
     it, so each component gets the examples it models *relatively* best.
     """
+    if jnp.ndim(joint) != 2:
+        raise ValueError(f"balanced_responsibilities: joint must have shape (N, K), got {jnp.shape(joint)}")
+    checks.integer("balanced_responsibilities", "num_iterations", num_iterations, 1)
     n, k = joint.shape
     log_col = jnp.log(n / k)
 
@@ -54,6 +58,10 @@ def balanced_assignment(d2: Array, num_stages: int = 24, iterations_per_stage: i
     largest transport mass, ``argmax_k (g_k - d2_ik)``: the nearest-centroid partition with
     a per-part offset ``g``, moved at the parts' borders just enough to even the sizes out.
     """
+    if jnp.ndim(d2) != 2:
+        raise ValueError(f"balanced_assignment: d2 must have shape (N, K), got {jnp.shape(d2)}")
+    checks.integer("balanced_assignment", "num_stages", num_stages, 1)
+    checks.integer("balanced_assignment", "iterations_per_stage", iterations_per_stage, 1)
     n, k = d2.shape
     cost = d2 / jnp.mean(d2)
     log_row, log_col = -jnp.log(n) * jnp.ones((n,)), jnp.full((k,), -jnp.log(k))
@@ -83,6 +91,7 @@ def _distances_on_raw(old_params, raw, key, centroids, *, model, preprocess):
 
 def balanced(num_iterations: int = 100) -> EStep:
     """Exact responsibilities reweighted to equal totals N/K (``balanced_responsibilities``), from every example."""
+    checks.integer("balanced", "num_iterations", num_iterations, 1)
     def init(data: RoundData) -> dict:
         fn = functools.partial(_joint_on_raw, model=data.model, preprocess=data.preprocess)
         joint = map_batches(fn, data.old_params, data.raw, data.key, data.batch_size)
@@ -108,6 +117,7 @@ def balanced_warm_start() -> EStep:
 
 def schedule(then: Callable[[int], EStep], parts: bool = True, e_step: bool = False) -> Callable[[int], EStep]:
     """``then`` with its warm-start rounds on balanced parts (``parts``) and its exact rounds balanced (``e_step``)."""
+    checks.callable_("balanced.schedule", "then", then, "a schedule em_round -> EStep")
     def pick(r: int) -> EStep:
         step = then(r)
         if parts and step.name == "warm start":

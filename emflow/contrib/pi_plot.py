@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
+from emflow import checks
 from emflow.parallel import distributed
 from emflow.evaluation import plots
 from emflow.train.hooks import BaseHook, EpochEnd, written
@@ -18,6 +19,9 @@ class PiPlot(BaseHook):
     """``<workdir>/pi.png``: pi_k against the epoch, one line per component, redrawn after every epoch."""
 
     workdir: pathlib.Path
+
+    def __post_init__(self):
+        checks.path("PiPlot", self.workdir, "workdir")
 
     def after_epoch(self, end: EpochEnd) -> bool:
         if distributed.is_primary():

@@ -27,8 +27,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emflow import checks
 from emflow.bijectors.base import Array
 from emflow.mixtures.genmm import GenMM
+from emflow.mixtures.mixture import check_index
 from emflow.train import state as state_lib
 
 CONSTANT_LEAVES = ("perm", "sign_s")  # an LU layer's fixed permutation and signs: copied, never perturbed
@@ -36,11 +38,13 @@ CONSTANT_LEAVES = ("perm", "sign_s")  # an LU layer's fixed permutation and sign
 
 def component_fields(model) -> tuple[str, ...]:
     """The top-level params entries whose every leaf has a leading ``(K,)`` component axis."""
+    checks.mixture("component_fields", model)
     return ("flows",) if isinstance(model, GenMM) else ("means", "log_stds")
 
 
 def dead_components(log_pi: Array, threshold: float) -> list[int]:
     """Components with ``pi_k < threshold``, in index order (``emflow.train.state.dead_components``)."""
+    checks.number("dead_components", "threshold", threshold, 0.0)
     return state_lib.dead_components(log_pi, threshold)
 
 
@@ -67,6 +71,8 @@ def split_component(model, params: dict, source: int, target: int, key: Array, s
     The weights still sum to 1. ``scale``: std of the N(0, scale^2) noise added to the
     copy's trainable leaves (the source is unchanged), so the two can drift apart.
     """
+    source = check_index(source, model.num_components, "split_component source")
+    target = check_index(target, model.num_components, "split_component target")
     if source == target:
         raise ValueError(f"split_component: source and target must differ, got {source} twice")
     new = dict(params)
@@ -87,6 +93,8 @@ def split_optimizer_state(model, opt_state, source: int, target: int):
     """
     fields = tuple(f"['{name}']" for name in component_fields(model))
     k = model.num_components
+    source = check_index(source, k, "split_optimizer_state source")
+    target = check_index(target, k, "split_optimizer_state target")
 
     def copy(path, leaf):
         name = jax.tree_util.keystr(path)

@@ -15,12 +15,15 @@ from typing import Callable
 
 import jax.numpy as jnp
 
-from emflow.bijectors.base import Array
+from emflow import checks
+from emflow.bijectors.base import Array, check_batch
 from emflow.em.e_steps import EStep, RoundData, lookup, without_likelihood
 
 
 def uniform_responsibilities(batch: int, num_components: int) -> Array:
     """``gamma_ik = 1/K`` for every example: ``(batch, K)``."""
+    checks.integer("uniform_responsibilities", "batch", batch, 0)
+    checks.integer("uniform_responsibilities", "num_components", num_components, 1)
     return jnp.full((batch, num_components), 1.0 / num_components, jnp.float32)
 
 
@@ -31,6 +34,7 @@ def uniform_e_step(model, x: Array) -> Array:
     its own maximum likelihood, scaled by 1/K), so no component enters the mixture having
     learned from more data than another, and pi stays uniform (eq. 16).
     """
+    check_batch(x, model.event_shape, "uniform_e_step")
     return uniform_responsibilities(x.shape[0], model.num_components)
 
 

@@ -114,6 +114,8 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> pathlib.Path | None:
     and non-empty), else None. ``~`` is expanded; existence is not checked here
     (the loaders report a missing directory with a FileNotFoundError).
     """
+    if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
+        raise TypeError(f"resolve_data_dir: data_dir must be None or a path (str or pathlib.Path), got {data_dir!r}")
     if data_dir is not None and str(data_dir) != "":
         return pathlib.Path(data_dir).expanduser()
     env = os.environ.get(ENV_VAR, "")

@@ -273,6 +273,9 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, *, train_rows:
 
 
 def _load_idx(dataset: str, data_dir, class_names: tuple[str, ...], rows: dict[str, slice | None]) -> Dataset:
+    for split, r in rows.items():
+        if r is not None and not isinstance(r, slice):
+            raise TypeError(f"load_{dataset}: {split}_rows must be None or a slice(start, stop), got {r!r}")
     ds = _load_idx_dataset(dataset, data_dir, class_names, rows)
     if ds is not None:
         return ds

@@ -78,6 +78,8 @@ def split_sizes(name: str, data_dir: str | os.PathLike | None = None) -> dict[st
 def has_dataset(name: str, root: str | os.PathLike) -> bool:
     """Whether ``root`` holds every file that ``load_dataset(name, root)`` reads (existence only; small NORB: False)."""
     key, root = _dataset_key(name), pathlib.Path(root)
+    if key not in DATASET_NAMES:
+        raise ValueError(f"has_dataset: unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}")
     if key in ("mnist", "fashion_mnist"):
         folder = _idx_dir(key, root)
         stems = [stem for pair in _IDX_FILES.values() for stem in pair]

@@ -120,11 +120,16 @@ def exact() -> EStep:
 
 def table(gamma: Array, log_px: Array) -> dict:
     """The state of a table E-step: ``gamma: (N, K)`` and ``log_px: (N,)`` of every training example."""
+    if jnp.ndim(gamma) != 2 or jnp.shape(log_px) != jnp.shape(gamma)[:1]:
+        raise ValueError(f"table: expected gamma (N, K) and log_px (N,), got shapes {jnp.shape(gamma)} and "
+                         f"{jnp.shape(log_px)}")
     return {"gamma": gamma, "log_px": log_px}
 
 
 def without_likelihood(gamma: Array) -> dict:
     """``table(gamma, NaN)``: responsibilities that need no likelihood (a warm start)."""
+    if jnp.ndim(gamma) != 2:
+        raise ValueError(f"without_likelihood: gamma must have shape (N, K), got {jnp.shape(gamma)}")
     return table(gamma, jnp.full(gamma.shape[:1], jnp.nan, jnp.float32))
 
 
@@ -142,6 +147,9 @@ def cached(e_step: EStep) -> EStep:
     """``e_step`` evaluated once per round on every training example (batch ``i`` of the pass with noise
     ``fold_in(RoundData.key, i)``), its table looked up by the steps. A variant that already holds a
     table (``warm_start``, or any whose ``update`` is ``lookup``) is returned as it is."""
+    if not isinstance(e_step, EStep):
+        raise TypeError(f"cached: e_step must be an EStep (e_steps.exact(), tempered(...), ...), got "
+                        f"{type(e_step).__name__}")
     if e_step.update is lookup:
         return e_step
 

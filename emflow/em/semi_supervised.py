@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emflow import checks
 from emflow.em.e_steps import EStep, RoundData
 
 UNLABELLED = -1
@@ -50,29 +51,43 @@ def check_labels(y, component_classes) -> tuple[np.ndarray, np.ndarray]:
 
 def allowed_components(y: jax.Array, component_classes: jax.Array) -> jax.Array:
     """``(B, K)`` bool: the components example i may belong to (its class's; every one if unlabelled)."""
+    if jnp.ndim(y) != 1 or jnp.ndim(component_classes) != 1:
+        raise ValueError(f"allowed_components: expected y (B,) and component_classes (K,), got shapes "
+                         f"{jnp.shape(y)} and {jnp.shape(component_classes)}")
     own = y[:, None] == component_classes[None, :]
     return jnp.where((y == UNLABELLED)[:, None], True, own)
 
 
 def responsibilities(joint: jax.Array, y: jax.Array, component_classes: jax.Array) -> jax.Array:
     """``gamma: (B, K)`` from ``joint = log pi_k + log p_k(x): (B, K)`` and labels ``y: (B,)`` (-1: unlabelled)."""
+    if jnp.ndim(y) != 1 or jnp.ndim(component_classes) != 1 or \
+            jnp.shape(joint) != (jnp.shape(y)[0], jnp.shape(component_classes)[0]):
+        raise ValueError(f"responsibilities: expected joint (B, K), y (B,) and component_classes (K,), got shapes "
+                         f"{jnp.shape(joint)}, {jnp.shape(y)} and {jnp.shape(component_classes)}")
     masked = jnp.where(allowed_components(y, component_classes), joint, -jnp.inf)
     return jnp.exp(masked - jax.nn.logsumexp(masked, axis=1, keepdims=True))
 
 
 def _update(state, model, old_params, x, idx):
     joint = jax.lax.stop_gradient(model.component_log_prob(old_params, x))
-    gamma = responsibilities(joint, state["y"][idx], state["component_classes"])
+    y = state["y"][idx]
+    gamma = responsibilities(joint, y, state["component_classes"])
+    gamma = jnp.where((y == UNLABELLED)[:, None], state["unlabelled_weight"] * gamma, gamma)
     return gamma, jax.nn.logsumexp(joint, axis=1)
 
 
-def semi_supervised(y, component_classes) -> EStep:
+def semi_supervised(y, component_classes, unlabelled_weight: float = 1.0) -> EStep:
     """The semi-supervised E-step over the training set's labels ``y: (N,)`` (-1: unlabelled).
 
     ``component_classes: (K,)``: the class of each component. The E-step's ``update`` reads the
     labels of the batch's rows (``idx``), so it works per batch and under ``cached``.
+    ``unlabelled_weight`` in [0, 1] scales an unlabelled example's responsibilities, so its weight in
+    the M-step and in pi's update (EM-lambda, Nigam et al. 2000): 1 is plain EM on the joint
+    likelihood; 0 learns from the labelled examples alone; between, a misspecified model is kept
+    from trading its classes for the unlabelled data's clusters.
     """
     y, classes = check_labels(y, component_classes)
+    weight = checks.number("semi_supervised", "unlabelled_weight", unlabelled_weight, 0.0, 1.0)
     labelled = int(np.sum(y >= 0))
 
     def init(data: RoundData) -> dict:
@@ -81,6 +96,8 @@ def semi_supervised(y, component_classes) -> EStep:
         if data.model.num_components != classes.shape[0]:
             raise ValueError(f"semi_supervised: component_classes names {classes.shape[0]} components, the model has "
                              f"K = {data.model.num_components}")
-        return {"y": jnp.asarray(y), "component_classes": jnp.asarray(classes)}
+        return {"y": jnp.asarray(y), "component_classes": jnp.asarray(classes),
+                "unlabelled_weight": jnp.float32(weight)}
 
-    return EStep(f"semi-supervised ({labelled} of {y.shape[0]} labelled)", init, _update)
+    suffix = "" if weight == 1.0 else f", unlabelled weight {weight:g}"
+    return EStep(f"semi-supervised ({labelled} of {y.shape[0]} labelled{suffix})", init, _update)

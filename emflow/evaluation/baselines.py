@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from emflow import checks
 from emflow.bijectors.logit import DEFAULT_ALPHA
 
 NUM_BINS = 256
@@ -90,6 +91,7 @@ def logit_gaussian_bits_per_dim(x_train: np.ndarray, x_test: np.ndarray, alpha: 
 
 def sample_pixel_histogram(x_train: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     """``n`` images whose pixels are drawn independently from their add-one-smoothed training histograms."""
+    checks.integer("sample_pixel_histogram", "n", n, 0)
     train = _flat_uint8(x_train, "sample_pixel_histogram")
     d = train.shape[1]
     cdf = np.cumsum(_pixel_counts(train) + 1.0, axis=1)
@@ -108,6 +110,7 @@ def sample_logit_gaussian(x_train: np.ndarray, n: int, seed: int = 0, alpha: flo
     Raises:
       ValueError: no more training images than pixels (the covariance would be singular).
     """
+    checks.integer("sample_logit_gaussian", "n", n, 0)
     train = _flat_uint8(x_train, "sample_logit_gaussian")
     rng = np.random.default_rng(seed)
     mean, chol = _fit_logit_gaussian(train, rng, alpha, "sample_logit_gaussian")

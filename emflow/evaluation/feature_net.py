@@ -39,6 +39,8 @@ import optax
 import orbax.checkpoint as ocp
 from tqdm.auto import tqdm
 
+from emflow import checks
+
 Array = jax.Array
 
 
@@ -109,8 +111,14 @@ DATASET_CONFIGS = {
 }
 
 
+def _check_instance(where: str, name: str, value, cls) -> None:
+    if not isinstance(value, cls):
+        raise TypeError(f"feature_net.{where}: {name} must be a {cls.__name__}, got {type(value).__name__}")
+
+
 def build(config: FeatureNetConfig) -> ResNet:
     """The untrained Flax ``ResNet`` that ``config`` describes."""
+    _check_instance("build", "config", config, FeatureNetConfig)
     return ResNet(config.widths, config.blocks_per_stage, config.feature_width, config.num_classes)
 
 
@@ -228,6 +236,10 @@ def train_feature_net(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
 
 def cache_dir(dataset: str, root: str | os.PathLike | None = None) -> pathlib.Path:
     """``<root or $EMFLOW_CACHE_DIR or ~/.cache/emflow>/feature_nets/<dataset>``."""
+    if not isinstance(dataset, str) or not dataset:
+        raise TypeError(f"cache_dir: dataset must be a dataset name (str), got {dataset!r}")
+    if root is not None:
+        checks.path("cache_dir", root, "root")
     root = root or os.environ.get("EMFLOW_CACHE_DIR") or pathlib.Path(
         os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache")) / "emflow"
     return pathlib.Path(root) / "feature_nets" / dataset
@@ -235,6 +247,8 @@ def cache_dir(dataset: str, root: str | os.PathLike | None = None) -> pathlib.Pa
 
 def save(trained: TrainedFeatureNet, directory: str | os.PathLike) -> pathlib.Path:
     """Write the variables (orbax) and ``record.json`` (seed, settings, test accuracy) to ``directory``."""
+    _check_instance("save", "trained", trained, TrainedFeatureNet)
+    checks.path("save", directory, "directory")
     directory = pathlib.Path(directory).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     with ocp.StandardCheckpointer() as checkpointer:
@@ -285,4 +299,5 @@ def load_or_train(dataset: str, data_dir=None, root=None, config: FeatureNetConf
 
 def num_parameters(trained: TrainedFeatureNet) -> int:
     """The number of trained parameters (the batch statistics aside)."""
+    _check_instance("num_parameters", "trained", trained, TrainedFeatureNet)
     return int(sum(math.prod(a.shape) for a in jax.tree.leaves(trained.variables["params"])))

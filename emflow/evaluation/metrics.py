@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import jax.scipy.special
 import numpy as np
 
+from emflow import checks
 from emflow.bijectors.base import Array
 
 HIGHEST = jax.lax.Precision.HIGHEST
@@ -188,6 +189,7 @@ def mmd(real: Array, fake: Array, sigma: float = 1.0, block_size: int = DEFAULT_
     a fixed bandwidth (``s`` comes from ``real``).
     """
     check_features("mmd", real, fake)
+    checks.integer("mmd", "block_size", block_size, 1)
     if not sigma > 0:
         raise ValueError(f"mmd: sigma must be > 0, got {sigma!r}")
     return _mmd(jnp.asarray(real, jnp.float32), jnp.asarray(fake, jnp.float32), sigma, block_size)
@@ -216,6 +218,7 @@ def one_nn_accuracy(real: Array, fake: Array, block_size: int = DEFAULT_BLOCK) -
     that every sample's nearest neighbour is from its own set. Ties go to the lower index.
     """
     check_features("one_nn_accuracy", real, fake)
+    checks.integer("one_nn_accuracy", "block_size", block_size, 1)
     correct = _one_nn_correct(jnp.asarray(real, jnp.float32), jnp.asarray(fake, jnp.float32), block_size)
     return correct / (np.shape(real)[0] + np.shape(fake)[0])  # a count over n: exactly 1.0 when all are right
 

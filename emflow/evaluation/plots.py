@@ -20,6 +20,9 @@ def _pyplot():
 def image_grid(images: np.ndarray, path: str | pathlib.Path, columns: int | None = None) -> None:
     """Save uint8 images ``(n, H, W, C)`` (C = 1 or 3) as one tiled PNG."""
     images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] not in (1, 3) or not len(images):
+        raise ValueError(f"image_grid: images must have shape (n, H, W, C) with n >= 1 and C = 1 or 3, got "
+                         f"{images.shape}")
     n, h, w, c = images.shape
     columns = columns or int(math.ceil(math.sqrt(n)))
     rows = int(math.ceil(n / columns))
@@ -38,6 +41,9 @@ def nll_curves(
     title: str | None = None,
 ) -> None:
     """Plot ``{label: (epochs, values)}`` on one axis (the paper's Fig. 3 layout) and save a PNG."""
+    if not curves or any(len(c) != 2 or len(c[0]) != len(c[1]) for c in curves.values()):
+        raise ValueError(f"nll_curves: curves must map at least one label to (epochs, values) of one length, "
+                         f"got {dict((k, tuple(len(a) for a in v)) for k, v in curves.items())}")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for label, (epochs, values) in curves.items():
@@ -56,8 +62,11 @@ def nll_curves(
 def component_classes(class_share: Sequence[Sequence[float]], wins_per_component: Sequence[int],
                       path: str | pathlib.Path, title: str | None = None) -> None:
     """Stacked bars: for every component, the class composition of the test examples it wins."""
-    plt = _pyplot()
     share = np.asarray(class_share, np.float64)
+    if share.ndim != 2 or len(wins_per_component) != share.shape[0]:
+        raise ValueError(f"component_classes: expected class_share (K, C) and wins_per_component (K,), got shapes "
+                         f"{share.shape} and ({len(wins_per_component)},)")
+    plt = _pyplot()
     k, c = share.shape
     fig, ax = plt.subplots(figsize=(max(4, 0.6 * k + 2), 3.6), dpi=120)
     bottom = np.zeros(k)

@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emflow import checks
+
 Array = jax.Array
 Scheme = Literal["uniform", "paper"]
 NUM_BINS = 256
@@ -46,8 +48,8 @@ class Dequantizer:
     resize_to: tuple[int, int] = (32, 32)
 
     def __post_init__(self):
-        object.__setattr__(self, "data_shape", tuple(int(s) for s in self.data_shape))
-        object.__setattr__(self, "resize_to", tuple(int(s) for s in self.resize_to))
+        object.__setattr__(self, "data_shape", checks.event_shape("Dequantizer", "data_shape", self.data_shape))
+        object.__setattr__(self, "resize_to", checks.event_shape("Dequantizer", "resize_to (H, W)", self.resize_to, 2))
         if self.scheme not in ("uniform", "paper"):
             raise ValueError(f"Dequantizer: scheme must be 'uniform' or 'paper', got {self.scheme!r}")
         if self.scheme == "paper" and len(self.data_shape) != 3:

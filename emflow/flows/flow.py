@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from emflow import checks
 from emflow.flows import latent as latent_lib
 from emflow.bijectors.base import Array
 from emflow.bijectors.whiten import Whiten
@@ -27,11 +28,13 @@ class StandardNormalFlow:
 
     def log_prob(self, params, x: Array) -> Array:
         """``log p(x)`` in nats with an N(0, I) latent: ``(B, *event_shape) -> (B,)``."""
+        checks.params_fit(f"{type(self).__name__}.log_prob", self, params)
         latent, log_det = self.forward(params, x)
         return latent_lib.standard_normal_log_prob(latent_lib.flatten(latent)) + log_det
 
     def sample(self, params, key: Array, n: int, temperature: float = 1.0) -> Array:
         """``n`` samples ``(n, *event_shape)``, latent drawn from N(0, temperature^2 I)."""
+        checks.params_fit(f"{type(self).__name__}.sample", self, params)
         x, _ = self.inverse(params, latent_lib.sample(key, self.latent_shapes, n, temperature, f"{type(self).__name__}.sample"))
         return x
 
@@ -78,6 +81,8 @@ class Prefixed(WrapsFlow):
     flow: Any
 
     def __post_init__(self):
+        checks.bijector("Prefixed", self.prefix, "prefix")
+        checks.flow("Prefixed", self.flow)
         if tuple(self.prefix.event_shape) != tuple(self.flow.event_shape):
             raise ValueError(
                 f"Prefixed: the prefix acts on {tuple(self.prefix.event_shape)} but the flow on "
@@ -127,6 +132,7 @@ class Whitened(WrapsFlow):
     reg: float = 1e-3
 
     def __post_init__(self):
+        checks.flow("Whitened", self.flow)
         if self.flow.latent_shapes.splits:
             raise ValueError("Whitened: the flow must have a single latent (a VectorFlow or a one-level Glow); "
                              f"this one splits off {len(self.flow.latent_shapes.splits)} part(s)")

@@ -20,6 +20,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
+from emflow import checks
 from emflow.bijectors.actnorm import ActNorm
 from emflow.bijectors.base import Array, check_batch
 from emflow.bijectors.conditioners import ConvImpl, check_conv_impl
@@ -28,6 +29,7 @@ from emflow.bijectors.flow_step import FlowStep, LinearKind, Repeat
 from emflow.bijectors.split import Split, SplitPrior
 from emflow.bijectors.squeeze import Squeeze
 from emflow.flows.flow import StandardNormalFlow
+from emflow.flows import latent as latent_lib
 from emflow.flows.latent import Latent
 
 TopPrior = Literal["standard", "learned"]
@@ -87,14 +89,11 @@ class Glow(StandardNormalFlow):
     split_log_std_floor: float | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
-        if len(self.image_shape) != 3:
-            raise ValueError(f"Glow: image_shape must be (H, W, C), got {self.image_shape}")
+        object.__setattr__(self, "image_shape", checks.event_shape("Glow", "image_shape (H, W, C)", self.image_shape, 3))
         for name in ("num_levels", "num_steps", "hidden_channels"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"Glow: {name} must be >= 1, got {getattr(self, name)}")
-        if self.first_level_steps is not None and self.first_level_steps < 0:
-            raise ValueError(f"Glow: first_level_steps must be >= 0 or None, got {self.first_level_steps}")
+            checks.integer("Glow", name, getattr(self, name), 1)
+        if self.first_level_steps is not None:
+            checks.integer("Glow", "first_level_steps (or None)", self.first_level_steps, 0)
         if self.first_level_steps == 0 and self.num_levels == 1:
             raise ValueError("Glow: first_level_steps=0 needs num_levels >= 2 (a one-level Glow would have no steps)")
         h, w, _ = self.image_shape
@@ -148,6 +147,7 @@ class Glow(StandardNormalFlow):
 
     def init(self, key: Array, x: Array) -> dict:
         """Random rotations and conditioners from ``key``; ActNorm statistics from ``x: (B, H, W, C)``."""
+        checks.key("Glow.init", key)
         check_batch(x, self.image_shape, "Glow.init")
         params = {"levels": []}
         for (squeeze, steps, split), k in zip(self._levels, jax.random.split(key, self.num_levels)):
@@ -190,6 +190,7 @@ class Glow(StandardNormalFlow):
 
     def inverse(self, params: dict, latent: Latent) -> tuple[Array, Array]:
         """``Latent -> (x: (B, H, W, C), log|det dx/dz|: (B,))``."""
+        latent_lib.check_latent(latent, "Glow.inverse")
         shapes = self.latent_shapes
         if len(latent.splits) != len(shapes.splits):
             raise ValueError(

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emflow import checks
+
 Array = jax.Array
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -29,12 +31,16 @@ class Latent(NamedTuple):
 
 def standard_normal_log_prob(x: Array) -> Array:
     """``log N(x; 0, I)`` summed over all but the batch axis: ``(B, ...) -> (B,)``."""
+    if not hasattr(x, "reshape") or jnp.ndim(x) < 1:
+        raise ValueError(f"standard_normal_log_prob: x must be an array (B, ...), got {type(x).__name__} of shape "
+                         f"{jnp.shape(x) if hasattr(x, 'shape') else None}")
     x = x.reshape(x.shape[0], -1)
     return -0.5 * jnp.sum(x * x, axis=1) - 0.5 * x.shape[1] * LOG_2PI
 
 
 def splits_log_prob(latent: Latent) -> Array:
     """Standard-normal log-density of the split-off parts, ``(B,)`` (zeros if none)."""
+    check_latent(latent, "splits_log_prob")
     total = jnp.zeros(latent.top.shape[:1], latent.top.dtype)
     for part in latent.splits:
         total = total + standard_normal_log_prob(part)
@@ -43,8 +49,15 @@ def splits_log_prob(latent: Latent) -> Array:
 
 def flatten(latent: Latent) -> Array:
     """All parts as one vector per example: ``(B, N)``, top first."""
+    check_latent(latent, "flatten")
     b = latent.top.shape[0]
     return jnp.concatenate([p.reshape(b, -1) for p in (latent.top, *latent.splits)], axis=1)
+
+
+def check_latent(latent, where: str) -> None:
+    """Refuse anything but a ``Latent`` (``TypeError`` naming ``where``)."""
+    if not isinstance(latent, Latent):
+        raise TypeError(f"{where}: latent must be an emflow.Latent(top, splits), got {type(latent).__name__}")
 
 
 def check_temperature(temperature, where: str = "sample") -> None:
@@ -68,7 +81,8 @@ def sample(key: Array, shapes: Latent, n: int, temperature: float = 1.0, where: 
     """Draw ``n`` standard-normal latents (scaled by ``temperature``, a finite number >= 0: 0 gives the
     latent's mode) of the given part shapes."""
     check_temperature(temperature, where)
-    keys = jax.random.split(key, 1 + len(shapes.splits))
+    checks.integer(where, "n", n, 0)
+    keys = jax.random.split(checks.key(where, key), 1 + len(shapes.splits))
     top = temperature * jax.random.normal(keys[0], (n, *shapes.top))
     splits = tuple(
         temperature * jax.random.normal(k, (n, *s)) for k, s in zip(keys[1:], shapes.splits)

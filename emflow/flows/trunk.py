@@ -20,6 +20,7 @@ from typing import Any
 import chex
 import jax.numpy as jnp
 
+from emflow import checks
 from emflow.bijectors.base import Array, check_batch
 from emflow.bijectors.conditioners import ConvImpl, check_conv_impl
 from emflow.bijectors.coupling import CouplingKind
@@ -54,11 +55,12 @@ class GlowTrunk:
     prefix: Any = None
 
     def __post_init__(self):
-        object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
-        if len(self.image_shape) != 3:
-            raise ValueError(f"GlowTrunk: image_shape must be (H, W, C), got {self.image_shape}")
-        if self.num_steps < 1:
-            raise ValueError(f"GlowTrunk: num_steps must be >= 1, got {self.num_steps}")
+        object.__setattr__(self, "image_shape",
+                           checks.event_shape("GlowTrunk", "image_shape (H, W, C)", self.image_shape, 3))
+        checks.integer("GlowTrunk", "num_steps", self.num_steps, 1)
+        checks.integer("GlowTrunk", "hidden_channels", self.hidden_channels, 1)
+        if self.prefix is not None:
+            checks.bijector("GlowTrunk", self.prefix, "prefix")
         if self.prefix is not None and tuple(self.prefix.event_shape) != self.image_shape:
             raise ValueError(f"GlowTrunk: the prefix acts on {tuple(self.prefix.event_shape)}, the trunk on "
                              f"{self.image_shape}")

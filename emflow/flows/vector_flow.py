@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 
+from emflow import checks
 from emflow.bijectors.base import Array, check_batch
 from emflow.bijectors.coupling import CouplingKind
 from emflow.bijectors.flow_step import FlowStep, LinearKind, Repeat
 from emflow.flows.flow import StandardNormalFlow
+from emflow.flows import latent as latent_lib
 from emflow.flows.latent import Latent
 
 
@@ -51,11 +53,9 @@ class VectorFlow(StandardNormalFlow):
     component_axis_on_cpu = "vmap"
 
     def __post_init__(self):
-        if self.num_features < 2:
-            raise ValueError(f"VectorFlow: num_features must be >= 2, got {self.num_features}")
+        checks.integer("VectorFlow", "num_features", self.num_features, 2)
         for name in ("num_steps", "hidden", "num_hidden_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"VectorFlow: {name} must be >= 1, got {getattr(self, name)}")
+            checks.integer("VectorFlow", name, getattr(self, name), 1)
         _ = self._steps  # builds every layer now, so a bad configuration fails here
 
     @property
@@ -78,6 +78,7 @@ class VectorFlow(StandardNormalFlow):
 
     def init(self, key: Array, x: Array) -> dict:
         """Random layers from ``key``; ActNorm statistics from ``x: (B, D)``."""
+        checks.key("VectorFlow.init", key)
         check_batch(x, self.event_shape, "VectorFlow.init")
         return {"steps": self._steps.init(key, x)}
 
@@ -89,6 +90,7 @@ class VectorFlow(StandardNormalFlow):
 
     def inverse(self, params: dict, latent: Latent) -> tuple[Array, Array]:
         """``Latent(top=(B, D)) -> (x: (B, D), log|det dx/dz|: (B,))``."""
+        latent_lib.check_latent(latent, "VectorFlow.inverse")
         check_batch(latent.top, self.event_shape, "VectorFlow.inverse")
         if latent.splits:
             raise ValueError(f"VectorFlow.inverse: expected no split-off parts, got {len(latent.splits)}")

@@ -38,6 +38,7 @@ from typing import Any, Literal
 import jax
 import jax.numpy as jnp
 
+from emflow import checks
 from emflow.flows import latent as latent_lib
 from emflow.mixtures import partition as partition_lib
 from emflow.mixtures import partition_space as partition_space_lib
@@ -92,6 +93,7 @@ class GenMM(MixtureModel):
     kmeans_starts: int = 1
 
     def __post_init__(self):
+        checks.flow("GenMM", self.flow)
         check_num_components("GenMM", self.num_components, self.component_axis)
         if self.init_strategy not in INIT_STRATEGIES:
             raise ValueError(f"GenMM: init_strategy must be one of {INIT_STRATEGIES}, got {self.init_strategy!r}")
@@ -132,6 +134,7 @@ class GenMM(MixtureModel):
         fits one on ``TrainConfig.partition_size`` examples, ``partition_centroids``); the batch is then
         split by each example's nearest centroid instead of by its own k-means. Not with ``"shared"``.
         """
+        checks.key("GenMM.init", key)
         self._check_input(x, "init")
         k = self.num_components
         check_init_batch("GenMM", x, k)
@@ -171,6 +174,7 @@ class GenMM(MixtureModel):
     def generator(self, params: dict, k: int) -> Any:
         """The flow params of generator ``k`` in ``[0, K)`` (with a trunk: what comes after it)."""
         k = check_index(k, self.num_components, "GenMM.generator")
+        self._check_params(params, "generator")
         return jax.tree.map(lambda a: a[k], params["flows"])
 
     def map_generators(self, fn, flows):
@@ -191,6 +195,7 @@ class GenMM(MixtureModel):
     def generator_log_prob(self, params: dict, x: Array) -> Array:
         """``log p_k(x)`` of every generator: ``(B, *event_shape) -> (B, K)``."""
         self._check_input(x, "generator_log_prob")
+        self._check_params(params, "generator_log_prob")
         if x.shape[0] == 0:  # an empty batch: an empty result
             return jnp.zeros((0, self.num_components), jnp.float32)
         y, log_det = self.trunk_forward(params, x)
@@ -212,7 +217,7 @@ class GenMM(MixtureModel):
 
     def component_log_prob(self, params: dict, x: Array) -> Array:
         """``log pi_k + log p_k(x)``: ``(B, *event_shape) -> (B, K)``."""
-        self._check_log_pi(params)
+        self._check_params(params, "component_log_prob")
         return params["log_pi"][None, :] + self.generator_log_prob(params, x)
 
     def sample(self, params: dict, key: Array, n: int, temperature: float = 1.0) -> Array:
@@ -221,6 +226,9 @@ class GenMM(MixtureModel):
         Every generator decodes every latent and the drawn one is kept, so the
         cost is K decodes of ``n`` examples. ``n = 0`` gives an empty array.
         """
+        checks.key("GenMM.sample", key)
+        latent_lib.check_temperature(temperature, "GenMM.sample")
+        self._check_params(params, "sample")
         if check_count(n, "GenMM.sample") == 0:
             return jnp.zeros((0, *self.event_shape), jnp.float32)
         k_comp, k_lat = jax.random.split(key)
@@ -231,6 +239,9 @@ class GenMM(MixtureModel):
 
     def component_samples(self, params: dict, key: Array, n: int, temperature: float = 1.0) -> Array:
         """``n`` samples of every generator, from the same latents: ``(K, n, *event_shape)``."""
+        checks.key("GenMM.component_samples", key)
+        latent_lib.check_temperature(temperature, "GenMM.component_samples")
+        self._check_params(params, "component_samples")
         if check_count(n, "GenMM.component_samples") == 0:
             return jnp.zeros((self.num_components, 0, *self.event_shape), jnp.float32)
         latents = latent_lib.sample(key, self.flow.latent_shapes, n, temperature, "GenMM.component_samples")

@@ -23,6 +23,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from emflow import checks
 from emflow.bijectors.base import Array
 from emflow.flows import latent as latent_lib
 from emflow.flows.latent import Latent
@@ -83,6 +84,7 @@ class HybridMM(MixtureModel):
         """The generators as ``GenMM.init_with_partition`` starts them on ``x: (B, *event_shape)``, then the M
         latent Gaussians at a k-means partition of the batch's top-level latents (``LatMM.place_latent_gaussians``),
         each example's latent taken under its own part's generator (every generator's, for the shared init); pi uniform."""
+        checks.key("HybridMM.init", key)
         self._check_input(x, "init")
         k_gen, k_lat = jax.random.split(key)
         gen_params, part = self.generators.init_with_partition(k_gen, x)
@@ -96,7 +98,7 @@ class HybridMM(MixtureModel):
     def component_log_prob(self, params: dict, x: Array) -> Array:
         """``log pi_km + log p_km(x)``: ``(B, *event_shape) -> (B, K*M)``, column ``k * M + m``."""
         self._check_input(x, "component_log_prob")
-        self._check_log_pi(params)
+        self._check_params(params, "component_log_prob")
         b = x.shape[0]
         if b == 0:  # an empty batch: an empty result
             return jnp.zeros((0, self.num_components), jnp.float32)
@@ -121,6 +123,9 @@ class HybridMM(MixtureModel):
 
     def sample(self, params: dict, key: Array, n: int, temperature: float = 1.0) -> Array:
         """``n`` samples ``(n, *event_shape)``: (k, m) ~ pi, z_top = mu_m + temperature sigma_m eps, x = g_k(z)."""
+        checks.key("HybridMM.sample", key)
+        latent_lib.check_temperature(temperature, "HybridMM.sample")
+        self._check_params(params, "sample")
         if check_count(n, "HybridMM.sample") == 0:
             return jnp.zeros((0, *self.event_shape), jnp.float32)
         k_comp, k_lat = jax.random.split(key)
@@ -132,6 +137,9 @@ class HybridMM(MixtureModel):
 
     def component_samples(self, params: dict, key: Array, n: int, temperature: float = 1.0) -> Array:
         """``n`` samples of every component (k, m), from the same noise: ``(K*M, n, *event_shape)``."""
+        checks.key("HybridMM.component_samples", key)
+        latent_lib.check_temperature(temperature, "HybridMM.component_samples")
+        self._check_params(params, "component_samples")
         if check_count(n, "HybridMM.component_samples") == 0:
             return jnp.zeros((self.num_components, 0, *self.event_shape), jnp.float32)
         m = self.latent.num_components

@@ -50,6 +50,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from emflow import checks
 from emflow.flows import latent as latent_lib
 from emflow.mixtures import partition as partition_lib
 from emflow.mixtures import partition_space as partition_space_lib
@@ -121,6 +122,7 @@ class LatMM(MixtureModel):
     kmeans_starts: int = 1
 
     def __post_init__(self):
+        checks.flow("LatMM", self.flow)
         check_num_components("LatMM", self.num_components, None)
         if self.init_strategy not in ("kmeans", "shared"):
             raise ValueError(f"LatMM: init_strategy must be 'kmeans' or 'shared', got {self.init_strategy!r}")
@@ -162,6 +164,7 @@ class LatMM(MixtureModel):
         on it, takes the batch's std there; ``place_latent_gaussians``). ``"shared"``: means and log-stds ~ N(0, 0.01^2); no partition.
         Deterministic for ``key``; works under ``jit``.
         """
+        checks.key("LatMM.init", key)
         self._check_input(x, "init")
         k = self.num_components
         check_init_batch("LatMM", x, k)
@@ -215,7 +218,7 @@ class LatMM(MixtureModel):
     def component_log_prob(self, params: dict, x: Array) -> Array:
         """``log pi_k + log p_k(x)``: ``(B, *event_shape) -> (B, K)``."""
         self._check_input(x, "component_log_prob")
-        self._check_log_pi(params)
+        self._check_params(params, "component_log_prob")
         if x.shape[0] == 0:  # an empty batch: an empty result
             return jnp.zeros((0, self.num_components), jnp.float32)
         latent, log_det = self.flow.forward(params["flow"], x)
@@ -247,6 +250,9 @@ class LatMM(MixtureModel):
     def sample(self, params: dict, key: Array, n: int, temperature: float = 1.0) -> Array:
         """``n`` samples ``(n, *event_shape)``: k ~ pi, z_top = mu_k + temperature sigma_k eps, x = g(z);
         ``n = 0`` gives an empty array."""
+        checks.key("LatMM.sample", key)
+        latent_lib.check_temperature(temperature, "LatMM.sample")
+        self._check_params(params, "sample")
         if check_count(n, "LatMM.sample") == 0:
             return jnp.zeros((0, *self.event_shape), jnp.float32)
         k_comp, k_lat = jax.random.split(key)
@@ -259,6 +265,9 @@ class LatMM(MixtureModel):
 
     def component_samples(self, params: dict, key: Array, n: int, temperature: float = 1.0) -> Array:
         """``n`` samples of every latent component, from the same noise: ``(K, n, *event_shape)``."""
+        checks.key("LatMM.component_samples", key)
+        latent_lib.check_temperature(temperature, "LatMM.component_samples")
+        self._check_params(params, "component_samples")
         if check_count(n, "LatMM.component_samples") == 0:
             return jnp.zeros((self.num_components, 0, *self.event_shape), jnp.float32)
         k = self.num_components

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emflow import checks
 from emflow.mixtures import partition as partition_lib
 from emflow.bijectors.base import Array, check_batch
 
@@ -94,12 +95,18 @@ class MixtureModel:
     def _check_input(self, x: Array, where: str) -> None:
         check_batch(x, self.flow.event_shape, f"{type(self).__name__}.{where}")
 
-    def _check_log_pi(self, params) -> None:
+    def _check_params(self, params, where: str) -> None:
+        """``params`` are this model's: a dict with ``log_pi: (K,)`` and the tree and shapes of ``init``'s.
+        Reads shapes only: under ``jit`` it runs once, when tracing."""
+        name = f"{type(self).__name__}.{where}"
+        if not isinstance(params, dict) or "log_pi" not in params:
+            raise TypeError(f"{name}: params must be the dict that {type(self).__name__}.init returns (with 'log_pi'), "
+                            f"got {type(params).__name__}" + (f" with keys {sorted(params)}" if isinstance(params, dict)
+                                                             else ""))
         shape = tuple(jnp.shape(params["log_pi"]))
         if shape != (self.num_components,):
-            raise ValueError(
-                f"{type(self).__name__}: params['log_pi'] must have shape (K,) = ({self.num_components},), got {shape}"
-            )
+            raise ValueError(f"{name}: params['log_pi'] must have shape (K,) = ({self.num_components},), got {shape}")
+        checks.params_fit(name, self, params)
 
 
 def check_count(n, where: str, name: str = "n") -> int:

@@ -58,6 +58,8 @@ def is_primary() -> bool:
 
 def add_arguments(parser) -> None:
     """``--coordinator_address --num_processes --process_id --distributed`` for a script's argparse parser."""
+    if not hasattr(parser, "add_argument_group"):
+        raise TypeError(f"add_arguments: parser must be an argparse.ArgumentParser, got {type(parser).__name__}")
     group = parser.add_argument_group("several processes (jax.distributed)")
     group.add_argument("--coordinator_address", default=None,
                        help="host:port of process 0; with --num_processes and --process_id")
@@ -70,4 +72,7 @@ def add_arguments(parser) -> None:
 def initialize_from_args(args) -> bool:
     """``initialize`` from the experiments' flags: ``--coordinator_address``, ``--num_processes``,
     ``--process_id`` and ``--distributed``."""
+    missing = [a for a in ("coordinator_address", "num_processes", "process_id", "distributed") if not hasattr(args, a)]
+    if missing:
+        raise TypeError(f"initialize_from_args: args must hold the flags of add_arguments(parser); missing {missing}")
     return initialize(args.coordinator_address, args.num_processes, args.process_id, auto=args.distributed)

@@ -29,12 +29,23 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from emflow import checks
+
 DATA, COMPONENTS = "data", "components"
+
+
+def _check_mesh(where: str, mesh) -> None:
+    if not isinstance(mesh, Mesh):
+        raise TypeError(f"{where}: mesh must be a jax.sharding.Mesh (emflow.parallel.sharding.make_mesh()), "
+                        f"got {type(mesh).__name__}")
 
 
 def make_mesh(data: int | None = None, components: int = 1, devices=None) -> Mesh:
     """A ``(data, components)`` mesh over ``devices`` (default: all); ``data`` defaults to what is left."""
     devices = list(jax.devices() if devices is None else devices)
+    checks.integer("make_mesh", "components", components, 1)
+    if data is not None:
+        checks.integer("make_mesh", "data (or None)", data, 1)
     if data is None:
         data = len(devices) // components
     if data * components != len(devices):
@@ -57,6 +68,8 @@ def tree_shardings(tree: Any, mesh: Mesh, num_components: int | None = None) -> 
     generators and their Adam moments) are split along ``"components"`` when the
     mesh has more than one device there; every other leaf is replicated.
     """
+    if num_components is not None:
+        checks.integer("tree_shardings", "num_components (or None)", num_components, 1)
     split = num_components is not None and mesh.shape[COMPONENTS] > 1
     if split and num_components % mesh.shape[COMPONENTS]:
         raise ValueError(
@@ -79,11 +92,13 @@ def shard_tree(tree: Any, mesh: Mesh, num_components: int | None = None) -> Any:
 
 def batch_sharding(mesh: Mesh, ndim: int) -> NamedSharding:
     """A batch ``(B, ...)`` split along ``"data"``."""
+    checks.integer("batch_sharding", "ndim", ndim, 1)
     return NamedSharding(mesh, P(DATA, *([None] * (ndim - 1))))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
     """The sharding that puts a whole copy of an array on every device of ``mesh``."""
+    _check_mesh("replicated", mesh)
     return NamedSharding(mesh, P())
 
 
@@ -93,6 +108,7 @@ def example_sharding(mesh: Mesh, ndim: int) -> NamedSharding:
     ``fit`` gathers each batch from it inside the compiled step, so no process needs the
     whole dataset (see :func:`process_rows`).
     """
+    checks.integer("example_sharding", "ndim", ndim, 1)
     return NamedSharding(mesh, P((DATA, COMPONENTS), *([None] * (ndim - 1))))
 
 
@@ -106,6 +122,7 @@ def process_rows(mesh: Mesh, num_rows: int) -> slice:
     Raises:
       ValueError: ``num_rows`` not a multiple of the number of devices.
     """
+    checks.integer("process_rows", "num_rows", num_rows, 0)
     if num_rows % mesh.size:
         raise ValueError(f"process_rows: {num_rows} examples cannot be split evenly over the mesh's {mesh.size} "
                          f"devices; use a multiple of {mesh.size} (e.g. --num_train / --num_test)")
@@ -139,6 +156,9 @@ def for_mesh(model, mesh: Mesh):
     import dataclasses
 
     from emflow.mixtures.genmm import GenMM
+
+    checks.mixture("for_mesh", model)
+    _check_mesh("for_mesh", mesh)
 
     if isinstance(model, GenMM) and mesh.shape[COMPONENTS] > 1:
         return dataclasses.replace(model, mesh=mesh)

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from emflow import checks
 from emflow.em import e_steps
 
 Array = jax.Array
@@ -128,6 +129,9 @@ def e_step_schedule(config: TrainConfig, num_dims: int, has_partition: bool,
     exact, or the paper code's ``1/D``; each ``cached`` when ``config.e_step == "cached"``.
     ``num_components == 1``: ``e_steps.one_component()`` in every round (no E-step to compute).
     """
+    num_dims = checks.integer("e_step_schedule", "num_dims", num_dims, 1)
+    if num_components is not None:
+        checks.integer("e_step_schedule", "num_components", num_components, 1)
     warm_rounds = config.warm_start_rounds if has_partition else 0
     if num_components == 1:
         return lambda em_round: e_steps.one_component()
@@ -141,6 +145,13 @@ def e_step_schedule(config: TrainConfig, num_dims: int, has_partition: bool,
     return schedule
 
 
+def _check_config(where: str, config, total_steps) -> None:
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"{where}: config must be an emflow.train.TrainConfig, got {type(config).__name__}")
+    if total_steps is not None:
+        checks.integer(where, "total_steps (or None)", total_steps, 1)
+
+
 def learning_rate_schedule(config: TrainConfig, total_steps: int | None = None) -> optax.Schedule:
     """The learning rate of step ``count``.
 
@@ -150,6 +161,7 @@ def learning_rate_schedule(config: TrainConfig, total_steps: int | None = None) 
     (required; ``fit`` passes ``epochs * steps_per_epoch``); a warm-up as long as the run or
     longer ends one step before its last.
     """
+    _check_config("learning_rate_schedule", config, total_steps)
     if config.schedule == "cosine":
         if total_steps is None:
             raise ValueError("learning_rate_schedule: the cosine schedule needs total_steps")
@@ -168,6 +180,7 @@ def learning_rate_schedule(config: TrainConfig, total_steps: int | None = None) 
 
 def make_optimizer(config: TrainConfig, total_steps: int | None = None) -> optax.GradientTransformation:
     """Value clip -> global-norm clip -> Adam(0.9, 0.9999, 1e-8) on everything but ``log_pi`` (set by EM only)."""
+    _check_config("make_optimizer", config, total_steps)
     return without_log_pi(optax.chain(
         optax.clip(config.clip_value),
         optax.clip_by_global_norm(config.clip_norm),
@@ -177,5 +190,6 @@ def make_optimizer(config: TrainConfig, total_steps: int | None = None) -> optax
 
 def without_log_pi(optimizer: optax.GradientTransformation) -> optax.GradientTransformation:
     """``optimizer`` on every parameter but the mixture weights ``log_pi``, which only EM's prior update sets."""
+    checks.transformation("without_log_pi", optimizer)
     labels = lambda params: {k: ("fixed" if k == "log_pi" else "train") for k in params}
     return optax.multi_transform({"train": optimizer, "fixed": optax.set_to_zero()}, labels)

@@ -7,15 +7,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emflow import checks
 from emflow.evaluation import diagnostics
 from emflow.batches import map_batches
 from emflow.interfaces import LikelihoodUnits
+from emflow.train.start import check_model_and_config
 
 Array = jax.Array
 
 
 def mean_log_prob(params, data: Array, key: Array, batch_size: int, log_prob_fn) -> float:
     """Mean ``log_prob_fn(params, raw_batch, key_i)`` over the raw ``data``, in batches of one compiled shape."""
+    checks.integer("mean_log_prob", "batch_size", batch_size, 1)
     return float(jnp.mean(map_batches(log_prob_fn, params, data, key, batch_size)))
 
 
@@ -55,6 +58,7 @@ class Evaluator:
     """
 
     def __init__(self, model, preprocess, config, train_data: Array, test_data: Array | None, y_test, key: Array):
+        check_model_and_config("Evaluator", model, config)
         self.log_prob_fn = jax.jit(lambda p, raw, k: model.log_prob(p, preprocess(k, raw)))
         self.joint_fn = jax.jit(lambda p, raw, k: model.component_log_prob(p, preprocess(k, raw)))
         self.train_eval, self.test, self.y_test, self.key = train_data[: config.train_eval_size], test_data, y_test, key

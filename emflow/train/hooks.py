@@ -27,6 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emflow import checks
+from emflow.flows import latent as latent_lib
 from emflow.parallel import distributed
 from emflow.evaluation import plots
 from emflow.train.checkpoint import WorkdirWriteError
@@ -117,6 +119,9 @@ class MetricsFile(BaseHook):
 
     workdir: pathlib.Path
 
+    def __post_init__(self):
+        checks.path("MetricsFile", self.workdir, "workdir")
+
     def after_epoch(self, end: EpochEnd) -> bool:
         if distributed.is_primary():
             with written(self.workdir, end.epoch):
@@ -146,6 +151,10 @@ class SampleGrids(BaseHook):
     key: jax.Array
 
     def __post_init__(self):
+        checks.path("SampleGrids", self.workdir, "workdir")
+        checks.integer("SampleGrids", "num_samples", self.num_samples, 1)
+        latent_lib.check_temperature(self.temperature, "SampleGrids")
+        checks.key("SampleGrids", self.key)
         n, t, model = self.num_samples, self.temperature, self.model
         self._sample = jax.jit(lambda p, k: model.sample(p, k, n, t))
         self._components = (jax.jit(lambda p, k: model.component_samples(p, k, 8, t))
@@ -178,6 +187,9 @@ class ComponentPlot(BaseHook):
 
     workdir: pathlib.Path
 
+    def __post_init__(self):
+        checks.path("ComponentPlot", self.workdir, "workdir")
+
     def after_epoch(self, end: EpochEnd) -> bool:
         report = end.record.get("components")
         if report is not None and distributed.is_primary():
@@ -202,6 +214,8 @@ class EarlyStopping(BaseHook):
             raise ValueError(f"EarlyStopping: patience must be an integer >= 1, got {patience!r}")
         if len(x_val) == 0:
             raise ValueError("EarlyStopping: x_val is empty; expected at least one validation example")
+        checks.integer("EarlyStopping", "batch_size", batch_size, 1)
+        checks.integer("EarlyStopping", "seed", seed, 0)
         preprocess = preprocess or identity_preprocess
         self.log_prob_fn = jax.jit(lambda p, raw, k: model.log_prob(p, preprocess(k, raw)))
         self.x_val, self.key = jnp.asarray(x_val), jax.random.PRNGKey(seed)
@@ -228,6 +242,8 @@ def validation_split(x, fraction: float, seed: int = 0, y=None):
     n = len(x)
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"validation_split: fraction must lie in (0, 1), got {fraction!r}")
+    if y is not None and len(y) != n:
+        raise ValueError(f"validation_split: y must hold one label per example, {n}, got {len(y)}")
     m = int(round(n * fraction))
     if m < 1 or m > n - 1:
         raise ValueError(f"validation_split: {n} examples are too few to hold out a fraction {fraction} "

@@ -23,7 +23,7 @@ from emflow.interfaces import Quantizer
 from emflow.train.config import TrainConfig, e_step_schedule, make_optimizer, without_log_pi
 from emflow.train.evaluation import Evaluator, epoch_record, format_record
 from emflow.train.hooks import ComponentPlot, EpochEnd, Hook, MetricsFile, SampleGrids, run_hooks
-from emflow.train.start import check_event_shape, check_inputs, identity_preprocess, place_data, start_params
+from emflow.train.start import check_arguments, check_event_shape, check_inputs, identity_preprocess, place_data, start_params
 from emflow.train.state import (
     EMState,
     closing_prior_update,
@@ -114,6 +114,7 @@ def fit(
       NonFiniteLossError: a NaN/Inf loss; the last good checkpoint stays as it was.
       HookError: a hook raised; the epoch it ran after is not checkpointed.
     """
+    check_arguments(model, config, preprocess, workdir, hooks, optimizer, e_step_of_round)
     preprocess = preprocess or identity_preprocess
     check_inputs(config, preprocess, x_train, x_test, y_test)
     run_config = to_json_config({"model": model, "train": config, "run": run_info or {}})

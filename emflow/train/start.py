@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emflow import checks
 from emflow.mixtures import partition as partition_lib
 from emflow.parallel import sharding
 from emflow.batches import map_batches
@@ -28,7 +29,11 @@ def check_finite_data(x: np.ndarray | Array, name: str) -> None:
 
 
 def identity_preprocess(key: Array, x: Array) -> Array:
-    """Use continuous data as they are."""
+    """Use continuous data as they are (numbers as float32)."""
+    if isinstance(x, (str, bytes)) or (hasattr(x, "dtype") and not (np.issubdtype(x.dtype, np.number)
+                                                                   or x.dtype == bool)):
+        raise TypeError(f"identity_preprocess: x must be an array of numbers, got {type(x).__name__}"
+                        + (f" of dtype {x.dtype}" if hasattr(x, "dtype") else ""))
     del key
     return jnp.asarray(x, jnp.float32)
 
@@ -43,6 +48,7 @@ def features_of_more_examples(model, params: dict | None, data: Array, subset_ke
     ``features_fn(params, x)``: what to compute instead of ``model.partition_features`` (any pytree of
     ``(B, ...)`` arrays, concatenated over the batches).
     """
+    check_model_and_config("features_of_more_examples", model, config)
     n = data.shape[0]
     raw = data[jax.random.permutation(subset_key, n)[: min(config.partition_size, n)]]
     features_fn = features_fn or model.partition_features
@@ -58,6 +64,7 @@ def place_on_more_examples(model, params: dict, data: Array, key: Array, preproc
     partitions an input space (``features_of_more_examples``). Returns ``(params, partition)`` as
     ``model.place_latent_gaussians`` does; deterministic for ``key``.
     """
+    check_model_and_config("place_on_more_examples", model, config)
     def latents_and_features(p, x):
         z = model.top_latents(p, x)
         return z, (None if model.partition_space == "latent" else model.partition_features(p, x))
@@ -75,6 +82,7 @@ def partition_centroids(model, data: Array, key: Array, preprocess, config: Trai
     ``model.init_with_partition(key, x, centroids)`` then splits the init batch by them, so that
     the generators start from the parts of many examples rather than of the init batch alone.
     """
+    check_model_and_config("partition_centroids", model, config)
     k_subset, k_noise, k_means = jax.random.split(key, 3)
     features = features_of_more_examples(model, None, data, k_subset, k_noise, preprocess, config)
     return jax.jit(model.kmeans)(k_means, features).centroids
@@ -90,6 +98,7 @@ def init_params(model, key: Array, init_x: Array, data: Array, preprocess, confi
     at it after the flow's init (``place_on_more_examples``). One component (a plain flow fit) has no
     partition: ``model.init`` on the init batch.
     """
+    check_model_and_config("init_params", model, config)
     if not isinstance(model, PartitionedMixture) or model.num_components == 1:
         return jax.jit(model.init)(key, init_x), None
     size = min(config.partition_size, data.shape[0])
@@ -109,6 +118,31 @@ def init_params(model, key: Array, init_x: Array, data: Array, preprocess, confi
             f"{'latents' if space == 'latent' else space + ' features'} "
             f"({time.time() - started:.1f} s)")
     return params, part
+
+
+def check_model_and_config(where: str, model, config) -> None:
+    """A mixture model and a ``TrainConfig``, or a ``TypeError`` naming which is not."""
+    checks.mixture(where, model)
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"{where}: config must be an emflow.train.TrainConfig, got {type(config).__name__}")
+
+
+def check_arguments(model, config, preprocess, workdir, hooks, optimizer, e_step_of_round) -> None:
+    """Refuse, by name, ``fit``'s arguments of the wrong kind: a model that is not a mixture, a config that
+    is not a ``TrainConfig``, a ``preprocess``/``e_step_of_round`` that cannot be called, a ``workdir`` that is
+    not a path, ``hooks`` that are not a sequence of hooks, an ``optimizer`` that is not an optax transformation."""
+    check_model_and_config("fit", model, config)
+    if preprocess is not None:
+        checks.callable_("fit", "preprocess", preprocess, "None or a function (key, raw batch) -> model input")
+    if e_step_of_round is not None:
+        checks.callable_("fit", "e_step_of_round", e_step_of_round, "None or a function em_round -> EStep")
+    if workdir is not None:
+        checks.path("fit", workdir, "workdir")
+    if not isinstance(hooks, (list, tuple)) or any(not hasattr(h, "after_epoch") for h in hooks):
+        raise TypeError(f"fit: hooks must be a list or tuple of hooks (objects with after_epoch and finish, e.g. "
+                        f"emflow.train.BaseHook subclasses), got {hooks!r}")
+    if optimizer is not None:
+        checks.transformation("fit", optimizer)
 
 
 def check_inputs(config, preprocess, x_train, x_test, y_test) -> None:
@@ -165,6 +199,7 @@ def start_params(model, key: Array, data: Array, preprocess, config, log: Callab
     initialises from it. ``part_labels: (N,)`` int32, each training example's part of the partition
     (its nearest centroid), for the warm start; None without a partition or without warm-start rounds.
     """
+    check_model_and_config("start_params", model, config)
     if initial_params is not None:
         return start_from(model, initial_params)
     n = data.shape[0]

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from emflow import checks
 from emflow import em
 from emflow.batches import map_batches
 
@@ -30,6 +31,12 @@ class EMState:
     nonfinite: Array      # a non-finite loss or gradient was met (that step was not applied)
 
 
+def check_state(where: str, state) -> None:
+    """An ``EMState``, or a ``TypeError`` naming ``where``."""
+    if not isinstance(state, EMState):
+        raise TypeError(f"{where}: state must be an emflow.train.EMState (init_state(...)), got {type(state).__name__}")
+
+
 def init_state(model, optimizer: optax.GradientTransformation, params) -> EMState:
     """Algorithm 1, line 6: Phi_old <- Phi.
 
@@ -37,6 +44,9 @@ def init_state(model, optimizer: optax.GradientTransformation, params) -> EMStat
     whole state (``donate_argnums``; a buffer cannot be donated twice in one call). Phi is
     ``params`` itself: a step that donates the state consumes those arrays.
     """
+    checks.transformation("init_state", optimizer)
+    if hasattr(model, "num_components"):
+        checks.params_fit("init_state", model, params)
     zero = lambda: jnp.zeros((), jnp.float32)  # a new array each time: no two leaves share a buffer
     k = model.num_components
     return EMState(
@@ -76,6 +86,7 @@ def _gradient_step(optimizer, state: EMState, loss_fn, gamma: Array, old_log_px:
 
 def em_update(state: EMState) -> EMState:
     """Algorithm 1, lines 16-17: pi <- mean gamma over the epoch; Phi_old <- Phi (a copy, as in ``init_state``)."""
+    check_state("em_update", state)
     params = em.with_log_pi(state.params, em.update_prior(state.gamma_sum, state.gamma_count))
     return state.replace(params=params, old_params=jax.tree.map(jnp.copy, params))
 
@@ -89,6 +100,7 @@ def dead_components(log_pi: Array, threshold: float) -> list[int]:
 def em_round_update(model, state: EMState, dead_fraction: float) -> tuple[EMState, dict]:
     """``em_update`` plus the dead-component check: ``(state, {"dead": [...]})``, a component with
     ``pi_k < dead_fraction / K`` dead (``emflow.contrib.reseed`` re-seeds them in a user's own loop)."""
+    checks.number("em_round_update", "dead_fraction", dead_fraction, 0.0)
     state = em_update(state)
     return state, {"dead": dead_components(state.params["log_pi"], dead_fraction / model.num_components)}
 
@@ -102,6 +114,8 @@ def closing_prior_update(model, state: EMState, posterior_fn, train_data: Array,
     "train_log_px_gain_nats"}``: the gain in mean training log-likelihood under this pass's noise
     (>= 0: for fixed Phi, EM's update of pi cannot lower the likelihood).
     """
+    check_state("closing_prior_update", state)
+    checks.integer("closing_prior_update", "batch_size", batch_size, 1)
     gamma, log_px = map_batches(posterior_fn, state.params, train_data, key, batch_size)
     k = model.num_components
     chex.assert_shape(gamma, (train_data.shape[0], k))
@@ -118,6 +132,7 @@ def closing_prior_update(model, state: EMState, posterior_fn, train_data: Array,
 
 def start_epoch(state: EMState) -> EMState:
     """Clear the per-epoch accumulators (each a new array, so that the state can be donated)."""
+    check_state("start_epoch", state)
     return state.replace(gamma_sum=jnp.zeros_like(state.gamma_sum), gamma_count=jnp.zeros_like(state.gamma_count),
                          nll_sum=jnp.zeros_like(state.nll_sum))
 

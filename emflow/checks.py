@@ -1,0 +1,179 @@
+"""Argument checks shared by the public entry points: each raises before anything compiles.
+
+Every function takes ``where`` (the entry point, e.g. ``"VectorFlow"``) and ``name`` (the argument)
+and raises ``TypeError`` for a value of the wrong kind or ``ValueError`` for one out of range, with a
+message that names both, what was expected and what came. They read Python values and array
+*shapes and dtypes* only, so they run unchanged on tracers (at trace time under ``jit``, free after).
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+
+def integer(where: str, name: str, value: Any, minimum: int | None = None) -> int:
+    """``value`` as a Python int (numpy integers too, not bools or floats), at least ``minimum``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        bound = f" >= {minimum}" if minimum is not None else ""
+        raise TypeError(f"{where}: {name} must be an integer{bound}, got {value!r} of type {type(value).__name__}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{where}: {name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def number(where: str, name: str, value: Any, low: float | None = None, high: float | None = None,
+           low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a finite Python float in the interval given (each end open or closed)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{where}: {name} must be a number, got {value!r} of type {type(value).__name__}")
+    value = float(value)
+    lo_ok = low is None or (value > low if low_open else value >= low)
+    hi_ok = high is None or (value < high if high_open else value <= high)
+    if not np.isfinite(value) or not (lo_ok and hi_ok):
+        interval = (("(" if low_open else "[") + ("-inf" if low is None else f"{low:g}") + ", "
+                    + ("inf" if high is None else f"{high:g}") + (")" if high_open or high is None else "]"))
+        raise ValueError(f"{where}: {name} must be a finite number in {interval}, got {value}")
+    return value
+
+
+def event_shape(where: str, name: str, value: Any, rank: int | None = None) -> tuple[int, ...]:
+    """``value`` as a non-empty tuple of positive ints (of length ``rank`` when given)."""
+    try:
+        shape = tuple(value)
+    except TypeError:
+        shape = None
+    if (shape is None or not shape or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1
+                                          for d in shape) or (rank is not None and len(shape) != rank)):
+        what = f"a tuple of {rank} positive ints" if rank else "a non-empty tuple of positive ints"
+        raise ValueError(f"{where}: {name} must be {what}, got {value!r}")
+    return tuple(int(d) for d in shape)
+
+
+def one_of(where: str, name: str, value: Any, choices) -> Any:
+    """``value`` if it is one of ``choices``."""
+    if not any(value == c and type(value) is type(c) for c in choices):
+        raise ValueError(f"{where}: {name} must be one of {tuple(choices)}, got {value!r}")
+    return value
+
+
+def key(where: str, value: Any, name: str = "key") -> Any:
+    """A JAX PRNG key: a typed key (``jax.random.key``) or raw ``uint32`` key data (``jax.random.PRNGKey``)."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and ((jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) and np.ndim(value) == 0)
+                              or (dtype == np.uint32 and np.shape(value) in ((2,), (4,)))):
+        return value
+    raise TypeError(f"{where}: {name} must be a JAX PRNG key (jax.random.key(seed) or jax.random.PRNGKey(seed)), "
+                    f"got {type(value).__name__}" + (f" of dtype {dtype} and shape {np.shape(value)}" if dtype else ""))
+
+
+def flow(where: str, value: Any, name: str = "flow") -> Any:
+    """An emflow flow: an object with ``event_shape``, ``init``, ``forward`` and ``log_prob``."""
+    missing = [a for a in ("event_shape", "init", "forward", "log_prob") if not hasattr(value, a)]
+    if missing:
+        raise TypeError(f"{where}: {name} must be a flow (emflow.VectorFlow, emflow.Glow, ...: an object with "
+                        f"event_shape, init, forward and log_prob), got {type(value).__name__} without {missing}")
+    return value
+
+
+def bijector(where: str, value: Any, name: str = "bijector") -> Any:
+    """An emflow bijector: an object with ``event_shape``, ``init``, ``forward`` and ``inverse``."""
+    missing = [a for a in ("event_shape", "init", "forward", "inverse") if not hasattr(value, a)]
+    if missing:
+        raise TypeError(f"{where}: {name} must be a bijector (emflow.Logit, emflow.bijectors.FlowStep, ...: an object "
+                        f"with event_shape, init, forward and inverse), got {type(value).__name__} without {missing}")
+    return value
+
+
+def mixture(where: str, value: Any, name: str = "model") -> Any:
+    """An emflow mixture: an object with ``num_components``, ``event_shape``, ``init`` and ``component_log_prob``."""
+    missing = [a for a in ("num_components", "event_shape", "init", "component_log_prob") if not hasattr(value, a)]
+    if missing:
+        raise TypeError(f"{where}: {name} must be a mixture model (emflow.GenMM, emflow.LatMM, emflow.HybridMM), "
+                        f"got {type(value).__name__} without {missing}")
+    return value
+
+
+def model(where: str, value: Any, name: str = "model") -> Any:
+    """A model or flow that has parameters: an object with ``event_shape`` and ``init``."""
+    missing = [a for a in ("event_shape", "init") if not hasattr(value, a)]
+    if missing:
+        raise TypeError(f"{where}: {name} must be an emflow model or flow (emflow.GenMM, emflow.LatMM, "
+                        f"emflow.VectorFlow, ...), got {type(value).__name__} without {missing}")
+    return value
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_init_shapes(model: Any) -> Any:
+    return _init_shapes(model)
+
+
+def _init_shapes(model: Any) -> Any:
+    batch = max(int(getattr(model, "num_components", 1)), 2)
+    return jax.eval_shape(model.init, jax.random.PRNGKey(0), jax.ShapeDtypeStruct((batch, *model.event_shape),
+                                                                                   np.float32))
+
+
+def init_shapes(model: Any) -> Any:
+    """``model.init``'s parameter tree as ``jax.ShapeDtypeStruct`` leaves (traced once per model and cached)."""
+    try:
+        return _cached_init_shapes(model)
+    except TypeError:  # an unhashable model: traced every time
+        return _init_shapes(model)
+
+
+def params_fit(where: str, model: Any, params: Any) -> None:
+    """``params`` have the tree and leaf shapes that ``model.init`` gives (``ValueError`` naming the first misfit).
+
+    Leaf dtypes are not compared (bfloat16 or float64 parameters are the model's too)."""
+    want_leaves, want_tree = jax.tree_util.tree_flatten_with_path(init_shapes(model))
+    try:
+        got_leaves, got_tree = jax.tree_util.tree_flatten_with_path(params)
+    except Exception as err:  # any pytree error is the user's params
+        raise ValueError(f"{where}: params are not a parameter pytree ({err})") from err
+    if got_tree != want_tree:
+        raise ValueError(f"{where}: params do not fit the model: expected the tree of {type(model).__name__}.init, "
+                         f"{want_tree}, got {got_tree}")
+    for (where_leaf, w), (_, g) in zip(want_leaves, got_leaves):
+        if tuple(np.shape(g)) != tuple(w.shape):
+            raise ValueError(f"{where}: params do not fit the model: {jax.tree_util.keystr(where_leaf)} should have "
+                             f"shape {tuple(w.shape)}, got {tuple(np.shape(g))}")
+
+
+def callable_(where: str, name: str, value: Any, what: str) -> Callable:
+    """``value`` if it is callable (``what`` says what kind of callable is expected)."""
+    if not callable(value):
+        raise TypeError(f"{where}: {name} must be {what}, got {value!r} of type {type(value).__name__}")
+    return value
+
+
+def transformation(where: str, value: Any, name: str = "optimizer") -> Any:
+    """An optax ``GradientTransformation``: an object with ``init`` and ``update``."""
+    if not (hasattr(value, "init") and hasattr(value, "update")):
+        raise TypeError(f"{where}: {name} must be an optax.GradientTransformation (init and update), "
+                        f"got {value!r} of type {type(value).__name__}")
+    return value
+
+
+def path(where: str, value: Any, name: str = "path") -> Any:
+    """A ``str`` or ``os.PathLike`` file-system path."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{where}: {name} must be a path (str or pathlib.Path), got {value!r} of type "
+                        f"{type(value).__name__}")
+    return value
+
+
+def shape(where: str, name: str, value: Any, expected: tuple, meaning: str = "") -> None:
+    """The array ``value`` has exactly the shape ``expected`` (``meaning`` spells its axes, e.g. ``"(N, K)"``)."""
+    got = tuple(np.shape(value))
+    if got != tuple(expected):
+        raise ValueError(f"{where}: {name} must have shape {meaning + ' = ' if meaning else ''}{tuple(expected)}, "
+                         f"got {got}")
+
+
+def is_concrete(value: Any) -> bool:
+    """Whether ``value`` has a value now (not a tracer under ``jit``/``vmap``): value checks run only then."""
+    return not isinstance(value, jax.core.Tracer)
