@@ -21,7 +21,7 @@ def test_scikit_learn_conformance(estimator, check):
 
 
 def _three_arcs(n_per=500, seed=0):
-    """Three long, thin, curved clusters: a few labels cannot place the boundaries, the data's shape can."""
+    """Three long, thin, curved clusters."""
     rng = np.random.default_rng(seed)
     xs, ys = [], []
     for c, (cx, cy) in enumerate([(0.0, 0.0), (0.0, 3.0), (0.0, 6.0)]):
@@ -37,23 +37,37 @@ def _one_percent(y, seed=0):
     rng = np.random.default_rng(seed)
     partial = np.full_like(y, -1)
     for c in np.unique(y):
-        rows = rng.choice(np.flatnonzero(y == c), 5, replace=False)  # 15 of 1500: 1%
+        rows = rng.choice(np.flatnonzero(y == c), 5, replace=False)
         partial[rows] = c
     return partial
 
 
-def test_one_percent_labels_recover_the_classes():
-    """Three thin arcs, 15 of 1,500 examples labelled: the classes are recovered (the labelled part alone also
-    separates these arcs; a toy where only the unlabelled data could, nested deep arcs, is not recovered yet:
-    see docs/guides/classification.md)."""
-    x, y = _three_arcs()
-    x_test, y_test = _three_arcs(seed=1)
-    partial = _one_percent(y)
-    semi = SemiSupervisedMixtureClassifier(epochs=12, flow=VectorFlowSpec(num_steps=4, hidden=32), learning_rate=3e-3, warmup_steps=20)
-    accuracy = semi.fit(x, partial).score(x_test, y_test)
-    print(f"semi-supervised accuracy {accuracy:.3f}")
-    assert accuracy >= 0.95
-    assert semi.n_labelled_ == 15 and list(semi.classes_) == [0, 1, 2]
+def _three_bars(n_per=300, seed=0):
+    """Three long thin parallel bars (x in [-8, 8], y = -1.5, 0, 1.5 with noise 0.2): a few labels on each
+    leave most of a bar nearer another class's labels than its own; the data's shape places the boundaries."""
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([np.stack([rng.uniform(-8, 8, n_per), c + 0.2 * rng.normal(size=n_per)], axis=1)
+                        for c in (-1.5, 0.0, 1.5)]).astype(np.float32)
+    return x, np.repeat(np.arange(3), n_per)
+
+
+def test_one_percent_labels_recover_the_classes_the_labelled_part_alone_cannot():
+    """9 of 900 examples labelled (3 per bar), three label draws: GenMM's semi-supervised EM recovers the
+    classes (measured 0.999, 1.000, 0.999); the same estimator on the 9 labelled examples alone does not
+    (0.838, 0.979, 0.822)."""
+    x, y = _three_bars()
+    x_test, y_test = _three_bars(seed=99)
+    semi, alone = [], []
+    for draw in range(3):
+        rng = np.random.default_rng(100 + draw)
+        rows = np.concatenate([rng.choice(np.flatnonzero(y == c), 3, replace=False) for c in range(3)])
+        partial = np.full_like(y, -1)
+        partial[rows] = y[rows]
+        settings = dict(model="genmm", flow=VectorFlowSpec(num_steps=4, hidden=32), epochs=40, seed=draw)
+        semi.append(SemiSupervisedMixtureClassifier(**settings).fit(x, partial).score(x_test, y_test))
+        alone.append(SemiSupervisedMixtureClassifier(**settings).fit(x[rows], y[rows]).score(x_test, y_test))
+    print(f"semi-supervised {np.round(semi, 3)}, labelled part alone {np.round(alone, 3)}")
+    assert min(semi) >= 0.95 and np.mean(alone) < 0.93 and all(s >= a for s, a in zip(semi, alone))
 
 
 def test_refusals_name_what_is_wrong():
