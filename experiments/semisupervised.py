@@ -78,6 +78,8 @@ def run_split(args, x, y, x_test, y_test, preprocessing: str, count: int, seed: 
         ("RBF SVC on the labelled part", lambda: SVC(gamma="scale").fit(xs[rows], y[rows]).score(xs_test, y_test)),
     ]
     for name, fn in timed:
+        if args.methods and not any(m in name for m in args.methods.split(",")):
+            continue
         t0 = time.time()
         out[name] = {"accuracy": float(fn()), "seconds": round(time.time() - t0, 1)}
         print(f"{count} labels, seed {seed}: {name} {out[name]['accuracy']:.4f} ({out[name]['seconds']} s)", flush=True)
@@ -137,6 +139,7 @@ def main(argv=None) -> dict:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--num_restarts", type=int, default=1)
     p.add_argument("--unlabelled_weight", type=float, default=1.0, help="EM-lambda: an unlabelled example's weight")
+    p.add_argument("--methods", default="", help="only the methods whose names contain one of these, comma-separated")
     p.add_argument("--pca", type=int, default=50, help="image datasets: PCA components")
     p.add_argument("--num_train", type=int, default=0, help="first N training examples (0: all)")
     p.add_argument("--num_test", type=int, default=0, help="first N test examples (0: all)")

@@ -674,10 +674,22 @@ def summary() -> str:
     return "\n".join(lines)
 
 
+def markdown_table() -> str:
+    """Every entry as a row: the callable, the bad argument it was given (or why none) and the error."""
+    lines = ["| public callable | bad argument | error |", "| --- | --- | --- |"]
+    for name, row in sorted(CENSUS.items()):
+        if isinstance(row, Refuses):
+            lines.append(f"| `{name}` | {row.bad} | `{row.error.__name__}` |")
+        else:
+            lines.append(f"| `{name}` | none: {row.reason} | |")
+    return "\n".join(lines)
+
+
 def test_the_docs_show_the_census():
     page = (ROOT / "docs" / "guides" / "faults_and_bad_inputs.md").read_text()
-    assert summary() in page, "the census of docs/guides/faults_and_bad_inputs.md is stale: python tests/test_api_census.py"
+    stale = "the census of docs/guides/faults_and_bad_inputs.md is stale: python tests/test_api_census.py"
+    assert summary() in page and markdown_table() in page, stale
 
 
 if __name__ == "__main__":
-    print(summary())
+    print(summary() + "\n\n" + markdown_table())

@@ -125,6 +125,9 @@ def test_save_never_overwrites_silently(tmp_path):
     with pytest.raises(FileExistsError, match="overwrite=True"):
         emflow.save(tmp_path / "m", LATMM, params)
     bigger = emflow.LatMM(LATMM.flow, 3)
+    with pytest.raises(ValueError, match="params do not fit the model"):  # refused before the old save is removed
+        emflow.save(tmp_path / "m", bigger, params, overwrite=True)
+    assert emflow.load(tmp_path / "m")[0] == LATMM
     emflow.save(tmp_path / "m", bigger, bigger.init(KEY, jnp.ones((4, 3))), overwrite=True)
     assert emflow.load(tmp_path / "m")[0].num_components == 3
 

@@ -1,6 +1,7 @@
 """A run's start: its inputs checked, its parameters initialised from a partition of the training data."""
 from __future__ import annotations
 
+import collections.abc
 import time
 from typing import Callable
 
@@ -138,7 +139,8 @@ def check_arguments(model, config, preprocess, workdir, hooks, optimizer, e_step
         checks.callable_("fit", "e_step_of_round", e_step_of_round, "None or a function em_round -> EStep")
     if workdir is not None:
         checks.path("fit", workdir, "workdir")
-    if not isinstance(hooks, (list, tuple)) or any(not hasattr(h, "after_epoch") for h in hooks):
+    if (isinstance(hooks, (str, bytes)) or not isinstance(hooks, collections.abc.Iterable)
+            or (isinstance(hooks, collections.abc.Sequence) and any(not hasattr(h, "after_epoch") for h in hooks))):
         raise TypeError(f"fit: hooks must be a list or tuple of hooks (objects with after_epoch and finish, e.g. "
                         f"emflow.train.BaseHook subclasses), got {hooks!r}")
     if optimizer is not None:
