@@ -7,6 +7,7 @@ message that names both, what was expected and what came. They read Python value
 """
 from __future__ import annotations
 
+import collections.abc
 import functools
 import os
 from typing import Any, Callable
@@ -141,6 +142,25 @@ def params_fit(where: str, model: Any, params: Any) -> None:
         if tuple(np.shape(g)) != tuple(w.shape):
             raise ValueError(f"{where}: params do not fit the model: {jax.tree_util.keystr(where_leaf)} should have "
                              f"shape {tuple(w.shape)}, got {tuple(np.shape(g))}")
+
+
+def numbers(where: str, name: str, value: Any) -> Any:
+    """An array (or tracer) of numbers or bools, or something ``jnp.asarray`` makes one of (not a str)."""
+    dtype = getattr(value, "dtype", None)
+    if isinstance(value, (str, bytes)) or (dtype is not None and not (np.issubdtype(dtype, np.number)
+                                                                      or dtype == bool)):
+        raise TypeError(f"{where}: {name} must be an array of numbers, got {type(value).__name__}"
+                        + (f" of dtype {dtype}" if dtype is not None else ""))
+    return value
+
+
+def hooks(where: str, value: Any) -> Any:
+    """An iterable of hooks (not a str); when it is a sequence, every item has ``after_epoch``."""
+    if (isinstance(value, (str, bytes)) or not isinstance(value, collections.abc.Iterable)
+            or (isinstance(value, collections.abc.Sequence) and any(not hasattr(h, "after_epoch") for h in value))):
+        raise TypeError(f"{where}: hooks must be a list or tuple of hooks (objects with after_epoch and finish, e.g. "
+                        f"emflow.train.BaseHook subclasses), got {value!r}")
+    return value
 
 
 def callable_(where: str, name: str, value: Any, what: str) -> Callable:

@@ -1,7 +1,6 @@
 """A run's start: its inputs checked, its parameters initialised from a partition of the training data."""
 from __future__ import annotations
 
-import collections.abc
 import time
 from typing import Callable
 
@@ -31,10 +30,7 @@ def check_finite_data(x: np.ndarray | Array, name: str) -> None:
 
 def identity_preprocess(key: Array, x: Array) -> Array:
     """Use continuous data as they are (numbers as float32)."""
-    if isinstance(x, (str, bytes)) or (hasattr(x, "dtype") and not (np.issubdtype(x.dtype, np.number)
-                                                                   or x.dtype == bool)):
-        raise TypeError(f"identity_preprocess: x must be an array of numbers, got {type(x).__name__}"
-                        + (f" of dtype {x.dtype}" if hasattr(x, "dtype") else ""))
+    checks.numbers("identity_preprocess", "x", x)
     del key
     return jnp.asarray(x, jnp.float32)
 
@@ -139,10 +135,7 @@ def check_arguments(model, config, preprocess, workdir, hooks, optimizer, e_step
         checks.callable_("fit", "e_step_of_round", e_step_of_round, "None or a function em_round -> EStep")
     if workdir is not None:
         checks.path("fit", workdir, "workdir")
-    if (isinstance(hooks, (str, bytes)) or not isinstance(hooks, collections.abc.Iterable)
-            or (isinstance(hooks, collections.abc.Sequence) and any(not hasattr(h, "after_epoch") for h in hooks))):
-        raise TypeError(f"fit: hooks must be a list or tuple of hooks (objects with after_epoch and finish, e.g. "
-                        f"emflow.train.BaseHook subclasses), got {hooks!r}")
+    checks.hooks("fit", hooks)
     if optimizer is not None:
         checks.transformation("fit", optimizer)
 

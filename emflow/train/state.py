@@ -13,6 +13,7 @@ import optax
 from emflow import checks
 from emflow import em
 from emflow.batches import map_batches
+from emflow.interfaces import Mixture
 
 Array = jax.Array
 
@@ -45,7 +46,7 @@ def init_state(model, optimizer: optax.GradientTransformation, params) -> EMStat
     ``params`` itself: a step that donates the state consumes those arrays.
     """
     checks.transformation("init_state", optimizer)
-    if hasattr(model, "num_components"):
+    if isinstance(model, Mixture):
         checks.params_fit("init_state", model, params)
     zero = lambda: jnp.zeros((), jnp.float32)  # a new array each time: no two leaves share a buffer
     k = model.num_components
