@@ -54,11 +54,6 @@ def event_shape(where: str, name: str, value: Any, rank: int | None = None) -> t
     return tuple(int(d) for d in shape)
 
 
-def one_of(where: str, name: str, value: Any, choices) -> Any:
-    """``value`` if it is one of ``choices``."""
-    if not any(value == c and type(value) is type(c) for c in choices):
-        raise ValueError(f"{where}: {name} must be one of {tuple(choices)}, got {value!r}")
-    return value
 
 
 def key(where: str, value: Any, name: str = "key") -> Any:
@@ -184,16 +179,3 @@ def path(where: str, value: Any, name: str = "path") -> Any:
         raise TypeError(f"{where}: {name} must be a path (str or pathlib.Path), got {value!r} of type "
                         f"{type(value).__name__}")
     return value
-
-
-def shape(where: str, name: str, value: Any, expected: tuple, meaning: str = "") -> None:
-    """The array ``value`` has exactly the shape ``expected`` (``meaning`` spells its axes, e.g. ``"(N, K)"``)."""
-    got = tuple(np.shape(value))
-    if got != tuple(expected):
-        raise ValueError(f"{where}: {name} must have shape {meaning + ' = ' if meaning else ''}{tuple(expected)}, "
-                         f"got {got}")
-
-
-def is_concrete(value: Any) -> bool:
-    """Whether ``value`` has a value now (not a tracer under ``jit``/``vmap``): value checks run only then."""
-    return not isinstance(value, jax.core.Tracer)
