@@ -253,7 +253,7 @@ def flowjax() -> str:
 # --- semi-supervised -------------------------------------------------------------------------------------------
 
 SEMI = [RESULTS / f"semisupervised_{ds}_5pct_w{w}_cpu_2026-12-06.json" for ds in ("satimage", "letter")
-        for w in ("1.0", "0.3")] + [RESULTS / "semisupervised_mnist_100_1000labels_seed0_w0.3_cpu_2026-12-06.json"]
+        for w in ("1.0", "0.3")] + [RESULTS / "semisupervised_mnist_100_1000labels_3seeds_w0.3_cpu_2026-12-06.json"]
 
 
 def semisupervised() -> str:
