@@ -8,7 +8,6 @@ message that names both, what was expected and what came. They read Python value
 from __future__ import annotations
 
 import collections.abc
-import functools
 import os
 from typing import Any, Callable
 
@@ -66,76 +65,112 @@ def key(where: str, value: Any, name: str = "key") -> Any:
                     f"got {type(value).__name__}" + (f" of dtype {dtype} and shape {np.shape(value)}" if dtype else ""))
 
 
+def _has(where: str, name: str, value: Any, attributes: tuple[str, ...], what: str) -> Any:
+    """``value`` if it has every one of ``attributes``; else a ``TypeError``: ``name`` must be ``what``."""
+    missing = [a for a in attributes if not hasattr(value, a)]
+    if missing:
+        raise TypeError(f"{where}: {name} must be {what}, got {type(value).__name__} without {missing}")
+    return value
+
+
 def flow(where: str, value: Any, name: str = "flow") -> Any:
     """An emflow flow: an object with ``event_shape``, ``init``, ``forward`` and ``log_prob``."""
-    missing = [a for a in ("event_shape", "init", "forward", "log_prob") if not hasattr(value, a)]
-    if missing:
-        raise TypeError(f"{where}: {name} must be a flow (emflow.VectorFlow, emflow.Glow, ...: an object with "
-                        f"event_shape, init, forward and log_prob), got {type(value).__name__} without {missing}")
-    return value
+    return _has(where, name, value, ("event_shape", "init", "forward", "log_prob"),
+                "a flow (emflow.VectorFlow, emflow.Glow, ...: an object with event_shape, init, forward and log_prob)")
 
 
 def bijector(where: str, value: Any, name: str = "bijector") -> Any:
     """An emflow bijector: an object with ``event_shape``, ``init``, ``forward`` and ``inverse``."""
-    missing = [a for a in ("event_shape", "init", "forward", "inverse") if not hasattr(value, a)]
-    if missing:
-        raise TypeError(f"{where}: {name} must be a bijector (emflow.Logit, emflow.bijectors.FlowStep, ...: an object "
-                        f"with event_shape, init, forward and inverse), got {type(value).__name__} without {missing}")
-    return value
+    return _has(where, name, value, ("event_shape", "init", "forward", "inverse"),
+                "a bijector (emflow.Logit, emflow.bijectors.FlowStep, ...: an object with event_shape, init, forward "
+                "and inverse)")
 
 
 def mixture(where: str, value: Any, name: str = "model") -> Any:
     """An emflow mixture: an object with ``num_components``, ``event_shape``, ``init`` and ``component_log_prob``."""
-    missing = [a for a in ("num_components", "event_shape", "init", "component_log_prob") if not hasattr(value, a)]
-    if missing:
-        raise TypeError(f"{where}: {name} must be a mixture model (emflow.GenMM, emflow.LatMM, emflow.HybridMM), "
-                        f"got {type(value).__name__} without {missing}")
-    return value
+    return _has(where, name, value, ("num_components", "event_shape", "init", "component_log_prob"),
+                "a mixture model (emflow.GenMM, emflow.LatMM, emflow.HybridMM)")
 
 
 def model(where: str, value: Any, name: str = "model") -> Any:
     """A model or flow that has parameters: an object with ``event_shape`` and ``init``."""
-    missing = [a for a in ("event_shape", "init") if not hasattr(value, a)]
-    if missing:
-        raise TypeError(f"{where}: {name} must be an emflow model or flow (emflow.GenMM, emflow.LatMM, "
-                        f"emflow.VectorFlow, ...), got {type(value).__name__} without {missing}")
+    return _has(where, name, value, ("event_shape", "init"),
+                "an emflow model or flow (emflow.GenMM, emflow.LatMM, emflow.VectorFlow, ...)")
+
+
+def transformation(where: str, value: Any, name: str = "optimizer") -> Any:
+    """An optax ``GradientTransformation``: an object with ``init`` and ``update``."""
+    if not (hasattr(value, "init") and hasattr(value, "update")):
+        raise TypeError(f"{where}: {name} must be an optax.GradientTransformation (init and update), "
+                        f"got {value!r} of type {type(value).__name__}")
     return value
 
 
-@functools.lru_cache(maxsize=64)
-def _cached_init_shapes(model: Any) -> Any:
-    return _init_shapes(model)
+def instance(where: str, name: str, value: Any, cls: type, what: str | None = None) -> Any:
+    """``value`` if it is a ``cls`` (``what``: how the message names it, default ``cls``'s qualified name)."""
+    if not isinstance(value, cls):
+        raise TypeError(f"{where}: {name} must be {what or 'a ' + cls.__module__ + '.' + cls.__qualname__}, "
+                        f"got {type(value).__name__}")
+    return value
 
 
-def _init_shapes(model: Any) -> Any:
+_INIT_TREES: dict = {}  # model -> _tree(its init's shapes); a memo of at most _MAX_MODELS models
+_MAX_MODELS = 64
+
+
+def _tree(shapes: Any) -> tuple[Any, list, Any]:
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(shapes)
+    return shapes, leaves, treedef
+
+
+def _remember(model: Any, tree: tuple) -> tuple:
+    try:
+        _INIT_TREES[model] = tree
+    except TypeError:  # an unhashable model is not remembered
+        return tree
+    if len(_INIT_TREES) > _MAX_MODELS:
+        del _INIT_TREES[next(iter(_INIT_TREES))]
+    return tree
+
+
+def _init_tree_of(model: Any) -> tuple[Any, list, Any]:
+    """``model.init``'s tree of ``jax.ShapeDtypeStruct`` leaves, its leaves with paths and its treedef: traced
+    with ``jax.eval_shape`` the first time a model is asked about, then remembered."""
+    try:
+        return _INIT_TREES[model]
+    except (KeyError, TypeError):
+        pass
     batch = max(int(getattr(model, "num_components", 1)), 2)
-    return jax.eval_shape(model.init, jax.random.PRNGKey(0), jax.ShapeDtypeStruct((batch, *model.event_shape),
-                                                                                   np.float32))
+    return _remember(model, _tree(jax.eval_shape(model.init, jax.random.PRNGKey(0),
+                                                 jax.ShapeDtypeStruct((batch, *model.event_shape), np.float32))))
+
+
+def remember_init_params(model: Any, params: Any) -> None:
+    """Record the tree and shapes of ``params`` that ``model.init`` just made, so that checking parameters against
+    ``model`` needs no trace of ``init`` (``fit`` calls it on its start: tracing a Glow GenMM's init costs seconds)."""
+    _remember(model, _tree(jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), params)))
 
 
 def init_shapes(model: Any) -> Any:
     """``model.init``'s parameter tree as ``jax.ShapeDtypeStruct`` leaves (traced once per model and cached)."""
-    try:
-        return _cached_init_shapes(model)
-    except TypeError:  # an unhashable model: traced every time
-        return _init_shapes(model)
+    return _init_tree_of(model)[0]
 
 
 def params_fit(where: str, model: Any, params: Any) -> None:
     """``params`` have the tree and leaf shapes that ``model.init`` gives (``ValueError`` naming the first misfit).
 
     Leaf dtypes are not compared (bfloat16 or float64 parameters are the model's too)."""
-    want_leaves, want_tree = jax.tree_util.tree_flatten_with_path(init_shapes(model))
+    _, want_leaves, want_tree = _init_tree_of(model)
     try:
-        got_leaves, got_tree = jax.tree_util.tree_flatten_with_path(params)
+        got_leaves, got_tree = jax.tree_util.tree_flatten(params)
     except Exception as err:  # any pytree error is the user's params
         raise ValueError(f"{where}: params are not a parameter pytree ({err})") from err
     if got_tree != want_tree:
         raise ValueError(f"{where}: params do not fit the model: expected the tree of {type(model).__name__}.init, "
                          f"{want_tree}, got {got_tree}")
-    for (where_leaf, w), (_, g) in zip(want_leaves, got_leaves):
+    for (leaf_path, w), g in zip(want_leaves, got_leaves):
         if tuple(np.shape(g)) != tuple(w.shape):
-            raise ValueError(f"{where}: params do not fit the model: {jax.tree_util.keystr(where_leaf)} should have "
+            raise ValueError(f"{where}: params do not fit the model: {jax.tree_util.keystr(leaf_path)} should have "
                              f"shape {tuple(w.shape)}, got {tuple(np.shape(g))}")
 
 
@@ -165,12 +200,6 @@ def callable_(where: str, name: str, value: Any, what: str) -> Callable:
     return value
 
 
-def transformation(where: str, value: Any, name: str = "optimizer") -> Any:
-    """An optax ``GradientTransformation``: an object with ``init`` and ``update``."""
-    if not (hasattr(value, "init") and hasattr(value, "update")):
-        raise TypeError(f"{where}: {name} must be an optax.GradientTransformation (init and update), "
-                        f"got {value!r} of type {type(value).__name__}")
-    return value
 
 
 def path(where: str, value: Any, name: str = "path") -> Any:

@@ -114,11 +114,6 @@ def abstract_params(model: Any, sharding: Sharding = None) -> Any:
     return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=place(s)), shapes)
 
 
-def check_params_fit(model: Any, params: Any, where: str = "save") -> None:
-    """Refuse ``params`` whose tree or leaf shapes differ from what ``model.init`` gives (``ValueError`` naming them)."""
-    checks.params_fit(where, model, params)
-
-
 def check_format(record: dict, where: pathlib.Path) -> None:
     """Refuse a record of another format version, naming the emflow version that wrote it."""
     version = record.get("format_version", 1)
@@ -142,7 +137,7 @@ def save(path: str | pathlib.Path, model: Any, params: Any, overwrite: bool = Fa
     """
     checks.path("save", path)
     checks.model("save", model)
-    check_params_fit(model, params)  # before anything is removed: a refused save leaves an earlier one as it was
+    checks.params_fit("save", model, params)  # before anything is removed: a refused save leaves an earlier one as it was
     path = pathlib.Path(path).resolve()
     if path.exists():
         if not path.is_dir():

@@ -50,6 +50,7 @@ from emflow.contrib import annealing, balanced, copies, pi_plot, reseed, shared_
 from emflow.em import e_steps, semi_supervised as ss  # noqa: E402
 from emflow.evaluation import baselines, diagnostics, feature_net, interpolation, metrics, plots  # noqa: E402
 from emflow.parallel import distributed, sharding  # noqa: E402
+from benchmarks.tabular_fit import CompileCounter  # noqa: E402
 from experiments import config as xconfig  # noqa: E402
 
 PACKAGES = ("emflow", "emflow.bijectors", "emflow.classify", "emflow.data", "emflow.em", "emflow.flows",
@@ -622,23 +623,6 @@ def ctx(tmp_path_factory):
             "tmp": tmp_path_factory.mktemp("census")}
 
 
-class CompileCount:
-    """Counts XLA compilations while installed (``jax.monitoring``'s backend-compile event)."""
-
-    def __enter__(self):
-        self.count = 0
-        self._listener = self._listen
-        jax.monitoring.register_event_duration_secs_listener(self._listener)
-        return self
-
-    def _listen(self, name, secs, **kwargs):
-        if name == "/jax/core/compile/backend_compile_duration":
-            self.count += 1
-
-    def __exit__(self, *exc):
-        jax.monitoring.unregister_event_duration_listener(self._listener)
-
-
 def test_the_census_lists_every_public_callable():
     public = public_callables()
     assert not sorted(set(public) - set(CENSUS)), f"public callables without a census entry: {sorted(set(public) - set(CENSUS))}"
@@ -650,7 +634,7 @@ REFUSALS = sorted((name, row) for name, row in CENSUS.items() if isinstance(row,
 
 @pytest.mark.parametrize("name,row", REFUSALS, ids=[name for name, _ in REFUSALS])
 def test_each_refuses_its_bad_argument_before_compiling(ctx, name, row):
-    with CompileCount() as compiles, pytest.raises(row.error) as info:
+    with CompileCounter() as compiles, pytest.raises(row.error) as info:
         row.call(ctx)
     assert re.search(row.pattern, str(info.value)), f"{name} ({row.bad}): {str(info.value)!r} !~ {row.pattern!r}"
     assert compiles.count == 0, f"{name} ({row.bad}) compiled {compiles.count} program(s) before refusing"

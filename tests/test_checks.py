@@ -67,3 +67,14 @@ def test_kinds_of_object_are_named_with_what_they_lack():
     checks.hooks("f", iter([]))  # any iterable: a generator of hooks is not consumed here
     with pytest.raises(TypeError, match=r"f: x must be an array of numbers, got ndarray of dtype <U1"):
         checks.numbers("f", "x", np.array(["a"]))
+
+
+def test_parameters_that_init_made_are_remembered_as_the_models_tree():
+    model = emflow.LatMM(emflow.VectorFlow(3, num_steps=1, hidden=4), 2)
+    params = model.init(jax.random.PRNGKey(0), jnp.ones((4, 3)))
+    checks.remember_init_params(model, params)
+    traced = jax.eval_shape(model.init, jax.random.PRNGKey(0), jax.ShapeDtypeStruct((2, 3), jnp.float32))
+    assert jax.tree.map(lambda s: s.shape, checks.init_shapes(model)) == jax.tree.map(lambda s: s.shape, traced)
+    checks.params_fit("f", model, params)
+    with pytest.raises(ValueError, match=r"f: params do not fit the model: \['means'\] should have shape"):
+        checks.params_fit("f", model, {**params, "means": params["means"][:1]})

@@ -54,11 +54,8 @@ class StackTrainer:
 
     def __post_init__(self):
         checks.mixture("StackTrainer", self.model)
-        if not isinstance(self.config, train.TrainConfig):
-            raise TypeError(f"StackTrainer: config must be an emflow.train.TrainConfig, got {type(self.config).__name__}")
-        if not isinstance(self.preprocessor, FeaturePreprocessor):
-            raise TypeError(f"StackTrainer: preprocessor must be a FeaturePreprocessor, got "
-                            f"{type(self.preprocessor).__name__}")
+        checks.instance("StackTrainer", "config", self.config, train.TrainConfig, "an emflow.train.TrainConfig")
+        checks.instance("StackTrainer", "preprocessor", self.preprocessor, FeaturePreprocessor, "a FeaturePreprocessor")
         checks.number("StackTrainer", "ema_decay", self.ema_decay, 0.0, 1.0, high_open=True)
 
     @property

@@ -31,6 +31,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from emflow import checks
 from emflow.em import algorithm as em
 from emflow.batches import map_batches
 from emflow.bijectors.base import Array
@@ -147,9 +148,7 @@ def cached(e_step: EStep) -> EStep:
     """``e_step`` evaluated once per round on every training example (batch ``i`` of the pass with noise
     ``fold_in(RoundData.key, i)``), its table looked up by the steps. A variant that already holds a
     table (``warm_start``, or any whose ``update`` is ``lookup``) is returned as it is."""
-    if not isinstance(e_step, EStep):
-        raise TypeError(f"cached: e_step must be an EStep (e_steps.exact(), tempered(...), ...), got "
-                        f"{type(e_step).__name__}")
+    checks.instance("cached", "e_step", e_step, EStep, "an EStep (e_steps.exact(), tempered(...), ...)")
     if e_step.update is lookup:
         return e_step
 

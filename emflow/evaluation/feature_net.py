@@ -111,14 +111,9 @@ DATASET_CONFIGS = {
 }
 
 
-def _check_instance(where: str, name: str, value, cls) -> None:
-    if not isinstance(value, cls):
-        raise TypeError(f"feature_net.{where}: {name} must be a {cls.__name__}, got {type(value).__name__}")
-
-
 def build(config: FeatureNetConfig) -> ResNet:
     """The untrained Flax ``ResNet`` that ``config`` describes."""
-    _check_instance("build", "config", config, FeatureNetConfig)
+    checks.instance("feature_net.build", "config", config, FeatureNetConfig, "a FeatureNetConfig")
     return ResNet(config.widths, config.blocks_per_stage, config.feature_width, config.num_classes)
 
 
@@ -247,7 +242,7 @@ def cache_dir(dataset: str, root: str | os.PathLike | None = None) -> pathlib.Pa
 
 def save(trained: TrainedFeatureNet, directory: str | os.PathLike) -> pathlib.Path:
     """Write the variables (orbax) and ``record.json`` (seed, settings, test accuracy) to ``directory``."""
-    _check_instance("save", "trained", trained, TrainedFeatureNet)
+    checks.instance("feature_net.save", "trained", trained, TrainedFeatureNet, "a TrainedFeatureNet")
     checks.path("save", directory, "directory")
     directory = pathlib.Path(directory).resolve()
     directory.mkdir(parents=True, exist_ok=True)
@@ -299,5 +294,5 @@ def load_or_train(dataset: str, data_dir=None, root=None, config: FeatureNetConf
 
 def num_parameters(trained: TrainedFeatureNet) -> int:
     """The number of trained parameters (the batch statistics aside)."""
-    _check_instance("num_parameters", "trained", trained, TrainedFeatureNet)
+    checks.instance("feature_net.num_parameters", "trained", trained, TrainedFeatureNet, "a TrainedFeatureNet")
     return int(sum(math.prod(a.shape) for a in jax.tree.leaves(trained.variables["params"])))

@@ -56,8 +56,7 @@ def flatten(latent: Latent) -> Array:
 
 def check_latent(latent, where: str) -> None:
     """Refuse anything but a ``Latent`` (``TypeError`` naming ``where``)."""
-    if not isinstance(latent, Latent):
-        raise TypeError(f"{where}: latent must be an emflow.Latent(top, splits), got {type(latent).__name__}")
+    checks.instance(where, "latent", latent, Latent, "an emflow.Latent(top, splits)")
 
 
 def check_temperature(temperature, where: str = "sample") -> None:

@@ -194,8 +194,12 @@ class GenMM(MixtureModel):
 
     def generator_log_prob(self, params: dict, x: Array) -> Array:
         """``log p_k(x)`` of every generator: ``(B, *event_shape) -> (B, K)``."""
-        self._check_input(x, "generator_log_prob")
         self._check_params(params, "generator_log_prob")
+        return self._generator_log_prob(params, x)
+
+    def _generator_log_prob(self, params: dict, x: Array) -> Array:
+        """``generator_log_prob`` with the batch checked and ``params`` taken as checked by the caller."""
+        self._check_input(x, "generator_log_prob")
         if x.shape[0] == 0:  # an empty batch: an empty result
             return jnp.zeros((0, self.num_components), jnp.float32)
         y, log_det = self.trunk_forward(params, x)
@@ -218,7 +222,7 @@ class GenMM(MixtureModel):
     def component_log_prob(self, params: dict, x: Array) -> Array:
         """``log pi_k + log p_k(x)``: ``(B, *event_shape) -> (B, K)``."""
         self._check_params(params, "component_log_prob")
-        return params["log_pi"][None, :] + self.generator_log_prob(params, x)
+        return params["log_pi"][None, :] + self._generator_log_prob(params, x)
 
     def sample(self, params: dict, key: Array, n: int, temperature: float = 1.0) -> Array:
         """``n`` samples ``(n, *event_shape)``: k ~ pi, z ~ N(0, temperature^2 I), x = g_k(z).

@@ -111,11 +111,7 @@ class MixtureModel:
 
 def check_count(n, where: str, name: str = "n") -> int:
     """``n`` as a Python int >= 0, or a ``TypeError``/``ValueError`` naming ``name`` and what came."""
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"{where}: {name} must be an integer >= 0, got {n!r} of type {type(n).__name__}")
-    if n < 0:
-        raise ValueError(f"{where}: {name} must be an integer >= 0, got {n}")
-    return int(n)
+    return checks.integer(where, name, n, 0)
 
 
 def check_index(k, num_components: int, where: str) -> int:

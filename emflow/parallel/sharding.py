@@ -35,9 +35,7 @@ DATA, COMPONENTS = "data", "components"
 
 
 def _check_mesh(where: str, mesh) -> None:
-    if not isinstance(mesh, Mesh):
-        raise TypeError(f"{where}: mesh must be a jax.sharding.Mesh (emflow.parallel.sharding.make_mesh()), "
-                        f"got {type(mesh).__name__}")
+    checks.instance(where, "mesh", mesh, Mesh, "a jax.sharding.Mesh (emflow.parallel.sharding.make_mesh())")
 
 
 def make_mesh(data: int | None = None, components: int = 1, devices=None) -> Mesh:

@@ -145,9 +145,9 @@ def e_step_schedule(config: TrainConfig, num_dims: int, has_partition: bool,
     return schedule
 
 
-def _check_config(where: str, config, total_steps) -> None:
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"{where}: config must be an emflow.train.TrainConfig, got {type(config).__name__}")
+def check_config(where: str, config, total_steps=None) -> None:
+    """A ``TrainConfig`` (and ``total_steps`` None or an integer >= 1), or an error naming ``where``."""
+    checks.instance(where, "config", config, TrainConfig, "an emflow.train.TrainConfig")
     if total_steps is not None:
         checks.integer(where, "total_steps (or None)", total_steps, 1)
 
@@ -161,7 +161,7 @@ def learning_rate_schedule(config: TrainConfig, total_steps: int | None = None) 
     (required; ``fit`` passes ``epochs * steps_per_epoch``); a warm-up as long as the run or
     longer ends one step before its last.
     """
-    _check_config("learning_rate_schedule", config, total_steps)
+    check_config("learning_rate_schedule", config, total_steps)
     if config.schedule == "cosine":
         if total_steps is None:
             raise ValueError("learning_rate_schedule: the cosine schedule needs total_steps")
@@ -180,7 +180,7 @@ def learning_rate_schedule(config: TrainConfig, total_steps: int | None = None) 
 
 def make_optimizer(config: TrainConfig, total_steps: int | None = None) -> optax.GradientTransformation:
     """Value clip -> global-norm clip -> Adam(0.9, 0.9999, 1e-8) on everything but ``log_pi`` (set by EM only)."""
-    _check_config("make_optimizer", config, total_steps)
+    check_config("make_optimizer", config, total_steps)
     return without_log_pi(optax.chain(
         optax.clip(config.clip_value),
         optax.clip_by_global_norm(config.clip_norm),

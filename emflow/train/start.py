@@ -13,7 +13,7 @@ from emflow.mixtures import partition as partition_lib
 from emflow.parallel import sharding
 from emflow.batches import map_batches
 from emflow.interfaces import CheckedPreprocessor, InputPartitioner, LatentPlacer, PartitionedMixture
-from emflow.train.config import TrainConfig
+from emflow.train.config import TrainConfig, check_config
 
 Array = jax.Array
 
@@ -120,8 +120,7 @@ def init_params(model, key: Array, init_x: Array, data: Array, preprocess, confi
 def check_model_and_config(where: str, model, config) -> None:
     """A mixture model and a ``TrainConfig``, or a ``TypeError`` naming which is not."""
     checks.mixture(where, model)
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"{where}: config must be an emflow.train.TrainConfig, got {type(config).__name__}")
+    check_config(where, config)
 
 
 def check_arguments(model, config, preprocess, workdir, hooks, optimizer, e_step_of_round) -> None:
@@ -201,6 +200,7 @@ def start_params(model, key: Array, data: Array, preprocess, config, log: Callab
     init_raw = data[jax.random.permutation(key, n)[: config.init_batch_size]]
     init_x = preprocess(jax.random.fold_in(key, 1), init_raw)
     params, part = init_params(model, key, init_x, data, preprocess, config, log)
+    checks.remember_init_params(model, params)
     if part is None or config.warm_start_rounds == 0:
         return params, part, None
     distances = jax.jit(lambda p, raw, k: partition_lib.squared_distances(
@@ -212,7 +212,5 @@ def start_params(model, key: Array, data: Array, preprocess, config, log: Callab
 def start_from(model, params: dict) -> tuple[dict, None, None]:
     """``(params, None, None)``: a run that starts from given parameters (``fit(initial_params=...)``), checked
     to be the tree ``model.init`` gives (a ``ValueError`` naming the leaf otherwise); no partition, no warm start."""
-    from emflow.serialization import check_params_fit  # emflow.serialization imports this package
-
-    check_params_fit(model, params, "fit initial_params")
+    checks.params_fit("fit initial_params", model, params)
     return params, None, None

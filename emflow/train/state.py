@@ -34,8 +34,7 @@ class EMState:
 
 def check_state(where: str, state) -> None:
     """An ``EMState``, or a ``TypeError`` naming ``where``."""
-    if not isinstance(state, EMState):
-        raise TypeError(f"{where}: state must be an emflow.train.EMState (init_state(...)), got {type(state).__name__}")
+    checks.instance(where, "state", state, EMState, "an emflow.train.EMState (init_state(...))")
 
 
 def init_state(model, optimizer: optax.GradientTransformation, params) -> EMState:
