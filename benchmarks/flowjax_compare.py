@@ -1,4 +1,4 @@
-"""emflow beside flowjax on tabular density estimation, each library with its defaults, one process per run.
+"""emflow beside flowjax on tabular density estimation, with each library's defaults or matched settings.
 
 Protocol: Letter (the first 16,000 rows train, the last 4,000 test), Satimage (``sat.trn`` /
 ``sat.tst``), or scikit-learn's bundled digits and breast_cancer (80/20 by a fixed permutation;
@@ -17,7 +17,15 @@ features (test noise fixed by the seed).
   at most 100 epochs, the best parameters returned) on one noisy copy of the training set;
   K > 1 is a ``VmapMixture`` of K such flows with learned weights, fitted by gradient.
 
+Matched settings (``--settings matched``): the same training protocol for both, each library's
+default flow: Adam at a constant 5e-4, batches of 128 with fresh U(0, 1) noise for every batch,
+a new permutation every epoch, a fixed number of epochs (``MATCHED_EPOCHS``), no validation split
+and no early stopping; the final parameters are tested. emflow: ``train.fit`` with
+``optimizer=optax.adam(5e-4)`` (EM for K > 1, a plain fit for K = 1); flowjax: its own training
+step (``flowjax.train.train_utils.step`` with ``MaximumLikelihoodLoss``) in the same loop.
+
     python -m benchmarks.flowjax_compare --datasets letter satimage --components 1 4 --seeds 0 1 2
+    python -m benchmarks.flowjax_compare --settings matched
 
 Needs ``pip install -e ".[benchmark]"`` (flowjax). Prints one row per run and a mean ± std table;
 ``--out`` keeps the records as JSON.
@@ -31,6 +39,10 @@ import sys
 import time
 
 import numpy as np
+
+# Matched settings: Adam's constant learning rate, the batch size, and the epochs of each data set.
+MATCHED_LEARNING_RATE, MATCHED_BATCH = 5e-4, 128
+MATCHED_EPOCHS = {"letter": 50, "satimage": 20, "digits": 50, "breast_cancer": 100}
 
 
 def emflow_run(dataset: str, components: int, seed: int, data_dir: str | None, coupling: str, api: str) -> dict:
@@ -48,6 +60,13 @@ def emflow_run(dataset: str, components: int, seed: int, data_dir: str | None, c
     if api == "fit":
         result = train.fit(model, train.TrainConfig(seed=seed, num_samples=0), preprocess, x_train, None,
                            progress=False, log=lambda s: None)
+    elif api == "matched":
+        import optax
+
+        config = train.TrainConfig(epochs=MATCHED_EPOCHS[dataset], batch_size=MATCHED_BATCH, e_step="cached",
+                                   seed=seed, num_samples=0)
+        result = train.fit(model, config, preprocess, x_train, None, optimizer=optax.adam(MATCHED_LEARNING_RATE),
+                           progress=False, log=lambda s: None)
     else:
         result = train.fit_to_data(model, x_train, preprocess, seed=seed, progress=False, log=lambda s: None)
     wall = time.time() - t0
@@ -57,7 +76,7 @@ def emflow_run(dataset: str, components: int, seed: int, data_dir: str | None, c
     return {"test_nll": nll, "wall_seconds": wall, "epochs": len(seconds), "seconds_per_epoch": float(np.median(seconds[1:]))}
 
 
-def flowjax_run(dataset: str, components: int, seed: int, data_dir: str | None) -> dict:
+def flowjax_run(dataset: str, components: int, seed: int, data_dir: str | None, api: str) -> dict:
     import equinox as eqx
     import jax
     import jax.numpy as jnp
@@ -87,11 +106,52 @@ def flowjax_run(dataset: str, components: int, seed: int, data_dir: str | None) 
     else:
         dist = VmapMixture(eqx.filter_vmap(make)(jax.random.split(key, components)), weights=jnp.ones(components))
     t0 = time.time()
+    if api == "matched":
+        dist, seconds = flowjax_matched(fit_key, dist, x_train, noise, mean, std, MATCHED_EPOCHS[dataset])
+        wall = time.time() - t0
+        nll = -float(jnp.mean(dist.log_prob(test_x)))
+        return {"test_nll": nll, "wall_seconds": wall, "epochs": len(seconds),
+                "seconds_per_epoch": float(np.median(seconds[1:]))}
     dist, losses = fit_to_data(fit_key, dist, train_x, show_progress=False)
     wall = time.time() - t0
     epochs = len(losses["train"])
     nll = -float(jnp.mean(dist.log_prob(test_x)))
     return {"test_nll": nll, "wall_seconds": wall, "epochs": epochs, "seconds_per_epoch": wall / epochs}
+
+
+def flowjax_matched(key, dist, x_train: np.ndarray, noise: float, mean: np.ndarray, std: np.ndarray,
+                    epochs: int) -> tuple:
+    """flowjax's own training step under the matched protocol; ``(dist, seconds of each epoch)``."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+    import optax
+    import paramax
+    from flowjax.train.losses import MaximumLikelihoodLoss
+    from flowjax.train.train_utils import step
+
+    params, static = eqx.partition(dist, eqx.is_inexact_array, is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable))
+    optimizer, loss_fn = optax.adam(MATCHED_LEARNING_RATE), MaximumLikelihoodLoss()
+    opt_state = optimizer.init(params)
+    raw = jnp.asarray(x_train, jnp.float32)
+    mean, std = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
+
+    @jax.jit
+    def batch(perm, i, k):
+        rows = raw[jax.lax.dynamic_slice_in_dim(perm, i * MATCHED_BATCH, MATCHED_BATCH)]
+        return (rows + noise * jax.random.uniform(k, rows.shape) - mean) / std
+
+    steps, seconds = len(x_train) // MATCHED_BATCH, []
+    for epoch in range(epochs):
+        t0 = time.time()
+        key, k_perm, k_noise = jax.random.split(key, 3)
+        perm = jax.random.permutation(k_perm, len(x_train))
+        for i in range(steps):
+            x = batch(perm, i, jax.random.fold_in(k_noise, i))
+            params, opt_state, loss = step(params, static, x, optimizer=optimizer, opt_state=opt_state, loss_fn=loss_fn)
+        jax.block_until_ready(loss)
+        seconds.append(time.time() - t0)
+    return eqx.combine(params, static), seconds
 
 
 def one_run(argv) -> None:
@@ -100,7 +160,7 @@ def one_run(argv) -> None:
     if library == "emflow":
         record = emflow_run(dataset, int(components), int(seed), data_dir, coupling, api)
     else:
-        record = flowjax_run(dataset, int(components), int(seed), data_dir)
+        record = flowjax_run(dataset, int(components), int(seed), data_dir, api)
     print("RECORD " + json.dumps(record))
 
 
@@ -111,22 +171,28 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--libraries", nargs="+", default=["emflow", "flowjax"])
     p.add_argument("--coupling", default="affine", help="emflow's coupling: affine or spline")
-    p.add_argument("--emflow_api", choices=["fit_to_data", "fit"], default="fit_to_data")
+    p.add_argument("--emflow_api", choices=["fit_to_data", "fit"], default="fit_to_data",
+                   help="emflow's training entry with each library's defaults")
+    p.add_argument("--settings", choices=["defaults", "matched"], default="defaults",
+                   help="each library's defaults, or the matched protocol (MATCHED_*) for both")
     p.add_argument("--data_dir", default="")
     p.add_argument("--out")
     args = p.parse_args(argv)
+    api = "matched" if args.settings == "matched" else args.emflow_api
     records = []
     for dataset in args.datasets:
         for k in args.components:
             for seed in args.seeds:
                 for library in args.libraries:
                     out = subprocess.run([sys.executable, "-m", "benchmarks.flowjax_compare", "--one", library, dataset,
-                                          str(k), str(seed), args.data_dir, args.coupling, args.emflow_api],
+                                          str(k), str(seed), args.data_dir, args.coupling, api],
                                          capture_output=True, text=True, check=True).stdout
                     record = json.loads(out.split("RECORD ", 1)[1])
-                    record.update(library=library, dataset=dataset, components=k, seed=seed,
+                    label = library if library == "flowjax" or args.coupling == "affine" else f"emflow ({args.coupling})"
+                    record.update(library=library, label=label, dataset=dataset, components=k, seed=seed,
                                   coupling=args.coupling if library == "emflow" else "spline (MAF)",
-                                  api=args.emflow_api if library == "emflow" else "fit_to_data")
+                                  settings=args.settings,
+                                  api=api if library == "emflow" or api == "matched" else "fit_to_data")
                     records.append(record)
                     print(f"{dataset:9s} K={k} seed {seed} {library:8s} test NLL {record['test_nll']:8.3f}  "
                           f"{record['wall_seconds']:6.1f} s  {record['epochs']} epochs", flush=True)
@@ -140,9 +206,10 @@ def main(argv=None) -> list[dict]:
 def table(records: list[dict]) -> str:
     """Mean ± std over seeds of test NLL and wall time, one row per setting and library."""
     rows = ["| data | K | library | test NLL (nats) | wall s | s / epoch | epochs |", "| --- | --- | --- | --- | --- | --- | --- |"]
-    keys = sorted({(r["dataset"], r["components"], r["library"]) for r in records})
+    name = lambda r: r.get("label", r["library"])  # "emflow (spline)" for emflow's spline couplings
+    keys = sorted({(r["dataset"], r["components"], name(r)) for r in records})
     for dataset, k, library in keys:
-        rs = [r for r in records if (r["dataset"], r["components"], r["library"]) == (dataset, k, library)]
+        rs = [r for r in records if (r["dataset"], r["components"], name(r)) == (dataset, k, library)]
         f = lambda name, rs=rs: np.array([r[name] for r in rs], float)
         rows.append(f"| {dataset} | {k} | {library} | {f('test_nll').mean():.2f} ± {f('test_nll').std():.2f} | "
                     f"{f('wall_seconds').mean():.1f} | {f('seconds_per_epoch').mean():.2f} | {f('epochs').mean():.0f} |")
