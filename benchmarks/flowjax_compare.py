@@ -178,6 +178,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--data_dir", default="")
     p.add_argument("--out")
     args = p.parse_args(argv)
+    from benchmarks.tabular_fit import keep
     api = "matched" if args.settings == "matched" else args.emflow_api
     records = []
     for dataset in args.datasets:
@@ -196,9 +197,7 @@ def main(argv=None) -> list[dict]:
                     records.append(record)
                     print(f"{dataset:9s} K={k} seed {seed} {library:8s} test NLL {record['test_nll']:8.3f}  "
                           f"{record['wall_seconds']:6.1f} s  {record['epochs']} epochs", flush=True)
-                    if args.out:
-                        with open(args.out, "w") as f:
-                            json.dump(records, f, indent=1)
+                    keep(records, args.out)
     print(table(records))
     return records
 

@@ -65,6 +65,13 @@ def noisy_standardizer(dataset: str, x_train: np.ndarray, rng: np.random.Generat
     return Standardize(noisy.mean(0), noisy.std(0), noise)
 
 
+def keep(records: list[dict], path: str | None) -> None:
+    """Write ``records`` as JSON to ``path`` (after each run, so a stopped sweep keeps what it measured); None: nothing."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(records, f, indent=1)
+
+
 class CompileCounter(logging.Handler):
     """Counts backend compiles and collects the compiled functions' names while it is installed."""
 

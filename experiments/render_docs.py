@@ -226,6 +226,7 @@ def headline() -> str:
 TABULAR_COMPILE = BENCHMARKS / "tabular_compile_cpu_2026-12-06.json"
 FLOWJAX = BENCHMARKS / "flowjax_compare_cpu_2026-12-06.json"
 FLOWJAX_MATCHED = BENCHMARKS / "flowjax_matched_cpu_2026-12-06.json"
+FIT_TO_DATA_DEFAULTS = BENCHMARKS / "fit_to_data_defaults_cpu_2026-12-06.json"
 
 
 def tabular_compile() -> str:
@@ -244,6 +245,15 @@ def tabular_compile() -> str:
     return "\n".join(lines) + "\n" + source(TABULAR_COMPILE, machine=d["machine"]) + f"\n*Command: {d['command']}.*\n"
 
 
+def fit_to_data_defaults() -> str:
+    """Variants of fit_to_data's settings by their best validation NLL: benchmarks.fit_to_data_defaults' table."""
+    from benchmarks import fit_to_data_defaults as defaults
+
+    d = load(FIT_TO_DATA_DEFAULTS)
+    return (defaults.table(d["records"]) + "\n" + source(FIT_TO_DATA_DEFAULTS, machine=d["machine"])
+            + f"\n*Command: {d['command']}.*\n")
+
+
 def flowjax(path: pathlib.Path = FLOWJAX) -> str:
     """emflow beside flowjax, each with its defaults: benchmarks.flowjax_compare's own table."""
     from benchmarks import flowjax_compare
@@ -256,7 +266,7 @@ def flowjax(path: pathlib.Path = FLOWJAX) -> str:
 # --- semi-supervised -------------------------------------------------------------------------------------------
 
 SEMI = [RESULTS / f"semisupervised_{ds}_5pct_w{w}_cpu_2026-12-06.json" for ds in ("satimage", "letter")
-        for w in ("1.0", "0.3")] + [RESULTS / "semisupervised_mnist_100_1000labels_3seeds_w0.3_cpu_2026-12-06.json"]
+        for w in ("1.0", "0.3")] + [RESULTS / "semisupervised_mnist_100_1000labels_3seeds_w0.3_cpc1_cpc3_cpu_2026-12-06.json"]
 
 
 def semisupervised() -> str:
@@ -284,6 +294,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "tabular_compile": tabular_compile,
     "flowjax": flowjax,
     "flowjax_matched": lambda: flowjax(FLOWJAX_MATCHED),
+    "fit_to_data_defaults": fit_to_data_defaults,
     "table2_spline": table2_spline,
     "semisupervised": semisupervised,
 }

@@ -1,0 +1,87 @@
+"""How ``train.fit_to_data``'s defaults are chosen: variants of its settings scored on the validation split.
+
+Each variant trains ``GenMM(VectorFlow(D), K)`` with ``fit_to_data`` on the flowjax comparison's protocol
+(``benchmarks.tabular_fit.load`` and ``noisy_standardizer``) and records the best validation NLL
+(nats per example, the split ``fit_to_data`` holds out itself), the epoch it came at and the wall
+time. The test set is not read: a default chosen here has not seen it.
+
+    python -m benchmarks.fit_to_data_defaults --datasets satimage letter --components 1 4 --seeds 0 1 2
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+# name -> (fit_to_data keyword arguments, config_for_data changes)
+VARIANTS = {
+    "defaults": ({}, {}),
+    "patience 20": ({"patience": 20}, {}),
+    "learning rate 5e-4": ({}, {"learning_rate": 5e-4}),
+    "learning rate 2e-3": ({}, {"learning_rate": 2e-3}),
+    "batch 128": ({}, {"batch_size": 128}),
+}
+
+
+def run(dataset: str, components: int, seed: int, variant: str, data_dir: str | None) -> dict:
+    import emflow
+    from benchmarks.tabular_fit import load, noisy_standardizer
+    from emflow import train
+    from emflow.train.hooks import validation_split
+
+    fit_kwargs, changes = VARIANTS[variant]
+    x_train, _ = load(dataset, data_dir)
+    preprocess = noisy_standardizer(dataset, x_train, np.random.default_rng(seed))
+    model = emflow.GenMM(emflow.VectorFlow(x_train.shape[1]), components)
+    config = None
+    if changes:
+        n_fit = len(validation_split(x_train, 0.1, seed)[0])
+        config = train.config_for_data(n_fit, seed=seed, **changes)
+    t0 = time.time()
+    result = train.fit_to_data(model, x_train, preprocess, config=config, seed=seed, progress=False,
+                               log=lambda s: None, **fit_kwargs)
+    wall = time.time() - t0
+    validation = [r["validation_nll"] for r in result.history]
+    return {"dataset": dataset, "components": components, "seed": seed, "variant": variant,
+            "best_validation_nll": float(np.min(validation)), "best_epoch": int(np.argmin(validation)) + 1,
+            "epochs": len(validation), "wall_seconds": round(wall, 1)}
+
+
+def table(records: list[dict]) -> str:
+    """Mean ± std over seeds of the best validation NLL, one row per setting and variant."""
+    rows = ["| data | K | variant | best validation NLL (nats) | best epoch | wall s |", "| --- | --- | --- | --- | --- | --- |"]
+    for dataset, k, variant in sorted({(r["dataset"], r["components"], r["variant"]) for r in records}):
+        rs = [r for r in records if (r["dataset"], r["components"], r["variant"]) == (dataset, k, variant)]
+        v = np.array([r["best_validation_nll"] for r in rs])
+        rows.append(f"| {dataset} | {k} | {variant} | {v.mean():.3f} ± {v.std():.3f} | "
+                    f"{np.mean([r['best_epoch'] for r in rs]):.0f} | {np.mean([r['wall_seconds'] for r in rs]):.1f} |")
+    return "\n".join(rows)
+
+
+def main(argv=None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", nargs="+", default=["satimage", "letter"])
+    p.add_argument("--components", nargs="+", type=int, default=[1, 4])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--data_dir")
+    p.add_argument("--out")
+    args = p.parse_args(argv)
+    from benchmarks.tabular_fit import keep
+    records = []
+    for dataset in args.datasets:
+        for k in args.components:
+            for variant in args.variants:
+                for seed in args.seeds:
+                    records.append(run(dataset, k, seed, variant, args.data_dir))
+                    r = records[-1]
+                    print(f"{dataset:9s} K={k} {variant:20s} seed {seed}  validation NLL {r['best_validation_nll']:8.3f}"
+                          f"  epoch {r['best_epoch']:3d}/{r['epochs']:3d}  {r['wall_seconds']:6.1f} s", flush=True)
+                    keep(records, args.out)
+    print(table(records))
+    return records
+
+
+if __name__ == "__main__":
+    main()
