@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+VALIDATION_FRACTION = 0.1  # fit_to_data's held-out share, passed to it so that the sizes below agree
 # name -> (fit_to_data keyword arguments, config_for_data changes)
 VARIANTS = {
     "defaults": ({}, {}),
@@ -36,11 +37,11 @@ def run(dataset: str, components: int, seed: int, variant: str, data_dir: str | 
     model = emflow.GenMM(emflow.VectorFlow(x_train.shape[1]), components)
     config = None
     if changes:
-        n_fit = len(validation_split(x_train, 0.1, seed)[0])
+        n_fit = len(validation_split(x_train, VALIDATION_FRACTION, seed)[0])  # the examples fit_to_data trains on
         config = train.config_for_data(n_fit, seed=seed, **changes)
     t0 = time.time()
-    result = train.fit_to_data(model, x_train, preprocess, config=config, seed=seed, progress=False,
-                               log=lambda s: None, **fit_kwargs)
+    result = train.fit_to_data(model, x_train, preprocess, config=config, validation_fraction=VALIDATION_FRACTION,
+                               seed=seed, progress=False, log=lambda s: None, **fit_kwargs)
     wall = time.time() - t0
     validation = [r["validation_nll"] for r in result.history]
     return {"dataset": dataset, "components": components, "seed": seed, "variant": variant,

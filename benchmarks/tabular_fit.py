@@ -120,9 +120,6 @@ def run(dataset: str, components: int, epochs: int, seed: int, data_dir: str | N
             "compiles": counter.count, "compiled": dict(counter.names.most_common()),
             "compile_seconds": {k: round(v, 2) for k, v in counter.seconds.most_common(8)},
             "wall_seconds": round(wall, 2),
-            # fit's call to its first epoch (checks, init, and what of the compilations it waits for)
-            "start_seconds": round(wall - sum(seconds), 2),
-            "first_epoch_end_seconds": round(wall - sum(seconds[1:]), 2),
             "epoch_seconds": seconds, "first_over_later": round(seconds[0] / np.median(seconds[1:]), 2)
             if len(seconds) > 1 else None,
             "test_nll_nats_per_example": nll, "e_steps": [r["e_step"] for r in result.history]}

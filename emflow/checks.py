@@ -53,8 +53,6 @@ def event_shape(where: str, name: str, value: Any, rank: int | None = None) -> t
     return tuple(int(d) for d in shape)
 
 
-
-
 def key(where: str, value: Any, name: str = "key") -> Any:
     """A JAX PRNG key: a typed key (``jax.random.key``) or raw ``uint32`` key data (``jax.random.PRNGKey``)."""
     dtype = getattr(value, "dtype", None)
@@ -100,10 +98,7 @@ def model(where: str, value: Any, name: str = "model") -> Any:
 
 def transformation(where: str, value: Any, name: str = "optimizer") -> Any:
     """An optax ``GradientTransformation``: an object with ``init`` and ``update``."""
-    if not (hasattr(value, "init") and hasattr(value, "update")):
-        raise TypeError(f"{where}: {name} must be an optax.GradientTransformation (init and update), "
-                        f"got {value!r} of type {type(value).__name__}")
-    return value
+    return _has(where, name, value, ("init", "update"), "an optax.GradientTransformation (init and update)")
 
 
 def instance(where: str, name: str, value: Any, cls: type, what: str | None = None) -> Any:
@@ -198,8 +193,6 @@ def callable_(where: str, name: str, value: Any, what: str) -> Callable:
     if not callable(value):
         raise TypeError(f"{where}: {name} must be {what}, got {value!r} of type {type(value).__name__}")
     return value
-
-
 
 
 def path(where: str, value: Any, name: str = "path") -> Any:

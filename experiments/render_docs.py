@@ -255,7 +255,8 @@ def fit_to_data_defaults() -> str:
 
 
 def flowjax(path: pathlib.Path = FLOWJAX) -> str:
-    """emflow beside flowjax, each with its defaults: benchmarks.flowjax_compare's own table."""
+    """emflow beside flowjax (each library's defaults, or ``FLOWJAX_MATCHED``'s matched settings):
+    benchmarks.flowjax_compare's own table."""
     from benchmarks import flowjax_compare
 
     d = load(path)

@@ -44,7 +44,7 @@ from emflow.mixtures import partition as partition_lib
 from emflow.mixtures import partition_space as partition_space_lib
 from emflow.bijectors.base import Array
 from emflow.mixtures.mixture import (
-    ComponentAxis, MixtureModel, check_count, check_index, check_init_batch, check_num_components,
+    ComponentAxis, MixtureModel, check_index, check_init_batch, check_num_components,
     resolve_component_axis, sample_components, uniform_log_pi,
 )
 
@@ -233,7 +233,7 @@ class GenMM(MixtureModel):
         checks.key("GenMM.sample", key)
         latent_lib.check_temperature(temperature, "GenMM.sample")
         self._check_params(params, "sample")
-        if check_count(n, "GenMM.sample") == 0:
+        if checks.integer("GenMM.sample", "n", n, 0) == 0:
             return jnp.zeros((0, *self.event_shape), jnp.float32)
         k_comp, k_lat = jax.random.split(key)
         components = sample_components(k_comp, params["log_pi"], n)
@@ -246,7 +246,7 @@ class GenMM(MixtureModel):
         checks.key("GenMM.component_samples", key)
         latent_lib.check_temperature(temperature, "GenMM.component_samples")
         self._check_params(params, "component_samples")
-        if check_count(n, "GenMM.component_samples") == 0:
+        if checks.integer("GenMM.component_samples", "n", n, 0) == 0:
             return jnp.zeros((self.num_components, 0, *self.event_shape), jnp.float32)
         latents = latent_lib.sample(key, self.flow.latent_shapes, n, temperature, "GenMM.component_samples")
         return self.trunk_inverse(params, self.map_generators(lambda p: self.flow.inverse(p, latents)[0],

@@ -29,7 +29,7 @@ from emflow.flows import latent as latent_lib
 from emflow.flows.latent import Latent
 from emflow.mixtures.genmm import GenMM
 from emflow.mixtures.latmm import LatMM, diagonal_gaussian_log_prob
-from emflow.mixtures.mixture import MixtureModel, check_count, sample_components, uniform_log_pi
+from emflow.mixtures.mixture import MixtureModel, sample_components, uniform_log_pi
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +126,7 @@ class HybridMM(MixtureModel):
         checks.key("HybridMM.sample", key)
         latent_lib.check_temperature(temperature, "HybridMM.sample")
         self._check_params(params, "sample")
-        if check_count(n, "HybridMM.sample") == 0:
+        if checks.integer("HybridMM.sample", "n", n, 0) == 0:
             return jnp.zeros((0, *self.event_shape), jnp.float32)
         k_comp, k_lat = jax.random.split(key)
         c = sample_components(k_comp, params["log_pi"], n)
@@ -140,7 +140,7 @@ class HybridMM(MixtureModel):
         checks.key("HybridMM.component_samples", key)
         latent_lib.check_temperature(temperature, "HybridMM.component_samples")
         self._check_params(params, "component_samples")
-        if check_count(n, "HybridMM.component_samples") == 0:
+        if checks.integer("HybridMM.component_samples", "n", n, 0) == 0:
             return jnp.zeros((self.num_components, 0, *self.event_shape), jnp.float32)
         m = self.latent.num_components
         eps = latent_lib.sample(key, self.flow.latent_shapes, n, temperature, "HybridMM.component_samples")

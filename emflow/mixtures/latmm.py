@@ -56,7 +56,7 @@ from emflow.mixtures import partition as partition_lib
 from emflow.mixtures import partition_space as partition_space_lib
 from emflow.bijectors.base import Array
 from emflow.flows.latent import Latent
-from emflow.mixtures.mixture import (MixtureModel, check_count, check_init_batch, check_num_components, sample_components,
+from emflow.mixtures.mixture import (MixtureModel, check_init_batch, check_num_components, sample_components,
                             uniform_log_pi)
 
 SigmaPrior = Literal["gamma", "l2", "none"]
@@ -253,7 +253,7 @@ class LatMM(MixtureModel):
         checks.key("LatMM.sample", key)
         latent_lib.check_temperature(temperature, "LatMM.sample")
         self._check_params(params, "sample")
-        if check_count(n, "LatMM.sample") == 0:
+        if checks.integer("LatMM.sample", "n", n, 0) == 0:
             return jnp.zeros((0, *self.event_shape), jnp.float32)
         k_comp, k_lat = jax.random.split(key)
         components = sample_components(k_comp, params["log_pi"], n)
@@ -268,7 +268,7 @@ class LatMM(MixtureModel):
         checks.key("LatMM.component_samples", key)
         latent_lib.check_temperature(temperature, "LatMM.component_samples")
         self._check_params(params, "component_samples")
-        if check_count(n, "LatMM.component_samples") == 0:
+        if checks.integer("LatMM.component_samples", "n", n, 0) == 0:
             return jnp.zeros((self.num_components, 0, *self.event_shape), jnp.float32)
         k = self.num_components
         eps = latent_lib.sample(key, self.flow.latent_shapes, n, temperature, "LatMM.component_samples")

@@ -109,11 +109,6 @@ class MixtureModel:
         checks.params_fit(name, self, params)
 
 
-def check_count(n, where: str, name: str = "n") -> int:
-    """``n`` as a Python int >= 0, or a ``TypeError``/``ValueError`` naming ``name`` and what came."""
-    return checks.integer(where, name, n, 0)
-
-
 def check_index(k, num_components: int, where: str) -> int:
     """``k`` as a Python int in ``[0, K)``: JAX would clamp an index out of range without a word."""
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):

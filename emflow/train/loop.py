@@ -137,25 +137,15 @@ def fit(
     evaluator = Evaluator(model, preprocess, config, train_data, test_data, y_test, keys.eval)
     hooks = [*hooks, *_output_hooks(workdir, model, preprocess, config, keys.sample)]
     exact_posterior_fn = jax.jit(lambda p, raw, k: em.posterior(model, p, preprocess(k, raw)))
+    run_epoch = _EpochRunner(model, config, keys, preprocess, train_data, step_fn, evaluator, exact_posterior_fn,
+                             steps_per_epoch, progress and distributed.is_primary(), part, part_labels)
     round_state = None  # the E-step state of the current round: set when it starts, or when a run resumes inside it
     try:
         for epoch in range(first_epoch, config.epochs):
-            t0 = time.time()
-            e_step = e_step_of_round(epoch // config.em_every)
-            if epoch % config.em_every == 0 or round_state is None:  # a round starts (or resumes): Phi_old is fixed
-                round_state = e_step.init(_round_data(model, state, train_data, preprocess, keys, epoch, config,
-                                                      part, part_labels))
-            state = _train_epoch(step_fn, state, round_state, e_step, train_data, keys, epoch, steps_per_epoch,
-                                 config, progress and distributed.is_primary(), evaluator.to_nats)
-            train_seconds = time.time() - t0
-            em_round = (epoch + 1) % config.em_every == 0
-            state, record = _end_epoch(model, state, config, keys, epoch, em_round, e_step.name, evaluator,
-                                       exact_posterior_fn, train_data)
-            record["train_seconds"] = round(train_seconds, 3)  # E-step (cached or per batch) + M-steps
-            record["seconds"] = round(time.time() - t0, 2)       # ... + this epoch's evaluations
+            state, round_state, record = run_epoch(state, round_state, e_step_of_round(epoch // config.em_every), epoch)
             history.append(record)
             log(format_record(record))
-            if _hooks_then_checkpoint(hooks, checkpointer, EpochEnd(epoch, state, record, history, em_round),
+            if _hooks_then_checkpoint(hooks, checkpointer, EpochEnd(epoch, state, record, history, record["em_update"]),
                                       {"epoch": epoch, "config": run_config, "seed": config.seed}):
                 break
         for hook in hooks:
@@ -164,6 +154,39 @@ def fit(
         if checkpointer is not None:
             checkpointer.close()
     return FitResult(state, history, workdir, part)
+
+
+@dataclasses.dataclass(frozen=True)
+class _EpochRunner:
+    """One epoch of a run: the round's E-step state when a round starts, the M-steps, the end-of-epoch update and
+    measurements; ``(state, round_state, record)`` with the epoch's timings in its record."""
+
+    model: object
+    config: TrainConfig
+    keys: RunKeys
+    preprocess: Callable
+    train_data: Array
+    step_fn: Callable
+    evaluator: Evaluator
+    exact_posterior_fn: Callable
+    steps_per_epoch: int
+    progress: bool
+    part: partition_lib.Partition | None
+    part_labels: Array | None
+
+    def __call__(self, state: EMState, round_state, e_step: e_steps.EStep, epoch: int) -> tuple:
+        t0, config = time.time(), self.config
+        if epoch % config.em_every == 0 or round_state is None:  # a round starts (or resumes): Phi_old is fixed
+            round_state = e_step.init(_round_data(self.model, state, self.train_data, self.preprocess, self.keys,
+                                                  epoch, config, self.part, self.part_labels))
+        state = _train_epoch(self.step_fn, state, round_state, e_step, self.train_data, self.keys, epoch,
+                             self.steps_per_epoch, config, self.progress, self.evaluator.to_nats)
+        train_seconds = time.time() - t0
+        state, record = _end_epoch(self.model, state, config, self.keys, epoch, (epoch + 1) % config.em_every == 0,
+                                   e_step.name, self.evaluator, self.exact_posterior_fn, self.train_data)
+        record["train_seconds"] = round(train_seconds, 3)  # E-step (cached or per batch) + M-steps
+        record["seconds"] = round(time.time() - t0, 2)       # ... + this epoch's evaluations
+        return state, round_state, record
 
 
 def _round_data(model, state: EMState, train_data: Array, preprocess, keys: RunKeys, epoch: int,
