@@ -228,8 +228,11 @@ def flow_setting(preset: FlowSpec, args: argparse.Namespace) -> FlowSpec:
     """The preset's flow spec, of another kind with ``--flow`` (that kind's defaults), with the sizes and
     coupling given on the command line."""
     spec = flow_specs.flow_spec(args.flow, "--flow") if args.flow and args.flow != _kind(preset) else preset
+    if args.spline_bins is not None and isinstance(spec, GlowSpec):
+        raise ValueError(f"--spline_bins: a setting of the vector flow, but the flow is {spec}")
     changes = {name: value for name, value in (("num_steps", args.flow_steps), ("hidden", args.hidden),
-                                                 ("coupling", args.coupling)) if value is not None}
+                                                 ("coupling", args.coupling), ("spline_bins", args.spline_bins))
+               if value is not None}
     return dataclasses.replace(spec, **changes)
 
 
@@ -248,6 +251,7 @@ def main(argv=None) -> dict:
     p.add_argument("--flow_steps", type=int, help="its steps (default: the preset's)")
     p.add_argument("--hidden", type=int, help="its hidden width (default: the preset's)")
     p.add_argument("--coupling", choices=["affine", "additive", "spline"], help="its couplings (default: affine)")
+    p.add_argument("--spline_bins", type=int, help="bins of its spline couplings (default 8; a vector flow only)")
     p.add_argument("--preprocessing", choices=["dequantize", "standardize", "none"])
     p.add_argument("--noise", type=float, help="dequantization noise width, feature units")
     p.add_argument("--epochs", type=int)

@@ -4,7 +4,8 @@
         '{"num_components": 1, "epochs": 30, "noise": 8.0}' '{"num_components": 4, "epochs": 30, "noise": 16.0}'
 
 Each JSON argument is a set of ``MixtureClassifier`` keyword arguments (plus an
-optional ``"eval_list"`` of ``eval_samples`` values to score); one JSON line per
+optional ``"eval_list"`` of ``eval_samples`` values to score; ``"flow"`` may be a spec's record,
+e.g. ``{"kind": "VectorFlowSpec", "coupling": "spline", "spline_bins": 4}``); one JSON line per
 setting is printed with the validation accuracy. The test set is never read.
 This is how the settings in the README's classification section were chosen.
 """
@@ -18,7 +19,7 @@ import numpy as np
 
 from emflow import data
 from emflow.data import download
-from emflow.classify import MixtureClassifier
+from emflow.classify import MixtureClassifier, flow_specs
 from experiments import exit_on_refused_xla_flags
 
 
@@ -47,6 +48,8 @@ def main(argv=None):
     for spec in args.settings:
         kw = json.loads(spec)
         eval_samples = kw.pop("eval_list", [0])
+        if "flow" in kw:
+            kw["flow"] = flow_specs.from_dict(kw["flow"])
         t = time.time()
         per_split = {s: [] for s in eval_samples}
         for tr, va in splits:
@@ -55,7 +58,8 @@ def main(argv=None):
                 clf.set_params(eval_samples=s)
                 per_split[s].append(round(clf.score(ds.x_train[va], ds.y_train[va]), 4))
         scores = {s: round(float(np.mean(v)), 4) for s, v in per_split.items()}
-        out = {"dataset": args.dataset, **kw, "val_acc": scores, "seconds": round(time.time() - t, 1)}
+        out = {"dataset": args.dataset, **kw, "flow": flow_specs.as_dict(kw.get("flow", "vector")), "val_acc": scores,
+               "seconds": round(time.time() - t, 1)}
         if args.splits > 1:
             out["per_split"] = per_split
         print(json.dumps(out), flush=True)

@@ -12,6 +12,7 @@ import dataclasses
 import math
 
 from emflow import checks
+from emflow.bijectors import rational_quadratic as rq
 from emflow.bijectors.coupling import COUPLING_KINDS
 from emflow.classify.features import glow_image_shape
 from emflow.flows.glow import Glow
@@ -29,17 +30,22 @@ def _check_sizes(spec, names) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class VectorFlowSpec:
-    """``VectorFlow(D, num_steps, hidden, coupling=coupling)`` on the D features."""
+    """``VectorFlow(D, num_steps, hidden, coupling=coupling, spline_bins=..., tail_bound=...)`` on the D
+    features (the spline settings act with ``coupling="spline"`` only)."""
 
     num_steps: int = 6
     hidden: int = 64
     coupling: str = "affine"
+    spline_bins: int = 8
+    tail_bound: float = 4.0
 
     def __post_init__(self):
         _check_sizes(self, ("num_steps", "hidden"))
+        rq.check_settings("VectorFlowSpec", self.spline_bins, self.tail_bound)
 
     def build(self, num_features: int) -> VectorFlow:
-        return VectorFlow(num_features, num_steps=self.num_steps, hidden=self.hidden, coupling=self.coupling)
+        return VectorFlow(num_features, num_steps=self.num_steps, hidden=self.hidden, coupling=self.coupling,
+                          spline_bins=self.spline_bins, tail_bound=self.tail_bound)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,3 +94,20 @@ def as_dict(flow) -> dict | str:
     if isinstance(flow, str):
         return flow
     return {"kind": type(flow).__name__, **dataclasses.asdict(flow)}
+
+
+_SPECS = {cls.__name__: cls for cls in (VectorFlowSpec, GlowSpec)}
+
+
+def from_dict(record: dict | str) -> FlowSpec | str:
+    """The ``flow`` setting ``as_dict`` recorded: a name as it is, a ``{"kind": ..., field: value}`` record as
+    its spec (fields left out take their defaults); a ``ValueError`` for an unknown kind."""
+    if isinstance(record, str):
+        return record
+    fields = dict(record)
+    kind = fields.pop("kind", None)
+    if kind not in _SPECS:
+        raise ValueError(f"flow_specs.from_dict: kind must be one of {sorted(_SPECS)}, got {kind!r}")
+    if fields.get("image_shape") is not None:
+        fields["image_shape"] = tuple(fields["image_shape"])
+    return _SPECS[kind](**fields)
