@@ -6,7 +6,8 @@ Protocol: Letter (the first 16,000 rows train, the last 4,000 test), Satimage (`
 standardized with the training statistics; test NLL in nats per example of the standardized
 features (test noise fixed by the seed).
 
-- emflow: ``GenMM(VectorFlow(D), K)`` (``--coupling``: affine, the default, or spline) trained by
+- emflow: ``GenMM(flow, K)`` (``--coupling``: ``VectorFlow(D)``'s affine couplings, the default, or its
+  spline couplings, or ``maf``: ``AutoregressiveFlow(D)``, flowjax's model in emflow) trained by
   ``train.fit_to_data`` with its defaults (10% validation split, patience 10, a one-epoch warm-up,
   Noam decay, at most 200 epochs, the best parameters returned), or with ``--emflow_api fit`` by
   ``train.fit`` with ``TrainConfig()`` (the paper's 10 epochs and 1,000 warm-up steps); its
@@ -43,6 +44,16 @@ import numpy as np
 # Matched settings: Adam's constant learning rate, the batch size, and the epochs of each data set.
 MATCHED_LEARNING_RATE, MATCHED_BATCH = 5e-4, 128
 MATCHED_EPOCHS = {"letter": 50, "satimage": 20, "digits": 50, "breast_cancer": 100}
+EMFLOW_FLOWS = ("affine", "spline", "maf")
+
+
+def emflow_flow(coupling: str, num_features: int):
+    """emflow's flow of a ``--coupling`` on ``num_features`` features (each with its defaults)."""
+    import emflow
+
+    if coupling == "maf":
+        return emflow.AutoregressiveFlow(num_features)
+    return emflow.VectorFlow(num_features, coupling=coupling)
 
 
 def emflow_run(dataset: str, components: int, seed: int, data_dir: str | None, coupling: str, api: str) -> dict:
@@ -55,7 +66,7 @@ def emflow_run(dataset: str, components: int, seed: int, data_dir: str | None, c
     x_train, x_test = load(dataset, data_dir)
     rng = np.random.default_rng(seed)
     preprocess = noisy_standardizer(dataset, x_train, rng)
-    model = emflow.GenMM(emflow.VectorFlow(x_train.shape[1], coupling=coupling), components)
+    model = emflow.GenMM(emflow_flow(coupling, x_train.shape[1]), components)
     t0 = time.time()
     if api == "fit":
         result = train.fit(model, train.TrainConfig(seed=seed, num_samples=0), preprocess, x_train, None,
@@ -168,7 +179,8 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--components", nargs="+", type=int, default=[1, 4])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--libraries", nargs="+", default=["emflow", "flowjax"])
-    p.add_argument("--coupling", default="affine", help="emflow's coupling: affine or spline")
+    p.add_argument("--coupling", default="affine", choices=EMFLOW_FLOWS,
+                   help="emflow's flow: VectorFlow's affine or spline couplings, or maf (AutoregressiveFlow)")
     p.add_argument("--emflow_api", choices=["fit_to_data", "fit"], default="fit_to_data",
                    help="emflow's training entry with each library's defaults")
     p.add_argument("--settings", choices=["defaults", "matched"], default="defaults",

@@ -59,7 +59,7 @@ def known_classes() -> dict[str, type]:
     from emflow.flows.trunk import GlowTrunk
 
     return {cls.__name__: cls for cls in (emflow.GenMM, emflow.LatMM, emflow.HybridMM, emflow.Glow, emflow.VectorFlow,
-                                          emflow.Prefixed, emflow.Whitened, emflow.Logit,
+                                          emflow.AutoregressiveFlow, emflow.Prefixed, emflow.Whitened, emflow.Logit,
                                           Dequantizer, GlowTrunk)}
 
 

@@ -65,6 +65,7 @@ MODEL_METHODS = {
               "component_samples"),
     "HybridMM": ("init", "log_prob", "component_log_prob", "responsibilities", "sample", "component_samples"),
     "VectorFlow": ("init", "forward", "inverse", "log_prob", "sample"),
+    "AutoregressiveFlow": ("init", "forward", "inverse", "log_prob", "sample"),
     "Glow": ("init", "forward", "inverse", "log_prob", "sample"),
 }
 
@@ -163,6 +164,8 @@ def _flow_methods(name: str, flow: str, params: str, bad_x: str) -> dict[str, Re
 
 CENSUS: dict[str, Refuses | Exempt] = {
     # emflow
+    "emflow.AutoregressiveFlow": Refuses("kind = 'additive'", lambda c: emflow.AutoregressiveFlow(2, kind="additive"),
+                                         ValueError, r"MaskedAutoregressive: kind must be 'affine' or 'spline'"),
     "emflow.Dequantizer": Refuses("a data_shape with a zero", lambda c: emflow.Dequantizer((4, 0)), ValueError,
                                   r"Dequantizer: data_shape must be a non-empty tuple of positive ints"),
     "emflow.GenMM": Refuses("a str as the flow", lambda c: emflow.GenMM("x", 2), TypeError, r"GenMM: flow must be a flow"),
@@ -193,6 +196,7 @@ CENSUS: dict[str, Refuses | Exempt] = {
     "emflow.bijectors.ActNorm": Refuses("event_shape (0,)", lambda c: B.ActNorm((0,)), ValueError,
                                         r"ActNorm: event_shape must be"),
     "emflow.bijectors.Bijector": PROTOCOL,
+    "emflow.bijectors.Chain": PROTOCOL,
     "emflow.bijectors.ConvConditioner": Refuses("in_channels = 0", lambda c: B.ConvConditioner(0, 2, 4), ValueError,
                                                 r"ConvConditioner: in_channels must be an integer >= 1"),
     "emflow.bijectors.Coupling": Refuses("hidden = 0", lambda c: B.Coupling((4,), hidden=0), ValueError,
@@ -205,6 +209,8 @@ CENSUS: dict[str, Refuses | Exempt] = {
                                                r"MLPConditioner: in_features must be an integer >= 1"),
     "emflow.bijectors.Repeat": Refuses("a str as the step", lambda c: B.Repeat("x", 2), TypeError,
                                        r"Repeat: step must be a bijector"),
+    "emflow.bijectors.MaskedAutoregressive": Refuses("tail_bound = 0", lambda c: B.MaskedAutoregressive((4,), tail_bound=0),
+                                                     ValueError, r"MaskedAutoregressive: tail_bound must be a finite number > 0"),
     "emflow.bijectors.Reverse": Refuses("event_shape ()", lambda c: B.Reverse(()), ValueError,
                                         r"Reverse: event_shape must be"),
     "emflow.bijectors.Split": Refuses("prior = 'x'", lambda c: B.Split((4, 4, 2), prior="x"), ValueError,
@@ -597,6 +603,7 @@ CENSUS: dict[str, Refuses | Exempt] = {
         c["key"], c["x1"]), ValueError, r"the init batch has 1 examples, fewer than K = 2"),
     **_mixture_methods("HybridMM", "h", "ph", "pg"),
     **_flow_methods("VectorFlow", "vf", "pv", "x"),
+    **_flow_methods("AutoregressiveFlow", "af", "paf", "x"),
     **_flow_methods("Glow", "glow", "pglow", "img_f"),
 }
 
@@ -607,6 +614,7 @@ def ctx(tmp_path_factory):
     key = jax.random.PRNGKey(0)
     x = jnp.asarray(np.random.default_rng(0).standard_normal((8, 2)).astype(np.float32))
     vf = emflow.VectorFlow(2, num_steps=1, hidden=4)
+    af = emflow.AutoregressiveFlow(2, num_steps=1, hidden=4)
     glow = emflow.Glow((4, 4, 1), 1, 1, 4)
     g, l = emflow.GenMM(vf, 2), emflow.LatMM(vf, 2)
     h = emflow.HybridMM(g, l)
@@ -616,7 +624,7 @@ def ctx(tmp_path_factory):
     opt = train.make_optimizer(cfg)
     return {"key": key, "x": x, "x1": x[:1], "x0": x[0], "xa": x[:2], "xz": x[2:4], "xb": jnp.ones((3, 3)), "xn": np.asarray(x), "y": np.arange(8) % 2, "vf": vf,
             "glow": glow, "g": g, "l": l, "h": h, "pg": pg, "pl": l.init(key, x), "ph": h.init(key, x),
-            "pv": vf.init(key, x), "pglow": glow.init(key, img_f), "img_f": img_f,
+            "pv": vf.init(key, x), "af": af, "paf": af.init(key, x), "pglow": glow.init(key, img_f), "img_f": img_f,
             "img": np.zeros((4, 8, 8, 1), np.uint8), "ts": jnp.linspace(0.0, 1.0, 3), "cfg": cfg, "opt": opt,
             "state": train.init_state(g, opt, pg), "mesh": sharding.make_mesh(),
             "pre": FeaturePreprocessor("standardize", np.zeros(2, np.float32), np.ones(2, np.float32)),

@@ -13,6 +13,7 @@ KEY = jax.random.PRNGKey(0)
 IMAGE = (4, 4, 1)
 GENMM = emflow.GenMM(emflow.Prefixed(emflow.Logit(IMAGE), emflow.Glow(IMAGE, 1, 2, 8, linear="lu")), 3)
 LATMM = emflow.LatMM(emflow.VectorFlow(3, num_steps=2, hidden=8, coupling="additive"), 2, gamma_shape=3.0)
+MAF_GENMM = emflow.GenMM(emflow.AutoregressiveFlow(3, num_steps=2, hidden=8), 2)
 
 
 def _images(n=16, seed=0):
@@ -32,7 +33,8 @@ def test_a_configuration_is_rebuilt_equal_and_hashable(model):
     assert rebuilt == model and hash(rebuilt) == hash(model)
 
 
-@pytest.mark.parametrize("model,x", [(GENMM, _images()), (LATMM, jax.random.normal(KEY, (16, 3)))], ids=["genmm", "latmm"])
+@pytest.mark.parametrize("model,x", [(GENMM, _images()), (LATMM, jax.random.normal(KEY, (16, 3))),
+                                     (MAF_GENMM, jax.random.normal(KEY, (16, 3)))], ids=["genmm", "latmm", "maf_genmm"])
 def test_save_then_load_gives_the_same_model_and_log_prob(tmp_path, model, x):
     params = jax.jit(model.init)(KEY, x)
     emflow.save(tmp_path / "m", model, params)

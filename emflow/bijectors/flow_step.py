@@ -24,8 +24,40 @@ from emflow.bijectors.permute import Reverse
 LinearKind = Literal["plain", "lu", "reverse"]
 
 
+class Chain:
+    """Mixin for a step made of named layers applied in order (``layers``: name -> bijector, static).
+
+    Params: ``{name: that layer's params}``.
+    """
+
+    def init(self, key: Array, x: Array) -> dict:
+        """Initialise each layer in turn on the batch ``x`` as transformed so far (one key each, split from ``key``)."""
+        check_batch(x, self.event_shape, f"{type(self).__name__}.init")
+        params = {}
+        for (name, layer), k in zip(self.layers.items(), jax.random.split(key, len(self.layers))):
+            params[name] = layer.init(k, x)
+            x, _ = layer.forward(params[name], x)
+        return params
+
+    def forward(self, params: dict, x: Array) -> tuple[Array, Array]:
+        """``x: (B, *event_shape) -> (y, log_det: (B,))``."""
+        log_det = jnp.zeros(x.shape[:1], x.dtype)
+        for name, layer in self.layers.items():
+            x, ld = layer.forward(params[name], x)
+            log_det = log_det + ld
+        return x, log_det
+
+    def inverse(self, params: dict, y: Array) -> tuple[Array, Array]:
+        """``y: (B, *event_shape) -> (x, log_det: (B,))``."""
+        log_det = jnp.zeros(y.shape[:1], y.dtype)
+        for name, layer in reversed(self.layers.items()):
+            y, ld = layer.inverse(params[name], y)
+            log_det = log_det + ld
+        return y, log_det
+
+
 @dataclasses.dataclass(frozen=True)
-class FlowStep:
+class FlowStep(Chain):
     """ActNorm -> invertible linear -> coupling, on ``(B, *event_shape)``.
 
     Attributes:
@@ -68,30 +100,6 @@ class FlowStep:
                                  self.conv_impl, self.spline_bins, self.tail_bound),
         }
 
-    def init(self, key: Array, x: Array) -> dict:
-        """Initialise each layer in turn on the batch ``x`` as transformed so far."""
-        check_batch(x, self.event_shape, "FlowStep.init")
-        params = {}
-        for (name, layer), k in zip(self.layers.items(), jax.random.split(key, 3)):
-            params[name] = layer.init(k, x)
-            x, _ = layer.forward(params[name], x)
-        return params
-
-    def forward(self, params: dict, x: Array) -> tuple[Array, Array]:
-        """``x: (B, *event_shape) -> (y, log_det: (B,))``."""
-        log_det = jnp.zeros(x.shape[:1], x.dtype)
-        for name, layer in self.layers.items():
-            x, ld = layer.forward(params[name], x)
-            log_det = log_det + ld
-        return x, log_det
-
-    def inverse(self, params: dict, y: Array) -> tuple[Array, Array]:
-        """``y: (B, *event_shape) -> (x, log_det: (B,))``."""
-        log_det = jnp.zeros(y.shape[:1], y.dtype)
-        for name, layer in reversed(self.layers.items()):
-            y, ld = layer.inverse(params[name], y)
-            log_det = log_det + ld
-        return y, log_det
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,16 +9,13 @@ from __future__ import annotations
 import dataclasses
 
 from emflow import checks
-from emflow.bijectors.base import Array, check_batch
 from emflow.bijectors.coupling import CouplingKind
 from emflow.bijectors.flow_step import FlowStep, LinearKind, Repeat
-from emflow.flows.flow import StandardNormalFlow
-from emflow.flows import latent as latent_lib
-from emflow.flows.latent import Latent
+from emflow.flows.flow import StackedVectorFlow
 
 
 @dataclasses.dataclass(frozen=True)
-class VectorFlow(StandardNormalFlow):
+class VectorFlow(StackedVectorFlow):
     """Static configuration of a vector flow, and its pure functions.
 
     Attributes:
@@ -32,9 +29,6 @@ class VectorFlow(StandardNormalFlow):
       compute_dtype: dtype of the conditioner MLPs' arithmetic (mixed precision).
       unroll_steps: apply the steps as straight-line code (``Repeat(unroll=True)``) instead of one
         ``lax.scan`` over them (the default: compiled once, whatever the depth; see the benchmarks page).
-
-    A ``GenMM`` of vector flows maps over its generators with ``vmap`` on a CPU too
-    (``component_axis_on_cpu``): without convolutions, ``vmap`` compiles faster than an unrolled loop.
 
     Params: ``{"steps": <FlowStep params stacked over num_steps>}``.
     """
@@ -50,8 +44,6 @@ class VectorFlow(StandardNormalFlow):
     tail_bound: float = 4.0
     unroll_steps: bool = False
 
-    component_axis_on_cpu = "vmap"
-
     def __post_init__(self):
         checks.integer("VectorFlow", "num_features", self.num_features, 2)
         for name in ("num_steps", "hidden", "num_hidden_layers"):
@@ -59,39 +51,7 @@ class VectorFlow(StandardNormalFlow):
         _ = self._steps  # builds every layer now, so a bad configuration fails here
 
     @property
-    def event_shape(self) -> tuple[int]:
-        return (self.num_features,)
-
-    @property
-    def num_dims(self) -> int:
-        return self.num_features
-
-    @property
-    def latent_shapes(self) -> Latent:
-        return Latent(self.event_shape, ())
-
-    @property
     def _steps(self) -> Repeat:
         step = FlowStep(self.event_shape, self.coupling, self.hidden, self.linear, self.num_hidden_layers,
                         self.compute_dtype, spline_bins=self.spline_bins, tail_bound=self.tail_bound)
         return Repeat(step, self.num_steps, unroll=self.unroll_steps)
-
-    def init(self, key: Array, x: Array) -> dict:
-        """Random layers from ``key``; ActNorm statistics from ``x: (B, D)``."""
-        checks.key("VectorFlow.init", key)
-        check_batch(x, self.event_shape, "VectorFlow.init")
-        return {"steps": self._steps.init(key, x)}
-
-    def forward(self, params: dict, x: Array) -> tuple[Latent, Array]:
-        """``x: (B, D) -> (Latent(top=(B, D)), log|det dz/dx|: (B,))``."""
-        check_batch(x, self.event_shape, "VectorFlow.forward")
-        z, log_det = self._steps.forward(params["steps"], x)
-        return Latent(z, ()), log_det
-
-    def inverse(self, params: dict, latent: Latent) -> tuple[Array, Array]:
-        """``Latent(top=(B, D)) -> (x: (B, D), log|det dx/dz|: (B,))``."""
-        latent_lib.check_latent(latent, "VectorFlow.inverse")
-        check_batch(latent.top, self.event_shape, "VectorFlow.inverse")
-        if latent.splits:
-            raise ValueError(f"VectorFlow.inverse: expected no split-off parts, got {len(latent.splits)}")
-        return self._steps.inverse(params["steps"], latent.top)
