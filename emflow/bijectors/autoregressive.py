@@ -39,7 +39,8 @@ _he_normal = jax.nn.initializers.he_normal()
 
 def made_masks(num_features: int, hidden: int, num_hidden_layers: int, outputs_per_feature: int) -> list[np.ndarray]:
     """The 0/1 masks of a MADE network, input to output: ``(D, H)``, ``num_hidden_layers - 1`` of ``(H, H)``,
-    and ``(H, D * outputs_per_feature)`` whose columns ``i * P .. (i + 1) * P - 1`` belong to feature ``i``."""
+    and ``(H, D * P)`` with ``P = outputs_per_feature``, whose columns ``i * P`` to ``(i + 1) * P - 1`` belong
+    to feature ``i``."""
     in_degrees = np.arange(1, num_features + 1)
     hidden_degrees = 1 + np.arange(hidden) % max(num_features - 1, 1)
     out_degrees = np.repeat(in_degrees, outputs_per_feature)
