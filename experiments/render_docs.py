@@ -143,9 +143,12 @@ def spline_validation() -> str:
     """The validation accuracies that chose the spline setting: each flow on one split of the training set."""
     d = load(SPLINE_VALIDATION)
     lines = ["| data | K | flow (the preset's other settings) | validation accuracy | s |", "| --- | --- | --- | --- | --- |"]
+    best = {}  # the chosen spline setting's accuracy, per data set
     for row in d["rows"]:
-        best = max(r["val_acc"] for r in d["rows"] if r["dataset"] == row["dataset"] and r["flow"]["coupling"] == "spline")
-        mark = "**" if row["flow"]["coupling"] == "spline" and row["val_acc"] == best else ""
+        if row["flow"]["coupling"] == "spline":
+            best[row["dataset"]] = max(best.get(row["dataset"], 0.0), row["val_acc"])
+    for row in d["rows"]:
+        mark = "**" if row["flow"]["coupling"] == "spline" and row["val_acc"] == best[row["dataset"]] else ""
         lines.append(f"| {row['dataset']} | {row['num_components']} | {_flow_name(row['flow'])} | "
                      f"{mark}{row['val_acc']:.4f}{mark} | {row['seconds']:.0f} |")
     return "\n".join(lines) + f"\n\n{d['split']}\n" + source(SPLINE_VALIDATION)

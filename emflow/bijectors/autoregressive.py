@@ -31,7 +31,7 @@ import numpy as np
 from emflow import checks
 from emflow.bijectors import rational_quadratic as rq
 from emflow.bijectors.base import Array, check_batch
-from emflow.bijectors.coupling import SCALE_OFFSET
+from emflow.bijectors.coupling import SCALE_OFFSET, affine_forward, affine_inverse
 
 AutoregressiveKind = Literal["affine", "spline"]
 _he_normal = jax.nn.initializers.he_normal()
@@ -114,13 +114,13 @@ class MaskedAutoregressive:
         if self.kind == "spline":
             return rq.forward(theta, x, self.tail_bound)
         log_scale = jax.nn.log_sigmoid(theta[..., 1] + SCALE_OFFSET)
-        return (x + theta[..., 0]) * jnp.exp(log_scale), log_scale
+        return affine_forward(theta[..., 0], log_scale, x), log_scale
 
     def _unmap(self, theta: Array, y: Array) -> tuple[Array, Array]:
         if self.kind == "spline":
             return rq.inverse(theta, y, self.tail_bound)
         log_scale = jax.nn.log_sigmoid(theta[..., 1] + SCALE_OFFSET)
-        return y * jnp.exp(-log_scale) - theta[..., 0], -log_scale
+        return affine_inverse(theta[..., 0], log_scale, y), -log_scale
 
     def forward(self, params: dict, x: Array) -> tuple[Array, Array]:
         """``x: (B, D) -> (y: (B, D), log|det dy/dx|: (B,))``, one pass of the network."""

@@ -35,6 +35,16 @@ Conditioner = Union[ConvConditioner, MLPConditioner]
 SCALE_OFFSET = 2.0  # Glow: scale = sigmoid(h + 2)
 
 
+def affine_forward(shift: Array, log_scale: Array, x: Array) -> Array:
+    """Glow's affine map ``(x + shift) * exp(log_scale)``, element-wise."""
+    return (x + shift) * jnp.exp(log_scale)
+
+
+def affine_inverse(shift: Array, log_scale: Array, y: Array) -> Array:
+    """The inverse of ``affine_forward``: ``y * exp(-log_scale) - shift``, element-wise."""
+    return y * jnp.exp(-log_scale) - shift
+
+
 @dataclasses.dataclass(frozen=True)
 class Coupling:
     """Affine, additive or rational-quadratic spline coupling over the last axis.
@@ -122,7 +132,7 @@ class Coupling:
         shift, log_scale = self._shift_and_log_scale(params, x_a)
         if log_scale is None:
             return jnp.concatenate([x_a, x_b + shift], axis=-1), jnp.zeros(x.shape[:1], x.dtype)
-        y_b = (x_b + shift) * jnp.exp(log_scale)
+        y_b = affine_forward(shift, log_scale, x_b)
         return jnp.concatenate([x_a, y_b], axis=-1), sum_except_batch(log_scale)
 
     def inverse(self, params: dict, y: Array) -> tuple[Array, Array]:
@@ -136,5 +146,5 @@ class Coupling:
         shift, log_scale = self._shift_and_log_scale(params, y_a)
         if log_scale is None:
             return jnp.concatenate([y_a, y_b - shift], axis=-1), jnp.zeros(y.shape[:1], y.dtype)
-        x_b = y_b * jnp.exp(-log_scale) - shift
+        x_b = affine_inverse(shift, log_scale, y_b)
         return jnp.concatenate([y_a, x_b], axis=-1), -sum_except_batch(log_scale)
