@@ -86,10 +86,15 @@ def run_split(args, x, y, x_test, y_test, preprocessing: str, count: int, seed: 
     return out
 
 
+def _methods(result: dict) -> list[str]:
+    """Every method of any run, in the order they first appear."""
+    return list(dict.fromkeys(k for r in result["runs"] for k in r if k not in ("count", "seed")))
+
+
 def render(result: dict) -> str:
     """The accuracy table: mean ± std over seeds for every method and labelled-set size, with seconds."""
     counts = sorted({r["count"] for r in result["runs"]})
-    methods = [k for k in result["runs"][0] if k not in ("count", "seed")]
+    methods = _methods(result)
     lines = [f"Semi-supervised accuracy on {result['dataset']} ({result['n_train']} training examples, test set of "
              f"{result['n_test']}); mean ± std over seeds {result['seeds']}; seconds per fit in brackets.", "",
              "| method | " + " | ".join(f"{c} labels" for c in counts) + " |",
@@ -97,8 +102,11 @@ def render(result: dict) -> str:
     for m in methods:
         cells = []
         for c in counts:
-            acc = [r[m]["accuracy"] for r in result["runs"] if r["count"] == c]
-            sec = np.mean([r[m]["seconds"] for r in result["runs"] if r["count"] == c])
+            acc = [r[m]["accuracy"] for r in result["runs"] if r["count"] == c and m in r]
+            if not acc:  # a method run at some labelled-set sizes only
+                cells.append("–")
+                continue
+            sec = np.mean([r[m]["seconds"] for r in result["runs"] if r["count"] == c and m in r])
             cells.append(f"{np.mean(acc):.4f} ± {np.std(acc, ddof=1) if len(acc) > 1 else 0.0:.4f} ({sec:.0f} s)")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -109,11 +117,10 @@ def plot(result: dict, path: pathlib.Path) -> None:
     from emflow.evaluation.plots import _pyplot
 
     plt = _pyplot()
-    counts = sorted({r["count"] for r in result["runs"]})
-    methods = [k for k in result["runs"][0] if k not in ("count", "seed")]
     fig, ax = plt.subplots(figsize=(6.5, 4), dpi=120)
-    for m in methods:
-        acc = [[r[m]["accuracy"] for r in result["runs"] if r["count"] == c] for c in counts]
+    for m in _methods(result):
+        counts = sorted({r["count"] for r in result["runs"] if m in r})
+        acc = [[r[m]["accuracy"] for r in result["runs"] if r["count"] == c and m in r] for c in counts]
         ax.plot(counts, [np.mean(a) for a in acc], marker="o", label=m)
         ax.fill_between(counts, [min(a) for a in acc], [max(a) for a in acc], alpha=0.15)
     ax.set_xscale("log")

@@ -13,6 +13,8 @@ def test_config_for_data_warms_up_over_one_epoch_at_most_1000_steps():
     assert train.config_for_data(10).warmup_steps == 1          # fewer examples than a batch: one step
     config = train.config_for_data(4000, epochs=7, seed=3)
     assert (config.epochs, config.seed, config.schedule, config.e_step) == (7, 3, "noam", "cached")
+    assert (config.em_every, config.warm_start_rounds) == (1, 0)  # an EM round per epoch, no hard-partition round
+    assert train.config_for_data(4000, em_every=5).em_every == 5
     with pytest.raises(ValueError, match=r"num_examples must be an integer >= 1, got 0"):
         train.config_for_data(0)
 

@@ -305,3 +305,17 @@ def test_semisupervised_tiny_reports_every_method(tmp_path):
     assert (tmp_path / "accuracy_vs_labels_satimage.png").is_file()
     np.testing.assert_array_equal(np.bincount(semisupervised.labelled_subset(np.repeat(np.arange(3), 10), 7, 0) // 10),
                                   [3, 2, 2])
+
+
+def test_semisupervised_table_marks_a_method_run_at_some_sizes_only(tmp_path):
+    from experiments import semisupervised
+
+    run = lambda count, seed, acc, extra: {"count": count, "seed": seed, "a": {"accuracy": acc, "seconds": 1.0},
+                                           **({"b": {"accuracy": acc + 0.1, "seconds": 3.0}} if extra else {})}
+    result = {"dataset": "toy", "n_train": 10, "n_test": 5, "seeds": [0, 1],
+              "runs": [run(10, 0, 0.5, False), run(10, 1, 0.7, False), run(100, 0, 0.6, True), run(100, 1, 0.8, True)]}
+    lines = semisupervised.render(result).splitlines()
+    assert lines[-2] == "| a | 0.6000 ± 0.1414 (1 s) | 0.7000 ± 0.1414 (1 s) |"
+    assert lines[-1] == "| b | – | 0.8000 ± 0.1414 (3 s) |"
+    semisupervised.plot(result, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 0

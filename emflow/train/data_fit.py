@@ -4,7 +4,9 @@
 60,000 images. Here the training length follows the data instead: a random ``validation_fraction``
 is held out, training stops when its likelihood has not improved for ``patience`` epochs and the
 best parameters are returned (``EarlyStopping``), and the learning rate warms up over one epoch
-(at most 1,000 steps) before Noam's ``1/sqrt(step)`` decay.
+(at most 1,000 steps) before Noam's ``1/sqrt(step)`` decay. A mixture's EM round is one epoch
+(responsibilities and pi renewed every epoch) and starts from the exact E-step of the partition-initialised
+generators, with no round on the partition's hard responsibilities.
 """
 from __future__ import annotations
 
@@ -22,13 +24,14 @@ MAX_EPOCHS = 200
 def config_for_data(num_examples: int, **changes) -> TrainConfig:
     """A ``TrainConfig`` for ``num_examples`` training examples: at most ``MAX_EPOCHS`` epochs (early stopping
     ends the run), a warm-up of one epoch (at most 1,000 steps), Noam's decay, one E-step pass per EM round
-    (``e_step="cached"``), no sample grids; ``changes`` override any field."""
+    (``e_step="cached"``) and one EM round per epoch (``em_every=1``) without a warm-start round
+    (``warm_start_rounds=0``), no sample grids; ``changes`` override any field."""
     if isinstance(num_examples, bool) or not isinstance(num_examples, (int, np.integer)) or num_examples < 1:
         raise ValueError(f"config_for_data: num_examples must be an integer >= 1, got {num_examples!r}")
     batch_size = changes.get("batch_size", TrainConfig.batch_size)
     steps_per_epoch = max(int(num_examples) // batch_size, 1)
     defaults = dict(epochs=MAX_EPOCHS, warmup_steps=min(steps_per_epoch, 1000), schedule="noam", e_step="cached",
-                    num_samples=0)
+                    em_every=1, warm_start_rounds=0, num_samples=0)
     return TrainConfig(**{**defaults, **changes})
 
 
