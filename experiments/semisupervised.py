@@ -91,6 +91,11 @@ def _methods(result: dict) -> list[str]:
     return list(dict.fromkeys(k for r in result["runs"] for k in r if k not in ("count", "seed")))
 
 
+def _cell(result: dict, method: str, count: int) -> list[dict]:
+    """``method``'s records (accuracy, seconds) of the runs with ``count`` labels that ran it."""
+    return [r[method] for r in result["runs"] if r["count"] == count and method in r]
+
+
 def render(result: dict) -> str:
     """The accuracy table: mean ± std over seeds for every method and labelled-set size, with seconds."""
     counts = sorted({r["count"] for r in result["runs"]})
@@ -102,11 +107,11 @@ def render(result: dict) -> str:
     for m in methods:
         cells = []
         for c in counts:
-            acc = [r[m]["accuracy"] for r in result["runs"] if r["count"] == c and m in r]
-            if not acc:  # a method run at some labelled-set sizes only
+            cell = _cell(result, m, c)
+            if not cell:  # a method run at some labelled-set sizes only
                 cells.append("–")
                 continue
-            sec = np.mean([r[m]["seconds"] for r in result["runs"] if r["count"] == c and m in r])
+            acc, sec = [x["accuracy"] for x in cell], np.mean([x["seconds"] for x in cell])
             cells.append(f"{np.mean(acc):.4f} ± {np.std(acc, ddof=1) if len(acc) > 1 else 0.0:.4f} ({sec:.0f} s)")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -120,7 +125,7 @@ def plot(result: dict, path: pathlib.Path) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4), dpi=120)
     for m in _methods(result):
         counts = sorted({r["count"] for r in result["runs"] if m in r})
-        acc = [[r[m]["accuracy"] for r in result["runs"] if r["count"] == c and m in r] for c in counts]
+        acc = [[x["accuracy"] for x in _cell(result, m, c)] for c in counts]
         ax.plot(counts, [np.mean(a) for a in acc], marker="o", label=m)
         ax.fill_between(counts, [min(a) for a in acc], [max(a) for a in acc], alpha=0.15)
     ax.set_xscale("log")
