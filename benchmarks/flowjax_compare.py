@@ -30,7 +30,8 @@ step (``flowjax.train.train_utils.step`` with ``MaximumLikelihoodLoss``) in the 
     python -m benchmarks.flowjax_compare --settings matched
 
 Needs ``pip install -e ".[benchmark]"`` (flowjax). Prints one row per run and a mean ± std table;
-``--out`` keeps the records as JSON.
+``--out`` keeps the records as JSON (emflow's with each epoch's training NLL on ``TrainConfig.train_eval_size``
+training examples and, under ``fit_to_data``, its validation NLL, both in nats per example).
 """
 from __future__ import annotations
 
@@ -86,8 +87,11 @@ def emflow_run(dataset: str, components: int, seed: int, data_dir: str | None, c
     nll = -float(np.mean(np.asarray(jax.jit(model.log_prob)(result.state.params, x.astype(np.float32)))))
     seconds = [r["seconds"] for r in result.history]
     training = [r["train_seconds"] for r in result.history]
+    curves = {"train_nll_by_epoch": [round(r["train_nll_nats_per_dim"] * x_train.shape[1], 3) for r in result.history]}
+    if "validation_nll" in result.history[0]:
+        curves["validation_nll_by_epoch"] = [round(r["validation_nll"], 3) for r in result.history]
     return {"test_nll": nll, "wall_seconds": wall, "epochs": len(seconds), "seconds_per_epoch": float(np.median(seconds[1:])),
-            "train_seconds_per_epoch": float(np.median(training[1:]))}
+            "train_seconds_per_epoch": float(np.median(training[1:])), **curves}
 
 
 def flowjax_run(dataset: str, components: int, seed: int, data_dir: str | None, api: str) -> dict:
