@@ -307,6 +307,23 @@ def test_semisupervised_tiny_reports_every_method(tmp_path):
                                   [3, 2, 2])
 
 
+def test_self_training_sees_every_label_and_a_seeded_subsample_of_the_rest():
+    from experiments import semisupervised
+
+    partial = np.full(100, -1)
+    partial[[3, 50, 97]] = [0, 1, 2]
+    xs = np.arange(100.0)[:, None]
+    x, y = semisupervised.self_training_split(xs, partial, 10, seed=4)
+    assert len(y) == 13 and np.all(np.diff(x[:, 0]) > 0)  # 13 distinct rows, in their order
+    assert dict(zip(x[y != -1, 0], y[y != -1])) == {3.0: 0, 50.0: 1, 97.0: 2}  # each label with its own row
+    np.testing.assert_array_equal(semisupervised.self_training_split(xs, partial, 10, seed=4)[0], x)
+    assert not np.array_equal(semisupervised.self_training_split(xs, partial, 10, seed=5)[0], x)
+    for everything in (0, 97, 500):
+        assert semisupervised.self_training_split(xs, partial, everything, seed=4)[0] is xs
+    assert semisupervised.self_training_name(10, 97) == "SelfTraining (RBF SVC, 10 unlabelled)"
+    assert semisupervised.self_training_name(0, 97) == semisupervised.self_training_name(97, 97) == "SelfTraining (RBF SVC)"
+
+
 def test_semisupervised_table_marks_a_method_run_at_some_sizes_only(tmp_path):
     from experiments import semisupervised
 
