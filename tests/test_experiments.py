@@ -297,9 +297,13 @@ def test_semisupervised_tiny_reports_every_method(tmp_path):
 
     result = semisupervised.main(["--dataset", "satimage", "--labels", "30", "--seeds", "0", "--num_train", "300",
                                   "--num_test", "200", "--epochs", "1", "--flow_steps", "1", "--hidden", "8",
+                                  "--select", "unlabelled_weight=0.3,1.0", "--select_folds", "2",
                                   "--workdir", str(tmp_path)])
     run = result["runs"][0]
-    assert run["count"] == 30 and len([k for k in run if k not in ("count", "seed")]) == 6
+    assert run["count"] == 30 and len([k for k in run if k not in ("count", "seed")]) == 7
+    chosen = run[semisupervised.SELECTED]
+    assert [g for g, _ in chosen["cv_accuracy"]] == [{"unlabelled_weight": 0.3}, {"unlabelled_weight": 1.0}]
+    assert chosen["chosen"] == max(chosen["cv_accuracy"], key=lambda c: c[1])[0]
     assert all(0.0 <= v["accuracy"] <= 1.0 for k, v in run.items() if k not in ("count", "seed"))
     assert "| ours (semi-supervised EM) |" in (tmp_path / "semisupervised_satimage.md").read_text()
     assert (tmp_path / "accuracy_vs_labels_satimage.png").is_file()
@@ -322,6 +326,41 @@ def test_self_training_sees_every_label_and_a_seeded_subsample_of_the_rest():
         assert semisupervised.self_training_split(xs, partial, everything, seed=4)[0] is xs
     assert semisupervised.self_training_name(10, 97) == "SelfTraining (RBF SVC, 10 unlabelled)"
     assert semisupervised.self_training_name(0, 97) == semisupervised.self_training_name(97, 97) == "SelfTraining (RBF SVC)"
+
+
+def test_the_setting_search_hides_each_fold_of_labels_and_scores_on_it():
+    from sklearn.semi_supervised import LabelSpreading
+
+    from emflow.classify import VectorFlowSpec
+    from experiments import semisupervised
+
+    assert semisupervised.setting_grid("unlabelled_weight=0.3,1;flow_steps=2,6;model=latmm") == [
+        {"unlabelled_weight": w, "flow_steps": f, "model": "latmm"} for w in (0.3, 1) for f in (2, 6)]
+    settings = {"flow": VectorFlowSpec(num_steps=6, hidden=64), "epochs": 30, "unlabelled_weight": 1.0}
+    assert semisupervised.with_changes(settings, {"flow_steps": 2, "unlabelled_weight": 0.3}) == {
+        "flow": VectorFlowSpec(num_steps=2, hidden=64), "epochs": 30, "unlabelled_weight": 0.3}
+    with pytest.raises(SystemExit, match="NAME=V1,V2"):
+        semisupervised.setting_grid("flow_steps")
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(c, 0.3, (40, 2)) for c in (-3.0, 0.0, 3.0)])
+    partial = np.full(120, -1)
+    partial[::4] = np.repeat([0, 1, 2], 40)[::4]  # 10 labels per class
+    fits = []
+
+    class Recording(LabelSpreading):  # scikit-learn's own estimator; it keeps the labels each fit was given
+        def fit(self, x, y):
+            fits.append(y.copy())
+            return super().fit(x, y)
+
+    accuracy = semisupervised.labelled_cv_accuracy(lambda: Recording(kernel="knn", n_neighbors=5), x, partial, 3, 0)
+    assert accuracy > 0.9 and len(fits) == 3
+    hidden = [np.flatnonzero((partial != -1) & (y == -1)) for y in fits]
+    assert sorted(np.concatenate(hidden).tolist()) == np.flatnonzero(partial != -1).tolist()  # each label hidden once
+    assert all(len(h) == 10 for h in hidden) and all(np.array_equal(y[y != -1], partial[y != -1]) for y in fits)
+    # labels drawn at random: the hidden ones cannot be predicted from the others, and the score says so
+    noisy = np.where(partial == -1, -1, rng.integers(0, 3, 120))
+    assert semisupervised.labelled_cv_accuracy(lambda: Recording(kernel="knn", n_neighbors=5), x, noisy, 3, 0) < 0.6
 
 
 def test_semisupervised_table_marks_a_method_run_at_some_sizes_only(tmp_path):
