@@ -305,7 +305,7 @@ def flowjax(path: pathlib.Path = FLOWJAX) -> str:
 # --- semi-supervised -------------------------------------------------------------------------------------------
 
 SEMI = [RESULTS / f"semisupervised_{ds}_5pct_w{w}_cpu_2026-12-06.json" for ds in ("satimage", "letter")
-        for w in ("1.0", "0.3", "0.3_genmm")] + [
+        for w in ("1.0", "0.3", "0.3_genmm")] + [RESULTS / "semisupervised_satimage_5pct_select_cpu_2026-12-07.json"] + [
     RESULTS / "semisupervised_mnist_100_1000labels_3seeds_w0.3_cpc1_cpc3_genmm_cpu_2026-12-06.json"]
 
 
@@ -319,7 +319,9 @@ def semisupervised() -> str:
         model = {"latmm": "LatMM", "genmm": "GenMM"}[d["args"]["model"]]
         if "args_genmm" in d:  # GenMM's rows beside LatMM's, on the same label subsets
             model += " and GenMM"
-        parts.append(f"**{d['dataset']}, {model}, unlabelled weight {d['args']['unlabelled_weight']:g}** "
+        setting = (f"setting chosen by labelled-fold CV among `{d['args']['select']}`" if d["args"].get("select") else
+                   f"unlabelled weight {d['args']['unlabelled_weight']:g}")
+        parts.append(f"**{d['dataset']}, {model}, {setting}** "
                      f"(`{d['command']}`)\n\n" + semi.render(d) + source(path, machine=d["machine"]))
     return "\n".join(parts)
 
