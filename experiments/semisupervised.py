@@ -87,17 +87,16 @@ def run_split(args, x, y, x_test, y_test, preprocessing: str, count: int, seed: 
         out[name] = {"accuracy": float(fn()), "seconds": round(time.time() - t0, 1)}
         print(f"{count} labels, seed {seed}: {name} {out[name]['accuracy']:.4f} ({out[name]['seconds']} s)", flush=True)
     if args.select:
-        name = SELECTED
         t0 = time.time()
         make = lambda changes: SemiSupervisedMixtureClassifier(**with_changes(settings, changes))
         grid = setting_grid(args.select)
         scores = [labelled_cv_accuracy(lambda: make(g), x, partial, args.select_folds, seed) for g in grid]
         best = grid[int(np.argmax(scores))]
-        out[name] = {"accuracy": float(make(best).fit(x, partial).score(x_test, y_test)),
-                     "seconds": round(time.time() - t0, 1), "chosen": best,
-                     "cv_accuracy": [[g, round(a, 4)] for g, a in zip(grid, scores)]}
-        print(f"{count} labels, seed {seed}: {name} {out[name]['accuracy']:.4f} with {best} "
-              f"({out[name]['seconds']} s, the search included)", flush=True)
+        out[SELECTED] = {"accuracy": float(make(best).fit(x, partial).score(x_test, y_test)),
+                         "seconds": round(time.time() - t0, 1), "chosen": best,
+                         "cv_accuracy": [[g, round(a, 4)] for g, a in zip(grid, scores)]}
+        print(f"{count} labels, seed {seed}: {SELECTED} {out[SELECTED]['accuracy']:.4f} with {best} "
+              f"({out[SELECTED]['seconds']} s, the search included)", flush=True)
     return out
 
 
@@ -153,8 +152,9 @@ def self_training_name(unlabelled: int, available: int) -> str:
 
 
 def self_training_split(xs: np.ndarray, partial: np.ndarray, unlabelled: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, y)`` for SelfTraining: every labelled example and ``unlabelled`` of the others, drawn with ``seed``
-    (0, or at least all of them: every example). ``partial: (N,)`` labels with -1 for unlabelled."""
+    """``(x, y)`` for SelfTraining: every labelled example and ``unlabelled`` of the others, drawn with ``seed``,
+    in their order; ``xs, partial`` themselves when ``unlabelled`` is 0 or at least the number of unlabelled
+    examples. ``partial: (N,)`` labels with -1 for unlabelled."""
     free = np.flatnonzero(partial == -1)
     if unlabelled <= 0 or unlabelled >= len(free):
         return xs, partial
