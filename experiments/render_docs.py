@@ -307,7 +307,19 @@ def flowjax(path: pathlib.Path = FLOWJAX) -> str:
 SEMI = [RESULTS / f"semisupervised_{ds}_5pct_w{w}_cpu_2026-12-06.json" for ds in ("satimage", "letter")
         for w in ("1.0", "0.3", "0.3_genmm")] + [
     RESULTS / "semisupervised_satimage_5pct_select_cpu_2026-12-07.json",
+    RESULTS / "semisupervised_satimage_5pct_w0.3_noise8_dihedral_select_cpu_2026-12-07.json",
     RESULTS / "semisupervised_mnist_100_1000labels_3seeds_w0.3_cpc1_cpc3_genmm_cpu_2026-12-06.json"]  # MNIST last: the headline's
+
+
+SEMI_DEFAULTS = {"components_per_class": 1, "noise": 1.0, "feature_symmetries": "", "epochs": 30}  # named when not these
+
+
+def _semi_setting(args: dict) -> str:
+    """A run's setting in words: its unlabelled weight and each argument of ``SEMI_DEFAULTS`` it changed."""
+    named = [("unlabelled_weight", args["unlabelled_weight"])] + [
+        (name, args[name]) for name, default in SEMI_DEFAULTS.items() if args.get(name, default) != default]
+    return ", ".join(f"{name.replace('_', ' ')} {value:g}" if isinstance(value, float) else
+                     f"{name.replace('_', ' ')} {value}" for name, value in named)
 
 
 def semisupervised() -> str:
@@ -320,8 +332,9 @@ def semisupervised() -> str:
         model = {"latmm": "LatMM", "genmm": "GenMM"}[d["args"]["model"]]
         if "args_genmm" in d:  # GenMM's rows beside LatMM's, on the same label subsets
             model += " and GenMM"
-        setting = (f"setting chosen by labelled-fold CV among `{d['args']['select']}`" if d["args"].get("select") else
-                   f"unlabelled weight {d['args']['unlabelled_weight']:g}")
+        setting = _semi_setting(d["args"])
+        if d["args"].get("select"):
+            setting += f"; a row with the setting chosen by labelled-fold CV among `{d['args']['select']}`"
         parts.append(f"**{d['dataset']}, {model}, {setting}** "
                      f"(`{d['command']}`)\n\n" + semi.render(d) + source(path, machine=d["machine"]))
     return "\n".join(parts)

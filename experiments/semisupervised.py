@@ -62,7 +62,8 @@ def run_split(args, x, y, x_test, y_test, preprocessing: str, count: int, seed: 
     scaler = StandardScaler().fit(x)
     xs, xs_test = scaler.transform(x), scaler.transform(x_test)
     settings = dict(model=args.model, components_per_class=args.components_per_class,
-                    flow=VectorFlowSpec(num_steps=args.flow_steps, hidden=args.hidden), preprocessing=preprocessing, epochs=args.epochs, seed=seed,
+                    flow=VectorFlowSpec(num_steps=args.flow_steps, hidden=args.hidden), preprocessing=preprocessing, noise=args.noise,
+                    feature_symmetries=args.feature_symmetries or None, epochs=args.epochs, seed=seed,
                     num_restarts=args.num_restarts, unlabelled_weight=args.unlabelled_weight)
     out = {"count": count, "seed": seed}
     timed = [
@@ -71,7 +72,8 @@ def run_split(args, x, y, x_test, y_test, preprocessing: str, count: int, seed: 
         ("ours, labelled part only", lambda: SemiSupervisedMixtureClassifier(**settings).fit(x[rows], y[rows])
          .score(x_test, y_test)),
         ("MixtureClassifier on the labelled part", lambda: MixtureClassifier(
-            preprocessing=preprocessing, early_stopping=False, epochs=args.epochs, batch_size=min(64, count),
+            preprocessing=preprocessing, noise=args.noise, feature_symmetries=args.feature_symmetries or None,
+            early_stopping=False, epochs=args.epochs, batch_size=min(64, count),
             seed=seed).fit(x[rows], y[rows]).score(x_test, y_test)),
         ("LabelSpreading (k-NN)", lambda: LabelSpreading(kernel="knn", n_neighbors=7).fit(xs, partial)
          .score(xs_test, y_test)),
@@ -226,6 +228,10 @@ def main(argv=None) -> dict:
     p.add_argument("--flow_steps", type=int, default=6)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--noise", type=float, default=1.0,
+                   help="integer features: width of the dequantization noise, in feature units (ours and MixtureClassifier)")
+    p.add_argument("--feature_symmetries", default="", help="ours and MixtureClassifier: a name from "
+                   "emflow.classify.features.SYMMETRIES, e.g. satimage_dihedral (default: none)")
     p.add_argument("--num_restarts", type=int, default=1)
     p.add_argument("--unlabelled_weight", type=float, default=1.0, help="EM-lambda: an unlabelled example's weight")
     p.add_argument("--methods", default="", help="only the methods whose names contain one of these, comma-separated")

@@ -122,3 +122,25 @@ def test_the_supervised_classifier_averages_its_restarts_too():
         both.add_class(x[:5], 7)
     with pytest.raises(ValueError, match="num_restarts must be an integer >= 1, got 0"):
         MixtureClassifier(num_restarts=0, **settings).fit(x, y)
+
+
+def test_feature_symmetries_fit_the_orbit_and_symmetrise_the_class_mass():
+    """With the swap of two features: EM runs on the orbit (the same parameters as a fit on the doubled data
+    with the labels repeated), and the class mass is the average over the swap, so exactly invariant under it."""
+    import jax
+
+    from emflow.classify.features import orbit
+
+    x, y = _three_arcs(n_per=30)
+    partial = _one_percent(y)
+    swap = np.array([[0, 1], [1, 0]])
+    sym = SemiSupervisedMixtureClassifier(feature_symmetries=swap, **TINY).fit(x, partial)
+    doubled = SemiSupervisedMixtureClassifier(**TINY).fit(orbit(x, swap), np.tile(partial, 2))
+    for a, b in zip(jax.tree.leaves(sym.params_), jax.tree.leaves(doubled.params_)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert sym.n_labelled_ == int(np.sum(partial != -1)) and doubled.n_labelled_ == 2 * sym.n_labelled_
+    want = np.logaddexp(doubled.class_log_joint(x), doubled.class_log_joint(x[:, ::-1])) - np.log(2.0)
+    np.testing.assert_allclose(sym.class_log_joint(x), want, rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(sym.class_log_joint(x[:, ::-1]), sym.class_log_joint(x), rtol=1e-6, atol=1e-5)
+    with pytest.raises(ValueError, match=r"feature_symmetries must be integer permutations of shape \(G, 2\)"):
+        SemiSupervisedMixtureClassifier(feature_symmetries=np.eye(3, dtype=int), **TINY).fit(x, partial)

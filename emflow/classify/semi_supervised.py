@@ -26,7 +26,7 @@ from sklearn.utils.validation import validate_data
 
 from emflow import train
 from emflow.classify.estimator import NotFittedError
-from emflow.classify.features import FeaturePreprocessor, Preprocessing
+from emflow.classify.features import FeaturePreprocessor, Preprocessing, feature_permutations, orbit
 from emflow.em import e_steps
 from emflow.em.semi_supervised import UNLABELLED, semi_supervised
 from emflow.classify.flow_specs import VectorFlowSpec, flow_spec
@@ -99,20 +99,27 @@ class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base
       flow: the flow, ``"vector"`` or a ``VectorFlowSpec`` (``emflow.classify.flow_specs``; default 6 steps x 64).
       preprocessing, noise: see ``FeaturePreprocessor`` (``"standardize"`` for continuous features,
         ``"dequantize"`` for integers).
+      feature_symmetries: None, a ``(G, D)`` integer array of feature permutations (row 0 the identity) under
+        which every class's distribution is invariant, or a name from ``emflow.classify.features.SYMMETRIES``
+        (``"satimage_dihedral"``). EM runs on the orbit (each example, labelled or not, under each of the G
+        permutations, with its label: ``G * N`` rows), and a class's mass is the symmetrised
+        ``(1/G) sum_g p(c, x[perm_g])``, as in ``MixtureClassifier``.
       epochs, batch_size, learning_rate, warmup_steps, em_every: EM training (``emflow.train.TrainConfig``);
-        the E-step is cached once per EM round.
+        the E-step is cached once per EM round; an epoch is one pass over the orbit with ``feature_symmetries``.
       num_restarts: independent EM runs (seeds ``seed, seed + 1, ...``) whose class densities are averaged.
       unlabelled_weight: in [0, 1], the weight of an unlabelled example in the M-step and pi's update
         (EM-lambda; ``emflow.em.semi_supervised``): 1 is EM on the joint likelihood, 0 the labelled part alone.
       seed: every random number comes from it.
       verbose: print training progress.
 
-    Fitted attributes: ``classes_`` (C,), ``n_labelled_`` (the labelled examples used), ``preprocessor_``,
+    Fitted attributes: ``classes_`` (C,), ``n_labelled_`` (the labelled examples used), ``symmetries_`` (``(G, D)``
+    or None), ``preprocessor_``,
     ``model_``, ``params_`` (one parameter tree per restart), ``component_classes_`` (K,), ``fit_seconds_``.
     """
 
     def __init__(self, model: str = "latmm", components_per_class: int = 1, flow: str | VectorFlowSpec = "vector",
-                 preprocessing: Preprocessing = "standardize", noise: float = 1.0, epochs: int = 30,
+                 preprocessing: Preprocessing = "standardize", noise: float = 1.0,
+                 feature_symmetries: str | np.ndarray | None = None, epochs: int = 30,
                  batch_size: int = 64, learning_rate: float = 2e-3, warmup_steps: int = 100, em_every: int = 1,
                  num_restarts: int = 1, unlabelled_weight: float = 1.0, seed: int = 0, verbose: bool = False):
         self.model = model
@@ -120,6 +127,7 @@ class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base
         self.flow = flow
         self.preprocessing = preprocessing
         self.noise = noise
+        self.feature_symmetries = feature_symmetries
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -179,6 +187,10 @@ class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base
         if not np.all(np.isfinite(x)):
             raise ValueError("SemiSupervisedMixtureClassifier.fit: X holds NaN or Inf values; expected finite numbers")
         classes, codes = self._split_labels(np.asarray(y))
+        n_labelled = int(np.sum(codes >= 0))
+        symmetries = feature_permutations(self.feature_symmetries, x.shape[1])
+        if symmetries is not None:
+            x, codes = orbit(x, symmetries), np.tile(codes, len(symmetries))
         pre = FeaturePreprocessor.fit(x, self.preprocessing, self.noise)
         z = np.asarray(pre.eval_transform(jnp.asarray(x, jnp.float32)))
         model = self._build(x.shape[1], len(classes))
@@ -201,7 +213,7 @@ class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base
                                e_step_of_round=lambda _: e_step, initial_params=init)
             params.append(result.state.params)
         self.fit_seconds_ = time.time() - t0
-        self.classes_, self.n_labelled_ = classes, int(len(labelled))
+        self.classes_, self.n_labelled_, self.symmetries_ = classes, n_labelled, symmetries
         self.preprocessor_, self.model_, self.component_classes_ = pre, model, component_classes
         self.params_ = params
         return self
@@ -211,16 +223,18 @@ class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base
             raise NotFittedError(f"SemiSupervisedMixtureClassifier.{where}: not fitted yet; call fit(X, y) first")
 
     def class_log_joint(self, X) -> np.ndarray:
-        """``(n, C)`` log p(c, x) of the flows' input: the mixture mass of class c's components at x, each restart's
-        averaged in probability, ``log (1/R) sum_r sum_{k of c} pi_k^r p_k^r(x)``."""
+        """``(n, C)`` log p(c, x) of the flows' input: the mixture mass of class c's components at x, averaged in
+        probability over the R restarts and the G feature permutations (G = 1 without ``feature_symmetries``),
+        ``log (1/(R G)) sum_r sum_g sum_{k of c} pi_k^r p_k^r(x[perm_g])``."""
         self._check_fitted("class_log_joint")
         x = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         owner = jax.nn.one_hot(jnp.asarray(self.component_classes_), len(self.classes_), dtype=bool)  # (K, C)
         fn = lambda params, raw, key: _class_joint(self.model_, self.preprocessor_, params, owner, raw)
-        per_restart = [np.asarray(map_batches(fn, params, jnp.asarray(x), jax.random.PRNGKey(0), EVAL_BATCH))
-                       for params in self.params_]
-        stacked = np.stack(per_restart).astype(np.float64)
-        return np.logaddexp.reduce(stacked, axis=0) - np.log(len(per_restart))
+        perms = [None] if self.symmetries_ is None else list(self.symmetries_)
+        stacked = np.stack([np.asarray(map_batches(fn, params, jnp.asarray(x if perm is None else x[:, perm]),
+                                                   jax.random.PRNGKey(0), EVAL_BATCH))
+                            for params in self.params_ for perm in perms]).astype(np.float64)
+        return np.logaddexp.reduce(stacked, axis=0) - np.log(len(stacked))
 
     def predict_log_proba(self, X) -> np.ndarray:
         """``(n, C)`` log P(c | x), from ``class_log_joint``."""
