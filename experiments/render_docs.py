@@ -308,10 +308,11 @@ SEMI = [RESULTS / f"semisupervised_{ds}_5pct_w{w}_cpu_2026-12-06.json" for ds in
         for w in ("1.0", "0.3", "0.3_genmm")] + [
     RESULTS / "semisupervised_satimage_5pct_select_cpu_2026-12-07.json",
     RESULTS / "semisupervised_satimage_5pct_w0.3_noise8_dihedral_select_cpu_2026-12-07.json",
+    RESULTS / "semisupervised_letter_5pct_w0.3_genmm_labelled_start_cpu_2026-12-07.json",
     RESULTS / "semisupervised_mnist_100_1000labels_3seeds_w0.3_cpc1_cpc3_genmm_cpu_2026-12-06.json"]  # MNIST last: the headline's
 
 
-SEMI_DEFAULTS = {"components_per_class": 1, "noise": 1.0, "feature_symmetries": "", "epochs": 30}  # named when not these
+SEMI_DEFAULTS = {"components_per_class": 1, "noise": 1.0, "feature_symmetries": "", "epochs": 30, "labelled_epochs": 0}  # named when not these
 
 
 def _semi_setting(args: dict) -> str:

@@ -64,7 +64,8 @@ def run_split(args, x, y, x_test, y_test, preprocessing: str, count: int, seed: 
     settings = dict(model=args.model, components_per_class=args.components_per_class,
                     flow=VectorFlowSpec(num_steps=args.flow_steps, hidden=args.hidden), preprocessing=preprocessing, noise=args.noise,
                     feature_symmetries=args.feature_symmetries or None, epochs=args.epochs, seed=seed,
-                    num_restarts=args.num_restarts, unlabelled_weight=args.unlabelled_weight)
+                    num_restarts=args.num_restarts, unlabelled_weight=args.unlabelled_weight,
+                    labelled_epochs=args.labelled_epochs)
     out = {"count": count, "seed": seed}
     timed = [
         ("ours (semi-supervised EM)", lambda: SemiSupervisedMixtureClassifier(**settings).fit(x, partial)
@@ -234,6 +235,7 @@ def main(argv=None) -> dict:
                    "emflow.classify.features.SYMMETRIES, e.g. satimage_dihedral (default: none)")
     p.add_argument("--num_restarts", type=int, default=1)
     p.add_argument("--unlabelled_weight", type=float, default=1.0, help="EM-lambda: an unlabelled example's weight")
+    p.add_argument("--labelled_epochs", type=int, default=0, help="ours: first this many epochs on the labelled part alone")
     p.add_argument("--methods", default="", help="only the methods whose names contain one of these, comma-separated")
     p.add_argument("--self_training_unlabelled", type=int, default=0,
                    help="SelfTraining sees every labelled example and this many unlabelled ones, a random subsample "

@@ -109,6 +109,8 @@ class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base
       num_restarts: independent EM runs (seeds ``seed, seed + 1, ...``) whose class densities are averaged.
       unlabelled_weight: in [0, 1], the weight of an unlabelled example in the M-step and pi's update
         (EM-lambda; ``emflow.em.semi_supervised``): 1 is EM on the joint likelihood, 0 the labelled part alone.
+      labelled_epochs: 0, or first train this many epochs on the labelled examples alone (the supervised model,
+        Nigam et al.'s start for EM with unlabelled data), then ``epochs`` on all of them from there.
       seed: every random number comes from it.
       verbose: print training progress.
 
@@ -121,7 +123,8 @@ class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base
                  preprocessing: Preprocessing = "standardize", noise: float = 1.0,
                  feature_symmetries: str | np.ndarray | None = None, epochs: int = 30,
                  batch_size: int = 64, learning_rate: float = 2e-3, warmup_steps: int = 100, em_every: int = 1,
-                 num_restarts: int = 1, unlabelled_weight: float = 1.0, seed: int = 0, verbose: bool = False):
+                 num_restarts: int = 1, unlabelled_weight: float = 1.0, labelled_epochs: int = 0, seed: int = 0,
+                 verbose: bool = False):
         self.model = model
         self.components_per_class = components_per_class
         self.flow = flow
@@ -135,6 +138,7 @@ class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base
         self.em_every = em_every
         self.num_restarts = num_restarts
         self.unlabelled_weight = unlabelled_weight
+        self.labelled_epochs = labelled_epochs
         self.seed = seed
         self.verbose = verbose
 
@@ -143,10 +147,10 @@ class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base
             raise ValueError(f"SemiSupervisedMixtureClassifier: model must be 'latmm' or 'genmm', got {self.model!r}")
         if not isinstance(flow_spec(self.flow, "SemiSupervisedMixtureClassifier"), VectorFlowSpec):
             raise ValueError(f"SemiSupervisedMixtureClassifier: flow must be 'vector' or a VectorFlowSpec, got {self.flow!r}")
-        for name in ("components_per_class", "num_restarts"):
+        for name, least in (("components_per_class", 1), ("num_restarts", 1), ("labelled_epochs", 0)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"SemiSupervisedMixtureClassifier: {name} must be an integer >= 1, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+                raise ValueError(f"SemiSupervisedMixtureClassifier: {name} must be an integer >= {least}, got {value!r}")
 
     def _split_labels(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(classes, codes)``: the labelled classes and each example's code in them, -1 where unlabelled."""
@@ -198,25 +202,34 @@ class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base
         component_classes = np.repeat(np.arange(len(classes)), per).astype(np.int32)
         labelled = np.flatnonzero(codes >= 0)
         start = components_of_labelled(z[labelled], codes[labelled], per, int(self.seed))
-        e_step = e_steps.cached(semi_supervised(codes, component_classes, self.unlabelled_weight))
         t0, params = time.time(), []
         for r in range(int(self.num_restarts)):
             seed = int(self.seed) + r
-            config = train.TrainConfig(epochs=int(self.epochs), batch_size=int(min(self.batch_size, len(x))),
-                                       em_every=int(self.em_every), learning_rate=float(self.learning_rate),
-                                       warmup_steps=int(self.warmup_steps), seed=seed, num_samples=0,
-                                       eval_batch_size=min(1000, len(x)), train_eval_size=min(2000, len(x)))
             init = jax.jit(labelled_init, static_argnums=0)(model, jax.random.PRNGKey(seed), jnp.asarray(z),
                                                              jnp.asarray(start), jnp.asarray(labelled))
-            result = train.fit(model, config, pre.train_transform, x.astype(np.float32), None, progress=False,
-                               log=print if self.verbose else (lambda line: None),
-                               e_step_of_round=lambda _: e_step, initial_params=init)
-            params.append(result.state.params)
+            if self.labelled_epochs:
+                init = self._em(model, pre, x[labelled], codes[labelled], component_classes, init,
+                                int(self.labelled_epochs), seed)
+            params.append(self._em(model, pre, x, codes, component_classes, init, int(self.epochs), seed))
         self.fit_seconds_ = time.time() - t0
         self.classes_, self.n_labelled_, self.symmetries_ = classes, n_labelled, symmetries
         self.preprocessor_, self.model_, self.component_classes_ = pre, model, component_classes
         self.params_ = params
         return self
+
+    def _em(self, model, pre: FeaturePreprocessor, x: np.ndarray, codes: np.ndarray, component_classes: np.ndarray,
+            init: dict, epochs: int, seed: int) -> dict:
+        """The parameters after ``epochs`` of semi-supervised EM from ``init`` on raw ``x: (N, D)`` with class codes
+        ``codes: (N,)`` (-1 unlabelled)."""
+        e_step = e_steps.cached(semi_supervised(codes, component_classes, self.unlabelled_weight))
+        config = train.TrainConfig(epochs=epochs, batch_size=int(min(self.batch_size, len(x))),
+                                   em_every=int(self.em_every), learning_rate=float(self.learning_rate),
+                                   warmup_steps=int(self.warmup_steps), seed=seed, num_samples=0,
+                                   eval_batch_size=min(1000, len(x)), train_eval_size=min(2000, len(x)))
+        result = train.fit(model, config, pre.train_transform, x.astype(np.float32), None, progress=False,
+                           log=print if self.verbose else (lambda line: None),
+                           e_step_of_round=lambda _: e_step, initial_params=init)
+        return result.state.params
 
     def _check_fitted(self, where: str) -> None:
         if not hasattr(self, "params_"):
