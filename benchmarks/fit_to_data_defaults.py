@@ -37,6 +37,8 @@ VARIANTS = {
     "batch 128": Variant(config={"batch_size": 128}),
     "spline couplings": Variant(flow={"coupling": "spline"}),
     "spline couplings, 4 bins": Variant(flow={"coupling": "spline", "spline_bins": 4}),
+    "hidden 32": Variant(flow={"hidden": 32}),
+    "4 steps": Variant(flow={"num_steps": 4}),
     # the EM settings fit_to_data had before (TrainConfig's): E-step and pi every 5 epochs, a first round on
     # the k-means partition's hard responsibilities (the defaults renew them every epoch, with no such round)
     "EM every 5 epochs, a warm-start round": Variant(config={"em_every": 5, "warm_start_rounds": 1}),

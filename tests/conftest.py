@@ -50,8 +50,12 @@ def pytest_configure(config):
 
 
 
-jax.config.update("jax_compilation_cache_dir", os.environ.get(
-    "EMFLOW_TEST_JAX_CACHE", os.path.join(tempfile.gettempdir(), "emflow-test-jax-cache")))
+# One cache folder per pytest-xdist worker: JAX writes an entry in place (with no lock unless
+# jax_compilation_cache_max_size is set), so a worker that reads an entry while the other is still
+# writing it loads a torn executable and crashes (a segmentation fault in compilation_cache).
+jax.config.update("jax_compilation_cache_dir", os.path.join(
+    os.environ.get("EMFLOW_TEST_JAX_CACHE", os.path.join(tempfile.gettempdir(), "emflow-test-jax-cache")),
+    os.environ.get("PYTEST_XDIST_WORKER", "main")))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
