@@ -312,7 +312,8 @@ SEMI = [RESULTS / f"semisupervised_{ds}_5pct_w{w}_cpu_2026-12-06.json" for ds in
     RESULTS / "semisupervised_mnist_100_1000labels_3seeds_w0.3_cpc1_cpc3_genmm_cpu_2026-12-06.json"]  # MNIST last: the headline's
 
 
-SEMI_DEFAULTS = {"components_per_class": 1, "noise": 1.0, "feature_symmetries": "", "epochs": 30, "labelled_epochs": 0}  # named when not these
+# experiments.semisupervised's arguments that a table's header names when a run changed them
+SEMI_DEFAULTS = {"components_per_class": 1, "noise": 1.0, "feature_symmetries": "", "epochs": 30, "labelled_epochs": 0}
 
 
 def _semi_setting(args: dict) -> str:

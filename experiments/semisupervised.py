@@ -61,9 +61,10 @@ def run_split(args, x, y, x_test, y_test, preprocessing: str, count: int, seed: 
     partial[rows] = y[rows]
     scaler = StandardScaler().fit(x)
     xs, xs_test = scaler.transform(x), scaler.transform(x_test)
+    feature_settings = dict(preprocessing=preprocessing, noise=args.noise, feature_symmetries=args.feature_symmetries or None)
     settings = dict(model=args.model, components_per_class=args.components_per_class,
-                    flow=VectorFlowSpec(num_steps=args.flow_steps, hidden=args.hidden), preprocessing=preprocessing, noise=args.noise,
-                    feature_symmetries=args.feature_symmetries or None, epochs=args.epochs, seed=seed,
+                    flow=VectorFlowSpec(num_steps=args.flow_steps, hidden=args.hidden), **feature_settings,
+                    epochs=args.epochs, seed=seed,
                     num_restarts=args.num_restarts, unlabelled_weight=args.unlabelled_weight,
                     labelled_epochs=args.labelled_epochs)
     out = {"count": count, "seed": seed}
@@ -73,8 +74,7 @@ def run_split(args, x, y, x_test, y_test, preprocessing: str, count: int, seed: 
         ("ours, labelled part only", lambda: SemiSupervisedMixtureClassifier(**settings).fit(x[rows], y[rows])
          .score(x_test, y_test)),
         ("MixtureClassifier on the labelled part", lambda: MixtureClassifier(
-            preprocessing=preprocessing, noise=args.noise, feature_symmetries=args.feature_symmetries or None,
-            early_stopping=False, epochs=args.epochs, batch_size=min(64, count),
+            **feature_settings, early_stopping=False, epochs=args.epochs, batch_size=min(64, count),
             seed=seed).fit(x[rows], y[rows]).score(x_test, y_test)),
         ("LabelSpreading (k-NN)", lambda: LabelSpreading(kernel="knn", n_neighbors=7).fit(xs, partial)
          .score(xs_test, y_test)),

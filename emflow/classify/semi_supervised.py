@@ -196,7 +196,8 @@ class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base
         if symmetries is not None:
             x, codes = orbit(x, symmetries), np.tile(codes, len(symmetries))
         pre = FeaturePreprocessor.fit(x, self.preprocessing, self.noise)
-        z = np.asarray(pre.eval_transform(jnp.asarray(x, jnp.float32)))
+        x = x.astype(np.float32)  # once: every EM run (each restart, the labelled start) trains on these rows
+        z = np.asarray(pre.eval_transform(jnp.asarray(x)))
         model = self._build(x.shape[1], len(classes))
         per = int(self.components_per_class)
         component_classes = np.repeat(np.arange(len(classes)), per).astype(np.int32)
@@ -219,14 +220,14 @@ class SemiSupervisedMixtureClassifier(sklearn.base.ClassifierMixin, sklearn.base
 
     def _em(self, model, pre: FeaturePreprocessor, x: np.ndarray, codes: np.ndarray, component_classes: np.ndarray,
             init: dict, epochs: int, seed: int) -> dict:
-        """The parameters after ``epochs`` of semi-supervised EM from ``init`` on raw ``x: (N, D)`` with class codes
-        ``codes: (N,)`` (-1 unlabelled)."""
+        """The parameters after ``epochs`` of semi-supervised EM from ``init`` on raw float32 ``x: (N, D)`` with class
+        codes ``codes: (N,)`` (-1 unlabelled)."""
         e_step = e_steps.cached(semi_supervised(codes, component_classes, self.unlabelled_weight))
         config = train.TrainConfig(epochs=epochs, batch_size=int(min(self.batch_size, len(x))),
                                    em_every=int(self.em_every), learning_rate=float(self.learning_rate),
                                    warmup_steps=int(self.warmup_steps), seed=seed, num_samples=0,
                                    eval_batch_size=min(1000, len(x)), train_eval_size=min(2000, len(x)))
-        result = train.fit(model, config, pre.train_transform, x.astype(np.float32), None, progress=False,
+        result = train.fit(model, config, pre.train_transform, x, None, progress=False,
                            log=print if self.verbose else (lambda line: None),
                            e_step_of_round=lambda _: e_step, initial_params=init)
         return result.state.params
