@@ -122,6 +122,36 @@ def fit(
     # Refuse a workdir (or a resume) before anything compiles.
     checkpointer, latest = open_workdir(workdir, resume, run_config, log) if workdir is not None else (None, None)
     check_event_shape(model, preprocess, x_train, x_test)  # after the workdir: a resumed run's own model is named first
+    run = _start_run(model, config, preprocess, x_train, x_test, y_test, mesh=mesh, optimizer=optimizer,
+                     initial_params=initial_params, e_step_of_round=e_step_of_round, hooks=hooks, workdir=workdir,
+                     resume_from=None if latest is None else checkpointer, progress=progress, log=log)
+    try:
+        state = _run_epochs(run, checkpointer, run_config, log)
+    finally:
+        if checkpointer is not None:
+            checkpointer.close()
+    return FitResult(state, run.history, workdir, run.part)
+
+
+class _Run(NamedTuple):
+    """A started run: its state (fresh, or restored from the workdir's newest readable checkpoint), the epoch it
+    starts at, the history so far, one epoch's runner, the E-step of each EM round, the hooks (the caller's,
+    then the run's own outputs) and the init batch's partition (None: the shared init)."""
+
+    state: EMState
+    first_epoch: int
+    history: list[dict]
+    run_epoch: "_EpochRunner"
+    e_step_of_round: Callable[[int], e_steps.EStep]
+    hooks: list[Hook]
+    part: partition_lib.Partition | None
+
+
+def _start_run(model, config: TrainConfig, preprocess, x_train, x_test, y_test, *, mesh, optimizer, initial_params,
+               e_step_of_round, hooks, workdir, resume_from, progress: bool, log) -> _Run:
+    """Everything before the first epoch: the keys, the optimizer, the data placed, the starting parameters
+    (partition and warm start, or ``initial_params``), the state on the mesh, restored from ``resume_from``
+    (a ``Checkpointer``; None: a fresh run), the jitted step, the evaluator and the epoch runner."""
     keys, steps_per_epoch = RunKeys.from_seed(config.seed), len(x_train) // config.batch_size
     optimizer = (make_optimizer(config, total_steps=config.epochs * steps_per_epoch) if optimizer is None else
                  without_log_pi(optimizer))
@@ -131,29 +161,34 @@ def fit(
                                                          model.num_components)
     model, state, out_shardings = _on_mesh(model, init_state(model, optimizer, params), mesh)
     history, first_epoch = [], 0
-    if latest is not None:
-        state, first_epoch, history = resume_state(checkpointer, workdir, state, log)
+    if resume_from is not None:
+        state, first_epoch, history = resume_state(resume_from, workdir, state, log)
     step_fn = _step_fn(model, optimizer, preprocess, config.batch_size, mesh, out_shardings)
     evaluator = Evaluator(model, preprocess, config, train_data, test_data, y_test, keys.eval)
     hooks = [*hooks, *_output_hooks(workdir, model, preprocess, config, keys.sample)]
     exact_posterior_fn = jax.jit(lambda p, raw, k: em.posterior(model, p, preprocess(k, raw)))
     run_epoch = _EpochRunner(model, config, keys, preprocess, train_data, step_fn, evaluator, exact_posterior_fn,
                              steps_per_epoch, progress and distributed.is_primary(), part, part_labels)
+    return _Run(state, first_epoch, history, run_epoch, e_step_of_round, hooks, part)
+
+
+def _run_epochs(run: _Run, checkpointer, run_config: dict, log) -> EMState:
+    """The epochs from ``run.first_epoch`` on, each logged, then its hooks and its checkpoint; stops early when
+    a hook asks to; then every hook's ``finish``. Appends each epoch's record to ``run.history``."""
+    state, config = run.state, run.run_epoch.config
     round_state = None  # the E-step state of the current round: set when it starts, or when a run resumes inside it
-    try:
-        for epoch in range(first_epoch, config.epochs):
-            state, round_state, record = run_epoch(state, round_state, e_step_of_round(epoch // config.em_every), epoch)
-            history.append(record)
-            log(format_record(record))
-            if _hooks_then_checkpoint(hooks, checkpointer, EpochEnd(epoch, state, record, history, record["em_update"]),
-                                      {"epoch": epoch, "config": run_config, "seed": config.seed}):
-                break
-        for hook in hooks:
-            state = hook.finish(state)
-    finally:
-        if checkpointer is not None:
-            checkpointer.close()
-    return FitResult(state, history, workdir, part)
+    for epoch in range(run.first_epoch, config.epochs):
+        state, round_state, record = run.run_epoch(state, round_state, run.e_step_of_round(epoch // config.em_every),
+                                                   epoch)
+        run.history.append(record)
+        log(format_record(record))
+        if _hooks_then_checkpoint(run.hooks, checkpointer,
+                                  EpochEnd(epoch, state, record, run.history, record["em_update"]),
+                                  {"epoch": epoch, "config": run_config, "seed": config.seed}):
+            break
+    for hook in run.hooks:
+        state = hook.finish(state)
+    return state
 
 
 @dataclasses.dataclass(frozen=True)
