@@ -58,7 +58,7 @@ def test_each_notebook_runs_in_test_mode(name, data_dir, tmp_path, monkeypatch):
     if name == "embedding":
         assert "jit == eager: True" in text
     if name == "semisupervised":
-        assert "labels: semi-supervised EM" in text
+        assert "labels: semi-supervised EM" in text and "labels, ... and a supervised start: " in text
 
 
 def test_an_unknown_mode_stops_the_notebook_with_the_accepted_ones_named(data_dir, tmp_path, monkeypatch):
