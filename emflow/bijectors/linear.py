@@ -39,6 +39,8 @@ from emflow.bijectors.base import Array, check_batch
 
 Parametrization = Literal["plain", "lu"]
 FULL = jax.lax.Precision.HIGHEST
+# The LU parametrisation's constants, stored with its parameters: the permutation and the signs of diag(U).
+CONSTANT_LEAVES = ("perm", "sign_s")
 
 
 def mix_channels(x: Array, w: Array) -> Array:
@@ -65,8 +67,9 @@ class InvertibleLinear:
       parametrization: ``"plain"`` or ``"lu"``.
 
     Params: plain ``{"kernel": (C, C)}``; lu ``{"perm", "lower", "upper": (C, C),
-    "sign_s", "log_s": (C,)}``. ``perm`` and ``sign_s`` are constants: the
-    forward pass stops their gradients, so an optimiser never moves them.
+    "sign_s", "log_s": (C,)}``. ``perm`` and ``sign_s`` are constants (``CONSTANT_LEAVES``): the
+    forward pass stops their gradients, and ``emflow.train``'s optimizers hold them (an update not
+    made of gradients, such as weight decay, would otherwise move them and break ``log|det W|``).
     """
 
     event_shape: tuple[int, ...]

@@ -29,11 +29,10 @@ import numpy as np
 
 from emflow import checks
 from emflow.bijectors.base import Array
+from emflow.bijectors.linear import CONSTANT_LEAVES  # an LU layer's fixed permutation and signs: copied, never perturbed
 from emflow.mixtures.genmm import GenMM
 from emflow.mixtures.mixture import check_index
 from emflow.train import state as state_lib
-
-CONSTANT_LEAVES = ("perm", "sign_s")  # an LU layer's fixed permutation and signs: copied, never perturbed
 
 
 def component_fields(model) -> tuple[str, ...]:

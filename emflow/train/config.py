@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from emflow import checks
+from emflow.bijectors.linear import CONSTANT_LEAVES
 from emflow.em import e_steps
 
 Array = jax.Array
@@ -179,7 +180,7 @@ def learning_rate_schedule(config: TrainConfig, total_steps: int | None = None) 
 
 
 def make_optimizer(config: TrainConfig, total_steps: int | None = None) -> optax.GradientTransformation:
-    """Value clip -> global-norm clip -> Adam(0.9, 0.9999, 1e-8) on everything but ``log_pi`` (set by EM only)."""
+    """Value clip -> global-norm clip -> Adam(0.9, 0.9999, 1e-8) on the trained parameters (``without_log_pi``)."""
     check_config("make_optimizer", config, total_steps)
     return without_log_pi(optax.chain(
         optax.clip(config.clip_value),
@@ -189,7 +190,23 @@ def make_optimizer(config: TrainConfig, total_steps: int | None = None) -> optax
 
 
 def without_log_pi(optimizer: optax.GradientTransformation) -> optax.GradientTransformation:
-    """``optimizer`` on every parameter but the mixture weights ``log_pi``, which only EM's prior update sets."""
+    """``optimizer`` on the trained parameters only: not the mixture weights ``log_pi``, which only EM's prior
+    update sets, nor the constants stored among the parameters (``CONSTANT_LEAVES``: an LU layer's permutation
+    and signs), whose updates are set to zero after ``optimizer``'s (its state is unchanged)."""
     checks.transformation("without_log_pi", optimizer)
     labels = lambda params: {k: ("fixed" if k == "log_pi" else "train") for k in params}
-    return optax.multi_transform({"train": optimizer, "fixed": optax.set_to_zero()}, labels)
+    return _holding_constants(optax.multi_transform({"train": optimizer, "fixed": optax.set_to_zero()}, labels))
+
+
+def _holding_constants(optimizer: optax.GradientTransformation) -> optax.GradientTransformation:
+    """``optimizer`` with a zero update for every leaf under a key in ``CONSTANT_LEAVES``; the same state."""
+    def update(updates, state, params=None):
+        updates, state = optimizer.update(updates, state, params)
+        return jax.tree_util.tree_map_with_path(
+            lambda path, u: jnp.zeros_like(u) if _is_constant(path) else u, updates), state
+
+    return optax.GradientTransformation(optimizer.init, update)
+
+
+def _is_constant(path) -> bool:
+    return any(getattr(key, "key", None) in CONSTANT_LEAVES for key in path)
