@@ -12,6 +12,7 @@ import jax
 import pytest
 
 from emflow.xla_flags import jax_versions, unknown_xla_flags
+from jax_cache import cache_folder
 
 # The tests' programs are tiny, so compiling them costs far more than running them: XLA:CPU's
 # backend at -O0 without its expensive LLVM passes compiled tests/test_glow.py in 122 s instead
@@ -50,10 +51,8 @@ def pytest_configure(config):
 
 
 
-# One cache folder per pytest-xdist worker: JAX writes an entry in place (with no lock unless
-# jax_compilation_cache_max_size is set), so a worker that reads an entry while the other is still
-# writing it loads a torn executable and crashes (a segmentation fault in compilation_cache).
-jax.config.update("jax_compilation_cache_dir", os.path.join(
+# One cache folder per process, never shared with a live one (tests/jax_cache.py says why).
+jax.config.update("jax_compilation_cache_dir", cache_folder(
     os.environ.get("EMFLOW_TEST_JAX_CACHE", os.path.join(tempfile.gettempdir(), "emflow-test-jax-cache")),
     os.environ.get("PYTEST_XDIST_WORKER", "main")))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
