@@ -209,4 +209,4 @@ def _holding_constants(optimizer: optax.GradientTransformation) -> optax.Gradien
 
 
 def _is_constant(path) -> bool:
-    return any(getattr(key, "key", None) in CONSTANT_LEAVES for key in path)
+    return any(isinstance(key, jax.tree_util.DictKey) and key.key in CONSTANT_LEAVES for key in path)
