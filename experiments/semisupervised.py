@@ -61,12 +61,12 @@ def run_split(args, x, y, x_test, y_test, preprocessing: str, count: int, seed: 
     partial[rows] = y[rows]
     scaler = StandardScaler().fit(x)
     xs, xs_test = scaler.transform(x), scaler.transform(x_test)
-    feature_settings = dict(preprocessing=preprocessing, noise=args.noise, feature_symmetries=args.feature_symmetries or None)
+    feature_settings = dict(preprocessing=preprocessing, noise=args.noise,
+                            feature_symmetries=args.feature_symmetries or None)
     settings = dict(model=args.model, components_per_class=args.components_per_class,
                     flow=VectorFlowSpec(num_steps=args.flow_steps, hidden=args.hidden), **feature_settings,
-                    epochs=args.epochs, seed=seed,
-                    num_restarts=args.num_restarts, unlabelled_weight=args.unlabelled_weight,
-                    labelled_epochs=args.labelled_epochs)
+                    epochs=args.epochs, seed=seed, num_restarts=args.num_restarts,
+                    unlabelled_weight=args.unlabelled_weight, labelled_epochs=args.labelled_epochs)
     out = {"count": count, "seed": seed}
     timed = [
         ("ours (semi-supervised EM)", lambda: SemiSupervisedMixtureClassifier(**settings).fit(x, partial)

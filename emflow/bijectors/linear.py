@@ -43,6 +43,11 @@ FULL = jax.lax.Precision.HIGHEST
 CONSTANT_LEAVES = ("perm", "sign_s")
 
 
+def is_constant_leaf(path) -> bool:
+    """Whether the parameter-tree leaf at ``path`` (a ``jax.tree_util`` key path) is one of ``CONSTANT_LEAVES``."""
+    return any(isinstance(key, jax.tree_util.DictKey) and key.key in CONSTANT_LEAVES for key in path)
+
+
 def mix_channels(x: Array, w: Array) -> Array:
     """``y[..., d] = sum_c w[d, c] x[..., c]`` at full float32 precision: ``x: (..., C)``, ``w: (C, C)``."""
     return jnp.einsum("...c,dc->...d", x, w, precision=FULL)

@@ -29,7 +29,7 @@ import numpy as np
 
 from emflow import checks
 from emflow.bijectors.base import Array
-from emflow.bijectors.linear import CONSTANT_LEAVES  # an LU layer's fixed permutation and signs: copied, never perturbed
+from emflow.bijectors.linear import is_constant_leaf  # an LU layer's permutation and signs: copied, never perturbed
 from emflow.mixtures.genmm import GenMM
 from emflow.mixtures.mixture import check_index
 from emflow.train import state as state_lib
@@ -56,8 +56,7 @@ def _copy_rows(tree, source: int, target: int, noise_key: Array | None = None, s
         row = leaf[source]
         if keys is not None:
             k = next(keys)
-            if not any(name in jax.tree_util.keystr(path) for name in CONSTANT_LEAVES) and jnp.issubdtype(
-                    leaf.dtype, jnp.floating):
+            if not is_constant_leaf(path) and jnp.issubdtype(leaf.dtype, jnp.floating):
                 row = row + scale * jax.random.normal(k, row.shape, row.dtype)
         return leaf.at[target].set(row)
 

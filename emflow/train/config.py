@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from emflow import checks
-from emflow.bijectors.linear import CONSTANT_LEAVES
+from emflow.bijectors.linear import is_constant_leaf
 from emflow.em import e_steps
 
 Array = jax.Array
@@ -191,7 +191,7 @@ def make_optimizer(config: TrainConfig, total_steps: int | None = None) -> optax
 
 def without_log_pi(optimizer: optax.GradientTransformation) -> optax.GradientTransformation:
     """``optimizer`` on the trained parameters only: not the mixture weights ``log_pi``, which only EM's prior
-    update sets, nor the constants stored among the parameters (``CONSTANT_LEAVES``: an LU layer's permutation
+    update sets, nor the constants stored among the parameters (``is_constant_leaf``: an LU layer's permutation
     and signs), whose updates are set to zero after ``optimizer``'s (its state is unchanged)."""
     checks.transformation("without_log_pi", optimizer)
     labels = lambda params: {k: ("fixed" if k == "log_pi" else "train") for k in params}
@@ -199,14 +199,10 @@ def without_log_pi(optimizer: optax.GradientTransformation) -> optax.GradientTra
 
 
 def _holding_constants(optimizer: optax.GradientTransformation) -> optax.GradientTransformation:
-    """``optimizer`` with a zero update for every leaf under a key in ``CONSTANT_LEAVES``; the same state."""
+    """``optimizer`` with a zero update for every constant leaf (``is_constant_leaf``); the same state."""
     def update(updates, state, params=None):
         updates, state = optimizer.update(updates, state, params)
         return jax.tree_util.tree_map_with_path(
-            lambda path, u: jnp.zeros_like(u) if _is_constant(path) else u, updates), state
+            lambda path, u: jnp.zeros_like(u) if is_constant_leaf(path) else u, updates), state
 
     return optax.GradientTransformation(optimizer.init, update)
-
-
-def _is_constant(path) -> bool:
-    return any(isinstance(key, jax.tree_util.DictKey) and key.key in CONSTANT_LEAVES for key in path)
