@@ -29,7 +29,7 @@ class Variant(NamedTuple):
     flow: Mapping = MappingProxyType({})
 
 
-VARIANTS = {
+_CHANGES = {
     "defaults": Variant(),
     "patience 20": Variant(fit={"patience": 20}),
     "learning rate 5e-4": Variant(config={"learning_rate": 5e-4}),
@@ -43,6 +43,11 @@ VARIANTS = {
     # the k-means partition's hard responsibilities (the defaults renew them every epoch, with no such round)
     "EM every 5 epochs, a warm-start round": Variant(config={"em_every": 5, "warm_start_rounds": 1}),
 }
+# fit_to_data scores and returns a moving average of the parameters (average_decay); each variant also runs
+# without it, as every variant did before that default ("no parameter average" is the defaults without it)
+VARIANTS = {**_CHANGES, **{
+    ("no parameter average" if name == "defaults" else f"{name}, no parameter average"):
+        v._replace(fit={**v.fit, "average_decay": None}) for name, v in _CHANGES.items()}}
 
 
 def run(dataset: str, components: int, seed: int, variant: str, data_dir: str | None) -> dict:

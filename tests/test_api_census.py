@@ -357,6 +357,7 @@ CENSUS: dict[str, Refuses | Exempt] = {
     "emflow.flows.StandardNormalFlow": PROTOCOL,
     "emflow.mixtures.MixtureModel": PROTOCOL,
     # emflow.train
+    "emflow.train.AverageState": RECORD,
     "emflow.train.BaseHook": PROTOCOL,
     "emflow.train.ComponentPlot": Refuses("workdir = 3", lambda c: train.ComponentPlot(3), TypeError,
                                           r"ComponentPlot: workdir must be a path"),
@@ -379,6 +380,12 @@ CENSUS: dict[str, Refuses | Exempt] = {
                                         ValueError, r"SampleGrids: num_samples must be an integer >= 1"),
     "emflow.train.TrainConfig": Refuses("learning_rate = -1e-3", lambda c: train.TrainConfig(learning_rate=-1e-3),
                                         ValueError, r"learning_rate must be a finite number > 0"),
+    "emflow.train.adam_with_clipping": Refuses("total_steps = -1", lambda c: train.adam_with_clipping(c["cfg"], -1),
+                                               ValueError, r"adam_with_clipping: total_steps"),
+    "emflow.train.average_decay_for_data": Refuses("steps_per_epoch = 0", lambda c: train.average_decay_for_data(0),
+                                                   ValueError, r"average_decay_for_data: steps_per_epoch must be an integer >= 1"),
+    "emflow.train.averaged_params": Refuses("a str as the state", lambda c: train.averaged_params("x"), TypeError,
+                                            r"averaged_params: state must be an emflow.train.EMState"),
     "emflow.train.check_finite_data": Refuses("a NaN", lambda c: train.check_finite_data(np.array([np.nan]), "x"),
                                               ValueError, r"x: 1 values are NaN or Inf"),
     "emflow.train.check_inputs": Refuses("x_test of another width",
@@ -420,6 +427,8 @@ CENSUS: dict[str, Refuses | Exempt] = {
     "emflow.train.mean_log_prob": Refuses("batch_size = 0", lambda c: train.mean_log_prob(c["pg"], c["x"], c["key"], 0,
                                                                                           c["g"].log_prob),
                                           ValueError, r"mean_log_prob: batch_size must be an integer >= 1"),
+    "emflow.train.parameter_average": Refuses("decay = 1", lambda c: train.parameter_average(c["opt"], 1.0), ValueError,
+                                              r"parameter_average: decay must be a number in \(0, 1\), got 1.0"),
     "emflow.train.partition_centroids": Refuses("a str as the config", lambda c: train.partition_centroids(
         c["g"], c["x"], c["key"], None, "cfg"), TypeError, r"partition_centroids: config must be"),
     "emflow.train.place_on_more_examples": Refuses("a str as the config", lambda c: train.place_on_more_examples(

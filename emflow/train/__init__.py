@@ -14,16 +14,19 @@ The modules, in the order a run meets them: ``config`` (``TrainConfig``, the opt
 E-step schedule), ``workdir`` (refusing to overwrite or to resume another run), ``start``
 (inputs checked, parameters initialised from a partition), ``state`` (the pure updates),
 ``evaluation`` (the epoch's record), ``hooks`` (what a run writes), ``loop`` (``fit``);
-``data_fit`` holds ``fit_to_data``: ``fit`` with a validation split, early stopping and a warm-up sized to the data.
+``data_fit`` holds ``fit_to_data``: ``fit`` with a validation split, early stopping and a warm-up sized to the data,
+scoring a moving average of the parameters (``averaging``).
 
 The data order of epoch ``e`` is ``permutation(fold_in(key_data, e))`` and the noise of step
 ``s`` is ``fold_in(key_noise, s)``, both from the seed: a resumed run sees the same batches
 and noise as an uninterrupted one and ends with the same parameters.
 """
 from emflow.batches import map_batches
+from emflow.train.averaging import AverageState, averaged_params, parameter_average
 from emflow.train.config import (
                                  TEMPERINGS,
                                  TrainConfig,
+                                 adam_with_clipping,
                                  e_step_schedule,
                                  learning_rate_schedule,
                                  make_optimizer,
@@ -42,7 +45,7 @@ from emflow.train.hooks import (
                                  validation_split,
 )
 from emflow.train.loop import FitResult, RunKeys, fit
-from emflow.train.data_fit import config_for_data, fit_to_data
+from emflow.train.data_fit import average_decay_for_data, config_for_data, fit_to_data
 from emflow.train.start import (
                                  check_finite_data,
                                  check_inputs,
@@ -66,10 +69,10 @@ from emflow.train.state import (
 from emflow.train.workdir import RESUMABLE_CHANGES
 
 __all__ = [
-    "BaseHook", "ComponentPlot", "EMState", "EarlyStopping", "EpochEnd", "Evaluator", "FitResult", "Hook", "HookError",
+    "AverageState", "BaseHook", "ComponentPlot", "EMState", "EarlyStopping", "EpochEnd", "Evaluator", "FitResult", "Hook", "HookError",
     "MetricsFile", "NonFiniteLossError", "RESUMABLE_CHANGES", "RunKeys", "SampleGrids", "TEMPERINGS", "TrainConfig",
-    "check_finite_data", "check_inputs", "config_for_data", "fit_to_data", "closing_prior_update", "e_step_schedule", "em_round_update", "em_update",
+    "adam_with_clipping", "average_decay_for_data", "averaged_params", "check_finite_data", "check_inputs", "config_for_data", "fit_to_data", "closing_prior_update", "e_step_schedule", "em_round_update", "em_update",
     "epoch_record", "features_of_more_examples", "fit", "format_record", "identity_preprocess", "init_params",
-    "init_state", "learning_rate_schedule", "make_optimizer", "map_batches", "mean_log_prob", "partition_centroids",
+    "init_state", "learning_rate_schedule", "make_optimizer", "map_batches", "mean_log_prob", "parameter_average", "partition_centroids",
     "place_on_more_examples", "start_epoch", "start_params", "train_step", "validation_split", "without_log_pi",
 ]

@@ -182,11 +182,18 @@ def learning_rate_schedule(config: TrainConfig, total_steps: int | None = None) 
 def make_optimizer(config: TrainConfig, total_steps: int | None = None) -> optax.GradientTransformation:
     """Value clip -> global-norm clip -> Adam(0.9, 0.9999, 1e-8) on the trained parameters (``without_log_pi``)."""
     check_config("make_optimizer", config, total_steps)
-    return without_log_pi(optax.chain(
+    return without_log_pi(adam_with_clipping(config, total_steps))
+
+
+def adam_with_clipping(config: TrainConfig, total_steps: int | None = None) -> optax.GradientTransformation:
+    """``make_optimizer``'s transformation before ``without_log_pi``: value clip -> global-norm clip -> Adam(0.9,
+    0.9999, 1e-8) at ``learning_rate_schedule(config, total_steps)``, on every leaf it is given."""
+    check_config("adam_with_clipping", config, total_steps)
+    return optax.chain(
         optax.clip(config.clip_value),
         optax.clip_by_global_norm(config.clip_norm),
         optax.adam(learning_rate_schedule(config, total_steps), b1=0.9, b2=0.9999, eps=1e-8),
-    ))
+    )
 
 
 def without_log_pi(optimizer: optax.GradientTransformation) -> optax.GradientTransformation:

@@ -21,6 +21,7 @@ import dataclasses
 import json
 import os
 import pathlib
+from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
 import jax
@@ -206,10 +207,13 @@ class EarlyStopping(BaseHook):
     each epoch under ``model`` after ``preprocess`` (None: as they are) with the fixed noise of
     ``seed``; each epoch's record gets ``validation_nll`` (mean ``-log p(x)``, nats per example).
     The best parameters are kept in memory (so not across a resume): ``finish`` hands them back,
-    and ``best_epoch`` (0-based) says whose they are.
+    and ``best_epoch`` (0-based) says whose they are. ``params_of(state)`` picks the parameters of
+    an epoch's ``EMState`` that are scored and kept (None: ``state.params``; ``fit_to_data`` passes
+    ``averaging.averaged_params``).
     """
 
-    def __init__(self, model, preprocess, x_val, patience: int = 5, batch_size: int = 500, seed: int = 0):
+    def __init__(self, model, preprocess, x_val, patience: int = 5, batch_size: int = 500, seed: int = 0,
+                 params_of: Callable[[EMState], Any] | None = None):
         if int(patience) != patience or patience < 1:
             raise ValueError(f"EarlyStopping: patience must be an integer >= 1, got {patience!r}")
         if len(x_val) == 0:
@@ -221,13 +225,15 @@ class EarlyStopping(BaseHook):
         self.x_val, self.key = jnp.asarray(x_val), jax.random.PRNGKey(seed)
         self.batch_size, self.patience = min(batch_size, len(x_val)), patience
         self.best_nll, self.best_epoch, self.best_params = float("inf"), None, None
+        self.params_of = params_of or (lambda state: state.params)
 
     def after_epoch(self, end: EpochEnd) -> bool:
-        nll = -mean_log_prob(end.state.params, self.x_val, self.key, self.batch_size, self.log_prob_fn)
+        params = self.params_of(end.state)
+        nll = -mean_log_prob(params, self.x_val, self.key, self.batch_size, self.log_prob_fn)
         end.record["validation_nll"] = nll
         if nll < self.best_nll:
             self.best_nll, self.best_epoch = nll, end.epoch
-            self.best_params = jax.tree.map(jnp.copy, end.state.params)
+            self.best_params = jax.tree.map(jnp.copy, params)
         return end.epoch - self.best_epoch >= self.patience
 
     def finish(self, state: EMState) -> EMState:
