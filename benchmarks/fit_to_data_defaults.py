@@ -42,12 +42,14 @@ _CHANGES = {
     # the EM settings fit_to_data had before (TrainConfig's): E-step and pi every 5 epochs, a first round on
     # the k-means partition's hard responsibilities (the defaults renew them every epoch, with no such round)
     "EM every 5 epochs, a warm-start round": Variant(config={"em_every": 5, "warm_start_rounds": 1}),
+    # a fixed window of about 100 steps for the parameters' moving average, whatever the epoch's length
+    "average decay 0.99": Variant(fit={"average_decay": 0.99}),
 }
 # fit_to_data scores and returns a moving average of the parameters (average_decay); each variant also runs
 # without it, as every variant did before that default ("no parameter average" is the defaults without it)
 VARIANTS = {**_CHANGES, **{
     ("no parameter average" if name == "defaults" else f"{name}, no parameter average"):
-        v._replace(fit={**v.fit, "average_decay": None}) for name, v in _CHANGES.items()}}
+        v._replace(fit={**v.fit, "average_decay": None}) for name, v in _CHANGES.items() if "average" not in name}}
 
 
 def run(dataset: str, components: int, seed: int, variant: str, data_dir: str | None) -> dict:
