@@ -1,12 +1,14 @@
-"""Test-session setup: float32 CPU JAX and a compilation cache shared by the tests.
+"""Test-session setup: float32 CPU JAX, fast-compiling XLA flags, and an opt-in compilation cache.
 
-Many tests build the same programs (each ``train.fit`` call jits its own step
-function); JAX's persistent compilation cache, keyed by the compiled program,
-lets later identical compilations load instead of recompiling.
+Many tests build the same programs (each ``train.fit`` call jits its own step function); with
+``EMFLOW_TEST_JAX_CACHE`` set to a folder, JAX's persistent compilation cache, keyed by the compiled
+program, lets later identical compilations load instead of recompiling. It is off by default: on
+jaxlib 0.10.2's CPU backend, writing and reading its entries crashed a worker with a segmentation fault
+(in ``put_executable_and_time`` and ``get_executable_and_time``) in three clean-clone CI runs, with no
+other process sharing the folder.
 """
 import os
 import pathlib
-import tempfile
 
 import jax
 import pytest
@@ -51,12 +53,12 @@ def pytest_configure(config):
 
 
 
-# One cache folder per process, never shared with a live one (tests/jax_cache.py says why).
-jax.config.update("jax_compilation_cache_dir", cache_folder(
-    os.environ.get("EMFLOW_TEST_JAX_CACHE", os.path.join(tempfile.gettempdir(), "emflow-test-jax-cache")),
-    os.environ.get("PYTEST_XDIST_WORKER", "main")))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+# Opt-in: one cache folder per process, never shared with a live one (tests/jax_cache.py says why).
+if os.environ.get("EMFLOW_TEST_JAX_CACHE"):
+    jax.config.update("jax_compilation_cache_dir", cache_folder(
+        os.environ["EMFLOW_TEST_JAX_CACHE"], os.environ.get("PYTEST_XDIST_WORKER", "main")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 @pytest.fixture(scope="session")
