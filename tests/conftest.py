@@ -4,8 +4,8 @@ Many tests build the same programs (each ``train.fit`` call jits its own step fu
 ``EMFLOW_TEST_JAX_CACHE`` set to a folder, JAX's persistent compilation cache, keyed by the compiled
 program, lets later identical compilations load instead of recompiling. It is off by default: on
 jaxlib 0.10.2's CPU backend, writing and reading its entries crashed a worker with a segmentation fault
-(in ``put_executable_and_time`` and ``get_executable_and_time``) in three clean-clone CI runs, with no
-other process sharing the folder.
+(in ``put_executable_and_time`` and ``get_executable_and_time``) in three clean-clone CI runs, once with
+no other process sharing the folder.
 """
 import os
 import pathlib
